@@ -1,0 +1,75 @@
+"""Platform-neutral message types.
+
+Every adapter converts its platform's objects into these at once, so nothing past the adapter
+knows whether a message came from WeChat, the simulator or a replay script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VOICE = "voice"
+    LINK = "link"
+    FILE = "file"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One message the bot received, in a group (``group_id`` set) or privately.
+
+    ``platform_id`` is the platform's message id: storing is idempotent on (account, platform_id), so a
+    message delivered twice (reconnect, replayed history) is stored and handled once.
+    ``attachment_ref`` is an adapter-specific handle for ``Adapter.download``; ``media`` carries the bytes
+    when the adapter already has them (simulator upload, replay file).
+    """
+
+    platform_id: str
+    account: str
+    at: datetime
+    kind: MessageKind
+    text: str
+    sender_id: str
+    sender_name: str
+    group_id: str | None = None
+    group_topic: str | None = None
+    mention_ids: tuple[str, ...] = ()
+    mention_names: tuple[str, ...] = ()
+    quote_text: str | None = None
+    attachment_ref: str | None = None
+    attachment_name: str | None = None
+    media: bytes | None = field(default=None, repr=False)
+    raw: str | None = field(default=None, repr=False)
+
+    @property
+    def is_private(self) -> bool:
+        return self.group_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message the bot sends: to a room (``is_group``) or a contact, by platform id.
+
+    ``mention_ids`` are platform contact ids to @; ``mention_names`` the display names written into the
+    text (``@李书记``) so the mention reads right on platforms that only deliver text.
+    """
+
+    account: str
+    chat_id: str
+    is_group: bool
+    text: str | None = None
+    image_path: str | None = None
+    mention_ids: tuple[str, ...] = ()
+    mention_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMember:
+    platform_id: str
+    name: str
