@@ -1,0 +1,273 @@
+"""Tables. One SQLModel class per stored thing; no behaviour beyond the columns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def _dt(*, index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+def _json() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Group(SQLModel, table=True):
+    __tablename__ = "groups"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    platform_id: str | None = Field(default=None, index=True)
+    account: str = ""
+    county: str = ""
+    township: str = ""
+    village: str = ""
+    quiet: bool = False
+    configured: bool = True
+    """False for a group the bot was found in but that the configuration does not know (unassigned)."""
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "members"
+    id: int | None = Field(default=None, primary_key=True)
+    platform_id: str = Field(unique=True, index=True)
+    name: str = Field(index=True)
+    role: str = "villager"
+    county: str = ""
+    township: str = ""
+    village: str = ""
+    group_name: str = ""
+    categories: list[str] = _json()
+    is_head: bool = False
+    on_roster: bool = False
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("account", "platform_id", name="uq_messages_account_platform_id"),
+        Index("ix_messages_group_at", "group_name", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    platform_id: str
+    at: datetime = _dt(index=True, nullable=False)
+    group_name: str | None = None
+    private: bool = False
+    sender_platform_id: str = ""
+    sender_name: str = ""
+    role: str = "villager"
+    kind: str = "text"
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    media_path: str | None = None
+    raw: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    unassigned: bool = False
+    county: str = ""
+    township: str = ""
+    village: str = ""
+
+
+class Classification(SQLModel, table=True):
+    __tablename__ = "classifications"
+    message_id: int = Field(primary_key=True, foreign_key="messages.id")
+    labels: list[str] = _json()
+    category: str | None = None
+    severity: str | None = None
+    matches: list[dict[str, Any]] = _json()
+    shadow_matches: list[dict[str, Any]] = _json()
+    ruleset_version: str = ""
+
+
+class Flag(SQLModel, table=True):
+    __tablename__ = "flags"
+    __table_args__ = (Index("ix_flags_scope_at", "county", "township", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", unique=True)
+    at: datetime = _dt(index=True, nullable=False)
+    group_name: str | None = None
+    sender_name: str = ""
+    role: str = "villager"
+    county: str = ""
+    township: str = ""
+    village: str = ""
+    labels: list[str] = _json()
+    severity: str = "normal"
+    rules: list[str] = _json()
+    keywords: list[str] = _json()
+    verdict: str | None = None
+    confidential: bool = False
+
+
+class FlagReview(SQLModel, table=True):
+    __tablename__ = "flag_reviews"
+    id: int | None = Field(default=None, primary_key=True)
+    flag_id: int = Field(foreign_key="flags.id", index=True)
+    at: datetime = _dt(nullable=False)
+    username: str
+    verdict: str
+    note: str = ""
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_deadline", "status", "deadline"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = "demand"
+    category: str | None = None
+    account: str = ""
+    group_name: str | None = None
+    county: str = ""
+    township: str = ""
+    village: str = ""
+    assignee_name: str | None = None
+    assignee_platform_id: str | None = None
+    level: str = "village"
+    status: str = Field(default="open", index=True)
+    overdue: bool = False
+    confidential: bool = False
+    priority: int = 0
+    deadline: datetime | None = _dt()
+    opened_at: datetime = _dt(index=True, nullable=False)
+    first_response_at: datetime | None = _dt()
+    resolved_at: datetime | None = _dt()
+    closed_at: datetime | None = _dt()
+    rating: str | None = None
+    rating_requested_at: datetime | None = _dt()
+    reminded_for: datetime | None = _dt()
+    parent_id: int | None = Field(default=None, foreign_key="tickets.id")
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    norm_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    keywords: list[str] = _json()
+    resolution_note: str | None = None
+    photo_missing: bool = False
+    version: int = 0
+    """Bumped on every state change; updates check it so two cadres resolving at once resolve once."""
+
+
+class TicketReporter(SQLModel, table=True):
+    __tablename__ = "ticket_reporters"
+    __table_args__ = (UniqueConstraint("ticket_id", "platform_id", name="uq_reporter_ticket_person"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    platform_id: str
+    name: str
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+    at: datetime = _dt(nullable=False)
+
+
+class TicketEvent(SQLModel, table=True):
+    __tablename__ = "ticket_events"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    at: datetime = _dt(nullable=False)
+    type: str
+    actor: str = ""
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class TicketMessage(SQLModel, table=True):
+    """Links every message about a ticket (reports, cadre replies, photos) to it, for the ticket page."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (UniqueConstraint("ticket_id", "message_id", name="uq_ticket_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    message_id: int = Field(foreign_key="messages.id")
+
+
+class TicketPhoto(SQLModel, table=True):
+    __tablename__ = "ticket_photos"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    path: str
+    message_id: int | None = Field(default=None, foreign_key="messages.id")
+    at: datetime = _dt(nullable=False)
+    uploaded_by: str = ""
+
+
+class Outbox(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "account", "not_before"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    """Derived from what caused the reply, so re-handling the same cause after a crash adds nothing."""
+    account: str
+    chat_id: str
+    chat_name: str
+    is_group: bool = True
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    image_path: str | None = None
+    mention_ids: list[str] = _json()
+    mention_names: list[str] = _json()
+    created_at: datetime = _dt(nullable=False)
+    not_before: datetime = _dt(nullable=False)
+    status: str = "pending"
+    attempts: int = 0
+    sent_at: datetime | None = _dt()
+    lease_until: datetime | None = _dt()
+    last_error: str | None = None
+    platform_message_id: str | None = None
+
+
+class StaffUser(SQLModel, table=True):
+    __tablename__ = "staff_users"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True)
+    password_hash: str
+    display_name: str = ""
+    role: str = "township_staff"
+    """admin | county_staff | township_staff | cadre"""
+    county: str = ""
+    township: str = ""
+    village: str = ""
+    member_name: str | None = None
+    active: bool = True
+    created_at: datetime = _dt(nullable=False)
+    patrolled_to_flag_id: int = 0
+    patrolled_at: datetime | None = _dt()
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(index=True, nullable=False)
+    username: str
+    action: str
+    target: str = ""
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class Broadcast(SQLModel, table=True):
+    __tablename__ = "broadcasts"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(nullable=False)
+    username: str
+    kind: str = "notice"
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    groups: list[str] = _json()
+    outbox_ids: list[int] = _json()
+
+
+class JobRun(SQLModel, table=True):
+    """One row per scheduled job run; the unique key makes a job that runs twice act once."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key", name="uq_job_run"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str
+    run_key: str
+    at: datetime = _dt(nullable=False)
+
+
+class Setting(SQLModel, table=True):
+    """Small persistent state, e.g. the replay clock, so a second replay continues the first."""
+
+    __tablename__ = "settings"
+    key: str = Field(primary_key=True)
+    value: str = ""
