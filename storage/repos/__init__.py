@@ -1,0 +1,1 @@
+"""Repository functions: every query the application makes, each taking ``session=`` keyword-only."""
