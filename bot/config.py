@@ -129,7 +129,7 @@ class Config(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     storage: StorageConfig = StorageConfig()
     accounts: list[AccountConfig] = Field(default_factory=lambda: [AccountConfig(name="sim")])
-    counties: list[CountyConfig] = Field(min_length=1)
+    counties: list[CountyConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
     merge: MergeConfig = MergeConfig()
     schedule: ScheduleConfig = ScheduleConfig()

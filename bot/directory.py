@@ -1,0 +1,180 @@
+"""Who is who: groups from the configured hierarchy, people from the roster file and replay scripts.
+
+Why a service: the ingest must know, for every message, which village a group belongs to and what role
+the sender has (a cadre's announcement is a notice, a party member's banquet is high severity).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Config
+from bot.errors import InputError
+from storage.models import Group, Member
+from storage.repos import directory as repo
+
+ROLES = ("villager", "party_member", "cadre", "staff")
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    name: str
+    role: str
+    village: str = ""
+    township: str = ""
+    county: str = ""
+    group: str = ""
+    platform_id: str = ""
+    categories: tuple[str, ...] = field(default=())
+    is_head: bool = False
+
+
+def read_roster(path: Path, config: Config) -> list[RosterEntry]:
+    """Parse a roster CSV (name,role,village,group,categories,head,platform_id); errors name file and line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read roster: {exc}") from exc
+    villages = {v.name: (t.name, c.name, v.groups) for c in config.counties for t in c.townships for v in t.villages}
+    townships = {t.name: c.name for c in config.counties for t in c.townships}
+    entries: list[RosterEntry] = []
+    reader = csv.DictReader(io.StringIO(text))
+    required = {"name", "role"}
+    if reader.fieldnames is None or not required <= set(reader.fieldnames):
+        raise InputError(f"{path}:1: the header must have at least the columns name and role")
+    for index, row in enumerate(reader, start=2):
+        name = (row.get("name") or "").strip()
+        role = (row.get("role") or "").strip()
+        if not name:
+            raise InputError(f"{path}:{index}: name is empty")
+        if role not in ROLES:
+            raise InputError(f"{path}:{index}: role {role!r} is not one of {', '.join(ROLES)}")
+        village = (row.get("village") or "").strip()
+        township = (row.get("township") or "").strip()
+        county = ""
+        group = (row.get("group") or "").strip()
+        if village:
+            if village not in villages:
+                raise InputError(f"{path}:{index}: village {village!r} is not in the configured hierarchy")
+            township, county, groups = villages[village]
+            group = group or groups[0]
+        elif township:
+            if township not in townships:
+                raise InputError(f"{path}:{index}: township {township!r} is not in the configured hierarchy")
+            county = townships[township]
+        else:
+            county = (row.get("county") or "").strip()
+        categories = tuple(c.strip() for c in (row.get("categories") or "").split("|") if c.strip())
+        head = (row.get("head") or "").strip().lower() in ("1", "yes", "true", "是", "y")
+        entries.append(
+            RosterEntry(
+                name=name,
+                role=role,
+                village=village,
+                township=township,
+                county=county,
+                group=group,
+                platform_id=(row.get("platform_id") or "").strip(),
+                categories=categories,
+                is_head=head,
+            )
+        )
+    return entries
+
+
+class Directory:
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    async def sync_config(self, session: AsyncSession) -> None:
+        """Make the groups table match the configured hierarchy (new groups added, places updated)."""
+        for county in self._config.counties:
+            for township in county.townships:
+                for village in township.villages:
+                    for name in village.groups:
+                        group = await repo.get_group(session, name) or Group(name=name)
+                        group.county, group.township, group.village = county.name, township.name, village.name
+                        group.quiet = village.quiet
+                        group.configured = True
+                        group.account = self._config.account_for_group(name)
+                        await repo.save(session, group)
+
+    async def add_member(self, session: AsyncSession, entry: RosterEntry) -> Member:
+        """Add or update a person; their platform id defaults to their name (simulator, replay)."""
+        platform_id = entry.platform_id or entry.name
+        member = await repo.get_member(session, platform_id) or Member(platform_id=platform_id, name=entry.name)
+        member.name = entry.name
+        member.role = entry.role
+        member.village, member.township, member.county = entry.village, entry.township, entry.county
+        member.group_name = entry.group
+        member.categories = list(entry.categories)
+        member.is_head = entry.is_head
+        member.on_roster = True
+        await repo.save(session, member)
+        if entry.group and entry.village:
+            await self.ensure_group(
+                session, name=entry.group, village=entry.village, township=entry.township, county=entry.county
+            )
+        return member
+
+    async def ensure_group(self, session: AsyncSession, *, name: str, village: str, township: str, county: str) -> Group:
+        group = await repo.get_group(session, name)
+        if group is None:
+            group = Group(name=name, village=village, township=township, county=county, configured=True)
+            group.account = self._config.account_for_group(name)
+            await repo.save(session, group)
+        elif not group.village:
+            group.village, group.township, group.county, group.configured = village, township, county, True
+            await repo.save(session, group)
+        return group
+
+    async def group_for(self, session: AsyncSession, *, platform_id: str, topic: str | None, account: str) -> Group:
+        """The group a room message belongs to; an unknown room is stored as an unassigned group, never dropped."""
+        group = await repo.get_group_by_platform_id(session, platform_id)
+        if group is not None:
+            return group
+        name = topic or platform_id
+        group = await repo.get_group(session, name)
+        if group is None:
+            group = Group(name=name, platform_id=platform_id, account=account, configured=False)
+        else:
+            group.platform_id = platform_id
+            group.account = group.account or account
+        await repo.save(session, group)
+        await session.flush()
+        return group
+
+    async def member_for(
+        self, session: AsyncSession, *, platform_id: str, name: str, group: Group | None
+    ) -> Member:
+        """The sender: a known person by platform id, else a roster entry of that village with the same name
+        (bound to this platform id from now on), else a new villager."""
+        member = await repo.get_member(session, platform_id)
+        if member is not None:
+            if name and member.name != name and not member.on_roster:
+                member.name = name
+                await repo.save(session, member)
+            return member
+        if group is not None and group.village:
+            for candidate in await repo.find_members_by_name(session, name):
+                if candidate.village == group.village and candidate.platform_id == candidate.name:
+                    candidate.platform_id = platform_id
+                    await repo.save(session, candidate)
+                    return candidate
+        member = Member(
+            platform_id=platform_id,
+            name=name or platform_id,
+            role="villager",
+            village=group.village if group else "",
+            township=group.township if group else "",
+            county=group.county if group else "",
+            group_name=group.name if group else "",
+        )
+        await repo.save(session, member)
+        await session.flush()
+        return member

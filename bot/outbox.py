@@ -1,0 +1,212 @@
+"""Replies go into the outbox table in the same transaction as what caused them, and a sender drains it.
+
+Why a table: a crash between deciding to reply and sending must neither lose the reply (the row is
+committed with its cause) nor double it (the row's dedupe_key is derived from the cause, and a sent row
+is marked in its own transaction). Pacing per account and per group protects personal-account bots,
+which WeChat bans for bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.adapters.base import Adapter
+from bot.clock import Clock
+from bot.config import Config, PacingConfig
+from bot.messages import OutgoingMessage
+from storage.engine import SessionFactory
+from storage.models import Group, Member, Outbox
+from storage.repos import outbox as outbox_repo
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+
+
+class OutboxService:
+    def __init__(self, *, session_factory: SessionFactory, clock: Clock, config: Config) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+        self._config = config
+        self._wakeup = asyncio.Event()
+        self._last_account: dict[str, datetime] = {}
+        self._last_chat: dict[tuple[str, str], datetime] = {}
+
+    async def to_group(
+        self,
+        session: AsyncSession,
+        *,
+        key: str,
+        group: Group,
+        text: str | None = None,
+        image_path: str | None = None,
+        mentions: Sequence[Member] = (),
+    ) -> int | None:
+        """Queue a message into a group; returns None when ``key`` was queued before."""
+        account = group.account or self._config.account_for_group(group.name)
+        return await self._enqueue(
+            session,
+            key=key,
+            account=account,
+            chat_id=group.platform_id or group.name,
+            chat_name=group.name,
+            is_group=True,
+            text=text,
+            image_path=image_path,
+            mentions=mentions,
+        )
+
+    async def to_member(
+        self,
+        session: AsyncSession,
+        *,
+        key: str,
+        member: Member,
+        text: str | None = None,
+        image_path: str | None = None,
+        account: str | None = None,
+    ) -> int | None:
+        """Queue a private message to a person (by their platform id)."""
+        if account is None:
+            account = self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
+        return await self._enqueue(
+            session,
+            key=key,
+            account=account,
+            chat_id=member.platform_id,
+            chat_name=f"private:{member.name}",
+            is_group=False,
+            text=text,
+            image_path=image_path,
+            mentions=(),
+        )
+
+    def _default_account(self) -> str:
+        return self._config.accounts[0].name
+
+    async def _enqueue(
+        self,
+        session: AsyncSession,
+        *,
+        key: str,
+        account: str,
+        chat_id: str,
+        chat_name: str,
+        is_group: bool,
+        text: str | None,
+        image_path: str | None,
+        mentions: Sequence[Member],
+    ) -> int | None:
+        now = self._clock.now()
+        outbox_id = await outbox_repo.enqueue(
+            session,
+            values={
+                "dedupe_key": key,
+                "account": account,
+                "chat_id": chat_id,
+                "chat_name": chat_name,
+                "is_group": is_group,
+                "text": text,
+                "image_path": image_path,
+                "mention_ids": [m.platform_id for m in mentions],
+                "mention_names": [m.name for m in mentions],
+                "created_at": now,
+                "not_before": now,
+                "status": "pending",
+                "attempts": 0,
+            },
+        )
+        self._wakeup.set()
+        return outbox_id
+
+    def _pacing(self, account: str) -> PacingConfig:
+        for candidate in self._config.accounts:
+            if candidate.name == account:
+                return candidate.pacing
+        return PacingConfig()
+
+    def _wait_needed(self, row: Outbox, now: datetime) -> float:
+        pacing = self._pacing(row.account)
+        waits = [0.0]
+        last = self._last_account.get(row.account)
+        if last is not None:
+            waits.append(pacing.per_account_seconds - (now - last).total_seconds())
+        last_chat = self._last_chat.get((row.account, row.chat_id))
+        if last_chat is not None:
+            waits.append(pacing.per_group_seconds - (now - last_chat).total_seconds())
+        return max(waits)
+
+    async def send_due(self, adapters: Mapping[str, Adapter], *, pace: bool) -> int:
+        """Send every due row for the given accounts; with ``pace`` it waits between sends as configured."""
+        sent = 0
+        for account, adapter in adapters.items():
+            while True:
+                async with self._sessions() as session:
+                    rows = await outbox_repo.claim_due(session, account=account, now=self._clock.now(), lease=LEASE)
+                    await session.commit()
+                if not rows:
+                    break
+                for row in rows:
+                    if pace:
+                        delay = self._wait_needed(row, self._clock.now())
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    sent += await self._send_one(adapter, row)
+        return sent
+
+    async def _send_one(self, adapter: Adapter, row: Outbox) -> int:
+        assert row.id is not None
+        message = OutgoingMessage(
+            account=row.account,
+            chat_id=row.chat_id,
+            is_group=row.is_group,
+            text=row.text,
+            image_path=row.image_path,
+            mention_ids=tuple(row.mention_ids),
+            mention_names=tuple(row.mention_names),
+            dedupe_key=row.dedupe_key,
+        )
+        try:
+            platform_id = await adapter.send(message)
+        except Exception as exc:  # the error boundary of sending: log, retry later, keep going
+            now = self._clock.now()
+            give_up = row.attempts >= MAX_ATTEMPTS
+            log.warning("send to %s via %s failed (attempt %d): %s", row.chat_name, row.account, row.attempts, exc)
+            async with self._sessions() as session:
+                await outbox_repo.mark_retry(
+                    session,
+                    row.id,
+                    error=str(exc) or type(exc).__name__,
+                    retry_at=now + timedelta(seconds=min(300, 2**row.attempts)),
+                    give_up=give_up,
+                )
+                await session.commit()
+            return 0
+        now = self._clock.now()
+        self._last_account[row.account] = now
+        self._last_chat[(row.account, row.chat_id)] = now
+        async with self._sessions() as session:
+            await outbox_repo.mark_sent(session, row.id, at=now, platform_message_id=platform_id)
+            await session.commit()
+        return 1
+
+    async def run(self, adapters: Mapping[str, Adapter], *, poll_seconds: float = 1.0) -> None:
+        """The live sender: drains due rows, then sleeps until woken by an enqueue or the poll interval."""
+        while True:
+            try:
+                await self.send_due(adapters, pace=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox sender failed; retrying")
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                pass

@@ -1,0 +1,46 @@
+"""Groups and members: where a message comes from and who is responsible for what."""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Group, Member
+
+
+async def get_group(session: AsyncSession, name: str) -> Group | None:
+    return (await session.exec(select(Group).where(Group.name == name))).first()
+
+
+async def get_group_by_platform_id(session: AsyncSession, platform_id: str) -> Group | None:
+    return (await session.exec(select(Group).where(Group.platform_id == platform_id))).first()
+
+
+async def list_groups(session: AsyncSession) -> list[Group]:
+    return list((await session.exec(select(Group).order_by(col(Group.name)))).all())
+
+
+async def save(session: AsyncSession, row: Group | Member) -> None:
+    session.add(row)
+
+
+async def get_member(session: AsyncSession, platform_id: str) -> Member | None:
+    return (await session.exec(select(Member).where(Member.platform_id == platform_id))).first()
+
+
+async def find_members_by_name(session: AsyncSession, name: str) -> list[Member]:
+    return list((await session.exec(select(Member).where(Member.name == name))).all())
+
+
+async def village_cadres(session: AsyncSession, *, village: str) -> list[Member]:
+    statement = select(Member).where(Member.village == village, Member.role == "cadre").order_by(col(Member.id))
+    return list((await session.exec(statement)).all())
+
+
+async def staff_members(session: AsyncSession, *, township: str | None = None, county: str | None = None) -> list[Member]:
+    statement = select(Member).where(Member.role == "staff")
+    if township is not None:
+        statement = statement.where(Member.township == township)
+    if county is not None:
+        statement = statement.where(Member.county == county)
+    return list((await session.exec(statement.order_by(col(Member.id)))).all())

@@ -1,0 +1,80 @@
+"""Messages, their classifications and flags."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Classification, Flag, Message
+from storage.repos.common import insert_ignore
+
+
+async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
+    """Store a message once: returns its new id, or None when (account, platform_id) is already stored."""
+    statement = (
+        insert_ignore(session, Message, ["account", "platform_id"]).values(**values).returning(Message.__table__.c.id)  # type: ignore[attr-defined]
+    )
+    result = await session.execute(statement)
+    row = result.first()
+    return None if row is None else int(row[0])
+
+
+async def get_message(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def find_message(session: AsyncSession, *, account: str, platform_id: str) -> Message | None:
+    statement = select(Message).where(Message.account == account, Message.platform_id == platform_id)
+    return (await session.exec(statement)).first()
+
+
+async def set_media_path(session: AsyncSession, message_id: int, path: str) -> None:
+    message = await session.get(Message, message_id)
+    if message is not None:
+        message.media_path = path
+        session.add(message)
+
+
+async def add_classification(session: AsyncSession, classification: Classification) -> None:
+    session.add(classification)
+
+
+async def get_classification(session: AsyncSession, message_id: int) -> Classification | None:
+    return await session.get(Classification, message_id)
+
+
+async def add_flag(session: AsyncSession, flag: Flag) -> None:
+    session.add(flag)
+
+
+async def list_flags(session: AsyncSession) -> list[tuple[Flag, Message]]:
+    statement = select(Flag, Message).join(Message, col(Message.id) == Flag.message_id).order_by(col(Flag.id))
+    return [(flag, message) for flag, message in (await session.exec(statement)).all()]
+
+
+async def messages_between(
+    session: AsyncSession, *, start: datetime, end: datetime, limit: int = 100_000
+) -> list[Message]:
+    statement = (
+        select(Message)
+        .where(col(Message.at) >= start, col(Message.at) < end)
+        .order_by(col(Message.at), col(Message.id))
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def recent_in_group(session: AsyncSession, *, group_name: str, sender_platform_id: str, since: datetime) -> list[Message]:
+    statement = (
+        select(Message)
+        .where(
+            Message.group_name == group_name,
+            Message.sender_platform_id == sender_platform_id,
+            col(Message.at) >= since,
+        )
+        .order_by(col(Message.at).desc())
+    )
+    return list((await session.exec(statement)).all())

@@ -1,0 +1,83 @@
+"""The outbox: every reply is a row first, then sent; the row makes sending exactly-once across crashes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Outbox
+from storage.repos.common import insert_ignore
+
+
+async def enqueue(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
+    """Add a reply unless one with the same dedupe_key exists; returns the new id or None."""
+    statement = insert_ignore(session, Outbox, ["dedupe_key"]).values(**values).returning(Outbox.__table__.c.id)  # type: ignore[attr-defined]
+    row = (await session.execute(statement)).first()
+    return None if row is None else int(row[0])
+
+
+async def claim_due(
+    session: AsyncSession, *, account: str, now: datetime, lease: timedelta, limit: int = 50
+) -> list[Outbox]:
+    """Pending rows due now, oldest first, leased so that a second sender process skips them."""
+    statement = (
+        select(Outbox)
+        .where(
+            Outbox.account == account,
+            col(Outbox.status) == "pending",
+            col(Outbox.not_before) <= now,
+            or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+        )
+        .order_by(col(Outbox.not_before), col(Outbox.id))
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    rows = list((await session.exec(statement)).all())
+    for row in rows:
+        row.lease_until = now + lease
+        row.attempts += 1
+        session.add(row)
+    return rows
+
+
+async def mark_sent(session: AsyncSession, outbox_id: int, *, at: datetime, platform_message_id: str | None) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == outbox_id)
+        .values(status="sent", sent_at=at, platform_message_id=platform_message_id, lease_until=None)
+    )
+
+
+async def mark_retry(session: AsyncSession, outbox_id: int, *, error: str, retry_at: datetime, give_up: bool) -> None:
+    await session.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == outbox_id)
+        .values(status="failed" if give_up else "pending", last_error=error[:500], not_before=retry_at, lease_until=None)
+    )
+
+
+async def last_sent(session: AsyncSession, *, account: str, chat_id: str | None = None) -> datetime | None:
+    statement = select(func.max(Outbox.sent_at)).where(Outbox.account == account)
+    if chat_id is not None:
+        statement = statement.where(Outbox.chat_id == chat_id)
+    value = (await session.exec(statement)).first()
+    return value  # type: ignore[return-value]
+
+
+async def pending_count(session: AsyncSession) -> int:
+    value = (await session.exec(select(func.count()).select_from(Outbox).where(Outbox.status == "pending"))).one()
+    return int(value)
+
+
+async def sent_between(session: AsyncSession, *, start: datetime, end: datetime) -> list[Outbox]:
+    statement = (
+        select(Outbox)
+        .where(col(Outbox.sent_at) >= start, col(Outbox.sent_at) <= end)
+        .order_by(col(Outbox.sent_at), col(Outbox.id))
+    )
+    return list((await session.exec(statement)).all())
