@@ -67,6 +67,8 @@ class OutgoingMessage:
     image_path: str | None = None
     mention_ids: tuple[str, ...] = ()
     mention_names: tuple[str, ...] = ()
+    chat_name: str = ""
+    """What a person calls the chat: the group's name, or ``private:<name>``; for logs and transcripts."""
     dedupe_key: str | None = None
     """The outbox row's key; an adapter that can make sending idempotent (the simulator) uses it."""
 

@@ -166,6 +166,7 @@ class OutboxService:
             account=row.account,
             chat_id=row.chat_id,
             is_group=row.is_group,
+            chat_name=row.chat_name,
             text=row.text,
             image_path=row.image_path,
             mention_ids=tuple(row.mention_ids),

@@ -44,3 +44,13 @@ async def staff_members(session: AsyncSession, *, township: str | None = None, c
     if county is not None:
         statement = statement.where(Member.county == county)
     return list((await session.exec(statement.order_by(col(Member.id)))).all())
+
+
+async def people_by_group(session: AsyncSession) -> dict[str, list[dict[str, str]]]:
+    """Roster people per group name, for the simulator's speaker list."""
+    statement = select(Member).where(col(Member.on_roster).is_(True)).order_by(col(Member.id))
+    people: dict[str, list[dict[str, str]]] = {}
+    for member in (await session.exec(statement)).all():
+        if member.group_name:
+            people.setdefault(member.group_name, []).append({"name": member.name, "role": member.role})
+    return people

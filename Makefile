@@ -1,0 +1,49 @@
+# The two ways in: `make run` (the service on the embedded default) and `make test` (the whole suite).
+# Both set up .venv themselves; `make test` also installs what the end-to-end tests need
+# (the npm packages of the Wechaty puppet service, Debian's Chromium).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := tests/wechaty/node_modules/.installed-stamp
+CONFIG ?= config.example.toml
+
+.PHONY: run test lint unit node chromium bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/villagewatch run --config $(CONFIG)
+
+$(NODE_STAMP): tests/wechaty/package.json
+	cd tests/wechaty && npm install --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not wechaty and not browser"
+
+test: $(STAMP) node chromium lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) tests/wechaty/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,165 @@
+"""`villagewatch run`: adapters, pipeline, outbox sender, scheduler, rule watcher, dashboard and health.
+
+Wiring is explicit here; each long-running part is a task with its own error boundary, and Ctrl-C or
+SIGTERM stops them in order (adapters first, so nothing new comes in, then the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.adapters.base import Adapter
+from bot.adapters.sim import SimAdapter
+from bot.clock import Clock, SystemClock
+from bot.config import AccountConfig, Config
+from bot.health import health_handler
+from bot.messages import IncomingMessage
+from bot.services import Services, build_services
+from storage.repos import directory as directory_repo
+
+log = logging.getLogger("villagewatch")
+
+
+def _groups_of(config: Config, account: AccountConfig) -> list[str]:
+    every = [g for c in config.counties for t in c.townships for v in t.villages for g in v.groups]
+    return account.groups or every
+
+
+def make_adapter(config: Config, account: AccountConfig, services: Services, *, index: int) -> Adapter:
+    """The adapter an account's config asks for; only the wechaty branch touches the Wechaty module."""
+    if account.adapter == "wechaty":
+        from bot.adapters.wechaty import WechatyAdapter
+
+        assert account.wechaty is not None
+        return WechatyAdapter(
+            account.name,
+            endpoint=account.wechaty.endpoint,
+            token=account.wechaty.token(),
+            tls=account.wechaty.tls,
+        )
+
+    async def people() -> dict[str, list[dict[str, str]]]:
+        async with services.sessions() as session:
+            return await directory_repo.people_by_group(session)
+
+    return SimAdapter(
+        account.name,
+        groups=_groups_of(config, account),
+        people=people,
+        media_root=services.media.root,
+        clock=services.clock,
+        bind=config.sim.bind,
+        port=config.sim.port + index if config.sim.port else 0,
+    )
+
+
+@dataclass
+class Running:
+    services: Services
+    adapters: dict[str, Adapter]
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    runners: list[web.AppRunner] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    first_login: tuple[str, str] | None = None
+
+    async def stop(self) -> None:
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for runner in self.runners:
+            await runner.cleanup()
+        await self.services.close()
+
+
+def _handler_for(services: Services, adapter: Adapter) -> Callable[[IncomingMessage], Awaitable[None]]:
+    async def on_message(message: IncomingMessage) -> None:
+        await services.ingest.handle(message, download=adapter.download)
+
+    return on_message
+
+
+async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
+    from bot.staff import StaffBroadcaster, StaffRuleBench
+    from bot.tickets.actions import TicketActions
+    from dashboards.app import create_app
+
+    app = create_app(
+        session_factory=services.sessions,
+        config=config.dashboard,
+        ticket_actions=TicketActions(services.workflow),
+        broadcaster=StaffBroadcaster(services),
+        rule_bench=StaffRuleBench(services),
+        clock=services.clock.now,
+    )
+    app.router.add_get("/health", health_handler(services, adapters))
+    return app
+
+
+async def start_service(config: Config, *, clock: Clock | None = None) -> Running:
+    services = await build_services(config, clock=clock or SystemClock())
+    adapters: dict[str, Adapter] = {}
+    for index, account in enumerate(config.accounts):
+        adapters[account.name] = make_adapter(config, account, services, index=index)
+    running = Running(services, adapters)
+    try:
+        for adapter in adapters.values():
+            await adapter.start(_handler_for(services, adapter))
+            if isinstance(adapter, SimAdapter):
+                running.urls[f"simulator ({adapter.account})"] = adapter.url
+        running.tasks.append(asyncio.create_task(services.outbox.run(adapters), name="outbox"))
+        running.tasks.append(asyncio.create_task(services.scheduler.run_forever(), name="scheduler"))
+        running.tasks.append(asyncio.create_task(services.classifiers.watch(), name="rules-watch"))
+        running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
+        if config.dashboard.enabled:
+            from dashboards.users import ensure_first_admin
+
+            running.first_login = await ensure_first_admin(services.sessions)
+            app = await _dashboard(config, services, adapters)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, config.dashboard.bind, config.dashboard.port).start()
+            running.runners.append(runner)
+            port = runner.addresses[0][1]
+            running.urls["dashboard"] = f"http://{config.dashboard.bind}:{port}/"
+            running.urls["health"] = f"http://{config.dashboard.bind}:{port}/health"
+    except BaseException:
+        await running.stop()
+        raise
+    return running
+
+
+async def _stats_ticker(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.stats.interval)
+        services.stats.flush()
+
+
+async def run_service(config: Config) -> int:
+    running = await start_service(config)
+    print("villagewatch 已启动 / is running:", flush=True)
+    for name, url in running.urls.items():
+        print(f"  {name}: {url}", flush=True)
+    if running.first_login:
+        user, password = running.first_login
+        print(f"  首个管理员 / first admin login: {user} / {password}  (请登录后修改 / change it after login)", flush=True)
+    print("按 Ctrl-C 停止 / press Ctrl-C to stop.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await running.stop()
+    return 0

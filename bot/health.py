@@ -1,0 +1,45 @@
+"""The health endpoint: adapters' connection state, the outbox backlog and the database, as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from bot.adapters.base import Adapter, AdapterState
+from bot.services import Services
+from storage.repos import outbox as outbox_repo
+
+
+def health_handler(services: Services, adapters: Mapping[str, Adapter]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        accounts = []
+        for adapter in adapters.values():
+            health = adapter.health()
+            accounts.append(
+                {
+                    "account": health.account,
+                    "adapter": health.adapter,
+                    "state": str(health.state),
+                    "since": health.since.isoformat(),
+                    "detail": health.detail,
+                }
+            )
+        try:
+            async with services.sessions() as session:
+                pending = await outbox_repo.pending_count(session)
+            database = "ok"
+        except Exception as exc:
+            pending, database = -1, f"error: {type(exc).__name__}"
+        ok = database == "ok" and all(a["state"] == str(AdapterState.CONNECTED) for a in accounts)
+        body = {
+            "status": "ok" if ok else "degraded",
+            "accounts": accounts,
+            "database": database,
+            "outbox_pending": pending,
+            "rules_version": services.classifiers.current.version,
+            "handled": services.stats.total.get("handled", 0),
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    return handler

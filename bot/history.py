@@ -1,0 +1,122 @@
+"""Chat history: `villagewatch import` loads old messages, `reclassify` re-runs the rules over stored ones.
+
+Imported history is stored, classified and flagged but opens no tickets and sends nothing: the events are
+over, and the villagers must not be answered about last year.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from bot.clock import CHINA, SimulatedClock
+from bot.config import Config
+from bot.directory import Directory, RosterEntry
+from bot.ingest import RED_FLAGS, Ingest, NoWorkflow
+from bot.media import MediaStore
+from bot.replay import MemberLine, MessageLine, _incoming, parse_script
+from bot.services import load_rules
+from storage.engine import make_engine, make_session_factory
+from storage.migrate import upgrade
+from storage.repos import history as history_repo
+
+
+async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[int, int]:
+    """Returns (stored, duplicates). The file uses the replay format's member and message lines."""
+    lines = parse_script(path)
+    holder = load_rules(config)
+    engine = make_engine(db_url)
+    await upgrade(engine)
+    sessions = make_session_factory(engine)
+    directory = Directory(config)
+    first = next((ln.item.at for ln in lines if isinstance(ln.item, MessageLine)), None)
+    from datetime import datetime
+
+    clock = SimulatedClock(first or datetime.now(CHINA))
+    ingest = Ingest(
+        session_factory=sessions,
+        classifiers=holder,
+        directory=directory,
+        workflow=NoWorkflow(),
+        media=MediaStore(config.data_dir / "media"),
+        clock=clock,
+    )
+    stored = duplicates = 0
+    try:
+        async with sessions() as session:
+            await directory.sync_config(session)
+            await session.commit()
+        for line in lines:
+            item = line.item
+            if isinstance(item, MemberLine):
+                async with sessions() as session:
+                    await directory.add_member(
+                        session,
+                        RosterEntry(item.name, item.role, item.village, item.township, item.county, item.group,
+                                    categories=tuple(item.categories), is_head=item.head),
+                    )
+                    await session.commit()
+            elif isinstance(item, MessageLine):
+                clock.advance_to(item.at)
+                account = config.account_for_group(item.group) if item.group else config.accounts[0].name
+                if await ingest.handle(_incoming(path, line, item, account)) is None:
+                    duplicates += 1
+                else:
+                    stored += 1
+    finally:
+        await engine.dispose()
+    return stored, duplicates
+
+
+async def reclassify(*, config: Config, db_url: str, progress: TextIO | None = None, batch: int = 2000) -> tuple[int, int]:
+    """Re-run the current rules over every stored message; returns (changed, total).
+
+    Flags a message newly turns red; removes unreviewed flags the rules no longer raise; keeps every flag a
+    person has reviewed, since a verdict is a record of what staff did.
+    """
+    holder = load_rules(config)
+    classifier = holder.current
+    engine = make_engine(db_url)
+    await upgrade(engine)
+    sessions = make_session_factory(engine)
+    changed = total = 0
+    after = 0
+    try:
+        async with sessions() as session:
+            count = await history_repo.count_messages(session)
+        while True:
+            async with sessions() as session:
+                rows = await history_repo.messages_after(session, after_id=after, limit=batch)
+                if not rows:
+                    break
+                for message, old in rows:
+                    assert message.id is not None
+                    after = message.id
+                    total += 1
+                    result = classifier.classify(message.text, role=message.role)
+                    if old is not None and list(result.labels) == old.labels and result.category == old.category:
+                        continue
+                    changed += 1
+                    red = [label for label in result.labels if label in RED_FLAGS]
+                    await history_repo.replace_classification(
+                        session,
+                        message=message,
+                        labels=list(result.labels),
+                        category=result.category,
+                        severity=result.severity,
+                        matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
+                        ruleset_version=result.ruleset_version,
+                        red=red,
+                        keywords=sorted({k for m in result.matches for k in m.keywords}),
+                    )
+                await session.commit()
+            if progress is not None:
+                percent = 100 * total // max(count, 1)
+                bar = "#" * (percent // 4)
+                progress.write(f"\r[{bar:<25}] {percent:3d}% {total}/{count}")
+                progress.flush()
+        if progress is not None:
+            progress.write("\n")
+    finally:
+        await engine.dispose()
+    return changed, total

@@ -1,0 +1,214 @@
+"""The inbound pipeline: store → classify → flag → hand to the workflow, in one transaction per message.
+
+One transaction means a crash leaves a message either fully handled (stored, classified, ticket and reply
+rows committed) or not at all, and the unique (account, platform_id) makes a redelivered message a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.directory import Directory
+from bot.media import MediaStore
+from bot.messages import IncomingMessage, MessageKind
+from bot.stats import Stats
+from classifiers import Classification as Result
+from classifiers import ClassifierHolder
+from storage.engine import SessionFactory
+from storage.models import Classification, Flag, Group, Member, Message
+from storage.repos import messages as messages_repo
+
+log = logging.getLogger(__name__)
+
+RED_FLAGS = ("banquet", "gambling", "abuse", "clue", "spam")
+
+Downloader = Callable[[IncomingMessage], Awaitable[bytes]]
+
+
+@dataclass(slots=True)
+class Inbound:
+    """A stored, classified message as the workflow sees it."""
+
+    message: Message
+    incoming: IncomingMessage
+    group: Group | None
+    sender: Member
+    result: Result
+    now: datetime
+
+    @property
+    def message_id(self) -> int:
+        assert self.message.id is not None
+        return self.message.id
+
+
+class Workflow(Protocol):
+    async def handle(self, session: AsyncSession, inbound: Inbound) -> None: ...
+
+
+class NoWorkflow:
+    async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
+        return None
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        classifiers: ClassifierHolder,
+        directory: Directory,
+        workflow: Workflow,
+        media: MediaStore,
+        clock: Clock,
+        stats: Stats | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self._classifiers = classifiers
+        self._directory = directory
+        self._workflow = workflow
+        self._media = media
+        self._clock = clock
+        self.stats = stats or Stats()
+
+    async def handle(self, incoming: IncomingMessage, *, download: Downloader | None = None) -> int | None:
+        """Handle one message; never raises, so one bad message never stops the bot. Returns the stored id."""
+        try:
+            media_path = await self._fetch_media(incoming, download)
+            message_id = await self._store_and_handle(incoming, media_path)
+        except Exception:
+            log.exception("failed to handle message %s from %s", incoming.platform_id, incoming.sender_name)
+            self.stats.count("failed")
+            return await self._store_raw(incoming)
+        self.stats.count("handled" if message_id is not None else "duplicate")
+        return message_id
+
+    async def _fetch_media(self, incoming: IncomingMessage, download: Downloader | None) -> str | None:
+        if incoming.kind not in (MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE):
+            return None
+        data = incoming.media
+        if data is None and download is not None and incoming.attachment_ref:
+            try:
+                data = await download(incoming)
+            except Exception as exc:
+                log.warning("could not download %s of message %s: %s", incoming.kind, incoming.platform_id, exc)
+                self.stats.count("download_failed")
+                return None
+        if not data:
+            return None
+        return self._media.save(data, name=incoming.attachment_name)
+
+    async def _store_and_handle(self, incoming: IncomingMessage, media_path: str | None) -> int | None:
+        async with self._sessions() as session:
+            group: Group | None = None
+            if incoming.group_id is not None:
+                group = await self._directory.group_for(
+                    session, platform_id=incoming.group_id, topic=incoming.group_topic, account=incoming.account
+                )
+            sender = await self._directory.member_for(
+                session, platform_id=incoming.sender_id, name=incoming.sender_name, group=group
+            )
+            message_id = await messages_repo.insert_message(session, values=self._row(incoming, group, sender, media_path))
+            if message_id is None:
+                await session.rollback()
+                return None
+            message = await messages_repo.get_message(session, message_id)
+            assert message is not None
+            result = self._classifiers.current.classify(incoming.text, role=sender.role)
+            await messages_repo.add_classification(
+                session,
+                Classification(
+                    message_id=message_id,
+                    labels=list(result.labels),
+                    category=result.category,
+                    severity=result.severity,
+                    matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
+                    shadow_matches=[
+                        {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.shadow_matches
+                    ],
+                    ruleset_version=result.ruleset_version,
+                ),
+            )
+            red = [label for label in result.labels if label in RED_FLAGS]
+            if red:
+                await messages_repo.add_flag(session, self._flag(message, result, red))
+                self.stats.count("flagged")
+            inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
+            await self._workflow.handle(session, inbound)
+            await session.commit()
+            return message_id
+
+    def _row(self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None) -> dict[str, object]:
+        place = group if group is not None else sender
+        return {
+            "account": incoming.account,
+            "platform_id": incoming.platform_id,
+            "at": incoming.at,
+            "group_name": group.name if group else None,
+            "private": incoming.is_private,
+            "sender_platform_id": incoming.sender_id,
+            "sender_name": incoming.sender_name or sender.name,
+            "role": sender.role,
+            "kind": str(incoming.kind),
+            "text": incoming.text,
+            "media_path": media_path,
+            "raw": incoming.raw,
+            "unassigned": (group is not None and not group.configured) or (group is None and not sender.on_roster and not sender.village),
+            "county": place.county,
+            "township": place.township,
+            "village": place.village,
+        }
+
+    @staticmethod
+    def _flag(message: Message, result: Result, red: list[str]) -> Flag:
+        assert message.id is not None
+        keywords = sorted({k for m in result.matches for k in m.keywords})
+        severity = result.severity or "normal"
+        return Flag(
+            message_id=message.id,
+            at=message.at,
+            group_name=message.group_name,
+            sender_name=message.sender_name,
+            role=message.role,
+            county=message.county,
+            township=message.township,
+            village=message.village,
+            labels=list(result.labels),
+            severity=severity,
+            rules=[m.rule for m in result.matches],
+            keywords=keywords,
+            confidential="clue" in red or message.private,
+        )
+
+    async def _store_raw(self, incoming: IncomingMessage) -> int | None:
+        """Last resort after a failure: keep the message as it came, unclassified, so nothing is lost."""
+        try:
+            async with self._sessions() as session:
+                message_id = await messages_repo.insert_message(
+                    session,
+                    values={
+                        "account": incoming.account,
+                        "platform_id": incoming.platform_id,
+                        "at": incoming.at,
+                        "group_name": incoming.group_topic,
+                        "private": incoming.is_private,
+                        "sender_platform_id": incoming.sender_id,
+                        "sender_name": incoming.sender_name,
+                        "kind": str(incoming.kind),
+                        "text": incoming.text,
+                        "raw": incoming.raw,
+                        "unassigned": True,
+                    },
+                )
+                await session.commit()
+                return message_id
+        except Exception:
+            log.exception("could not even store message %s raw", incoming.platform_id)
+            return None

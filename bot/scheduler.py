@@ -1,0 +1,110 @@
+"""Scheduled jobs on the bot's clock: live on the wall clock, in replay on the script's clock.
+
+APScheduler's triggers compute when a job is due; the loop that runs them is ours so that a replay `tick`
+can run every job due up to a moment, in order, on a simulated clock. Each run is claimed in the job_runs
+table first, so with several bot processes on one PostgreSQL (a city) a job runs once, and a job run twice
+acts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.clock import Clock
+from storage.engine import SessionFactory
+from storage.repos import state
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[[datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    trigger: CronTrigger
+    run: JobFunction
+    """Called with the moment the run was scheduled for (not the moment it actually runs)."""
+
+
+def daily(at: time, tz: str) -> CronTrigger:
+    return CronTrigger(hour=at.hour, minute=at.minute, second=at.second, timezone=tz)
+
+
+class Scheduler:
+    def __init__(self, *, session_factory: SessionFactory, clock: Clock, jobs: list[Job]) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+        self._jobs = list(jobs)
+
+    def add(self, job: Job) -> None:
+        self._jobs.append(job)
+
+    @property
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    async def _last_run(self, job: Job) -> datetime | None:
+        async with self._sessions() as session:
+            value = await state.get_setting(session, f"job:{job.name}:last")
+        return None if value is None else datetime.fromisoformat(value)
+
+    async def _due_times(self, job: Job, until: datetime) -> list[datetime]:
+        last = await self._last_run(job)
+        if last is None:
+            # First start: nothing is owed from before the bot existed; the next fire time is the first.
+            last = self._clock.now() - timedelta(microseconds=1)
+            async with self._sessions() as session:
+                await state.set_setting(session, f"job:{job.name}:last", last.isoformat())
+                await session.commit()
+        due: list[datetime] = []
+        previous = last
+        while True:
+            fire = job.trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
+            if fire is None or fire > until:
+                return due
+            if fire > last:
+                due.append(fire)
+            previous = fire
+            if len(due) > 400:  # a bot off for a year must not replay every missed day
+                return due[-400:]
+
+    async def run_due(self, until: datetime | None = None) -> int:
+        """Run every job due up to ``until`` (default: now), in time order; returns how many runs acted."""
+        until = until or self._clock.now()
+        pending: list[tuple[datetime, int, Job]] = []
+        for index, job in enumerate(self._jobs):
+            for fire in await self._due_times(job, until):
+                pending.append((fire, index, job))
+        pending.sort(key=lambda item: (item[0], item[1]))
+        acted = 0
+        for fire, _, job in pending:
+            async with self._sessions() as session:
+                claimed = await state.claim_job_run(session, job=job.name, run_key=fire.isoformat(), at=self._clock.now())
+                await state.set_setting(session, f"job:{job.name}:last", fire.isoformat())
+                await session.commit()
+            if not claimed:
+                continue
+            try:
+                await job.run(fire)
+                acted += 1
+            except Exception:
+                log.exception("scheduled job %s for %s failed", job.name, fire.isoformat())
+        return acted
+
+    async def run_forever(self, *, poll_seconds: float = 30.0) -> None:
+        """The live loop: wake up every ``poll_seconds`` and run whatever fell due."""
+        while True:
+            try:
+                await self.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler loop failed; retrying")
+            await asyncio.sleep(poll_seconds)

@@ -1,0 +1,113 @@
+"""Explicit wiring of the bot's services, shared by `run`, `replay`, `import` and the tests.
+
+Everything is built here from the config and handed down by constructor; nothing is created at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.directory import Directory, read_roster
+from bot.ingest import Ingest
+from bot.media import MediaStore
+from bot.outbox import OutboxService
+from bot.scheduler import Scheduler
+from bot.stats import Stats
+from bot.templates import Templates
+from bot.tickets import TicketWorkflow
+from classifiers import ClassifierHolder, load_classifier
+from storage.engine import SessionFactory, make_engine, make_session_factory
+from storage.migrate import upgrade
+
+
+@dataclass
+class Services:
+    config: Config
+    engine: AsyncEngine
+    sessions: SessionFactory
+    clock: Clock
+    classifiers: ClassifierHolder
+    directory: Directory
+    templates: Templates
+    outbox: OutboxService
+    media: MediaStore
+    workflow: TicketWorkflow
+    ingest: Ingest
+    scheduler: Scheduler
+    stats: Stats
+
+    async def close(self) -> None:
+        self.stats.flush()
+        await self.engine.dispose()
+
+
+def load_rules(config: Config) -> ClassifierHolder:
+    """Load the rule set once at start-up; a bad rule file stops the start with file and line."""
+    return ClassifierHolder(config.rules_dir, load_classifier(config.rules_dir))
+
+
+async def build_services(
+    config: Config,
+    *,
+    clock: Clock,
+    db_url: str | None = None,
+    media_root: Path | None = None,
+    classifiers: ClassifierHolder | None = None,
+    migrate: bool = True,
+) -> Services:
+    templates = Templates(config.templates)
+    holder = classifiers or load_rules(config)
+    roster = read_roster(config.roster, config) if config.roster else []
+    engine = make_engine(db_url or config.storage_url())
+    if migrate:
+        await upgrade(engine)
+    sessions = make_session_factory(engine)
+    directory = Directory(config)
+    async with sessions() as session:
+        await directory.sync_config(session)
+        await session.flush()
+        for entry in roster:
+            await directory.add_member(session, entry)
+        await session.commit()
+    media = MediaStore(media_root or (config.data_dir / "media"))
+    outbox = OutboxService(session_factory=sessions, clock=clock, config=config)
+    workflow = TicketWorkflow(
+        session_factory=sessions,
+        outbox=outbox,
+        templates=templates,
+        config=config,
+        clock=clock,
+        classifiers=holder,
+        media=media,
+    )
+    stats = Stats()
+    ingest = Ingest(
+        session_factory=sessions,
+        classifiers=holder,
+        directory=directory,
+        workflow=workflow,
+        media=media,
+        clock=clock,
+        stats=stats,
+    )
+    scheduler = Scheduler(session_factory=sessions, clock=clock, jobs=workflow.jobs())
+    return Services(
+        config=config,
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+        classifiers=holder,
+        directory=directory,
+        templates=templates,
+        outbox=outbox,
+        media=media,
+        workflow=workflow,
+        ingest=ingest,
+        scheduler=scheduler,
+        stats=stats,
+    )
