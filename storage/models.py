@@ -15,8 +15,14 @@ def _dt(*, index: bool = False, nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
 
 
+def _empty_list() -> list[Any]:
+    return []
+
+
 def _json() -> Any:
-    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The column default matters for Core INSERTs (repositories' INSERT … ON CONFLICT), which skip
+    # the model's default_factory.
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=_empty_list))
 
 
 class Group(SQLModel, table=True):
@@ -271,3 +277,14 @@ class Setting(SQLModel, table=True):
     __tablename__ = "settings"
     key: str = Field(primary_key=True)
     value: str = ""
+
+
+class DashboardSession(SQLModel, table=True):
+    """A dashboard login. ``id`` is the SHA-256 of the cookie token, so a leaked table grants nothing."""
+
+    __tablename__ = "dashboard_sessions"
+    id: str = Field(primary_key=True)
+    username: str
+    csrf: str
+    created_at: datetime = _dt(nullable=False)
+    expires_at: datetime = _dt(index=True, nullable=False)

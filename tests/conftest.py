@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,6 +24,23 @@ from storage.engine import make_engine
 from storage.migrate import upgrade
 
 PG_ADMIN_DSN = os.environ.get("VILLAGEWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _run_isolated(coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on its own loop in a thread, so pytest-asyncio's loops are left alone."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro_factory())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 async def _pg_admin(sql: str) -> None:
@@ -36,7 +55,7 @@ async def _pg_admin(sql: str) -> None:
 def pg_database_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run."""
     name = f"vw_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    _run_isolated(lambda: _pg_admin(f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
 
@@ -45,9 +64,9 @@ def pg_database_url() -> Iterator[str]:
         await upgrade(engine)
         await engine.dispose()
 
-    asyncio.run(_migrate())
+    _run_isolated(_migrate)
     yield url
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run_isolated(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _truncate_all(engine: AsyncEngine) -> None:

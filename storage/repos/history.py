@@ -69,4 +69,4 @@ async def replace_classification(
         flag.labels, flag.severity, flag.rules, flag.keywords = labels, severity or "normal", [m["rule"] for m in matches], keywords
         session.add(flag)
     elif not red and flag is not None and flag.verdict is None:
-        await session.execute(delete(Flag).where(col(Flag.id) == flag.id))
+        await session.exec(delete(Flag).where(col(Flag.id) == flag.id))

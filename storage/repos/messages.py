@@ -17,7 +17,7 @@ async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> in
     statement = (
         insert_ignore(session, Message, ["account", "platform_id"]).values(**values).returning(Message.__table__.c.id)  # type: ignore[attr-defined]
     )
-    result = await session.execute(statement)
+    result = await session.exec(statement)
     row = result.first()
     return None if row is None else int(row[0])
 

@@ -16,7 +16,7 @@ from storage.repos.common import insert_ignore
 async def enqueue(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
     """Add a reply unless one with the same dedupe_key exists; returns the new id or None."""
     statement = insert_ignore(session, Outbox, ["dedupe_key"]).values(**values).returning(Outbox.__table__.c.id)  # type: ignore[attr-defined]
-    row = (await session.execute(statement)).first()
+    row = (await session.exec(statement)).first()
     return None if row is None else int(row[0])
 
 
@@ -46,7 +46,7 @@ async def claim_due(
 
 
 async def mark_sent(session: AsyncSession, outbox_id: int, *, at: datetime, platform_message_id: str | None) -> None:
-    await session.execute(
+    await session.exec(
         update(Outbox)
         .where(col(Outbox.id) == outbox_id)
         .values(status="sent", sent_at=at, platform_message_id=platform_message_id, lease_until=None)
@@ -54,7 +54,7 @@ async def mark_sent(session: AsyncSession, outbox_id: int, *, at: datetime, plat
 
 
 async def mark_retry(session: AsyncSession, outbox_id: int, *, error: str, retry_at: datetime, give_up: bool) -> None:
-    await session.execute(
+    await session.exec(
         update(Outbox)
         .where(col(Outbox.id) == outbox_id)
         .values(status="failed" if give_up else "pending", last_error=error[:500], not_before=retry_at, lease_until=None)
