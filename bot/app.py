@@ -152,7 +152,9 @@ async def run_service(config: Config) -> int:
         print(f"  {name}: {url}", flush=True)
     if running.first_login:
         user, password = running.first_login
-        print(f"  首个管理员 / first admin login: {user} / {password}  (请登录后修改 / change it after login)", flush=True)
+        print(
+            f"  首个管理员 / first admin login: {user} / {password}  (请登录后修改 / change it after login)", flush=True
+        )
     print("按 Ctrl-C 停止 / press Ctrl-C to stop.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

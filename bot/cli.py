@@ -207,7 +207,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="villagewatch", description="监督服务群机器人 / village supervision-group bot")
+    parser = argparse.ArgumentParser(
+        prog="villagewatch", description="监督服务群机器人 / village supervision-group bot"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser, db: bool = False) -> argparse.ArgumentParser:

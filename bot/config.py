@@ -188,9 +188,7 @@ def load_config(path: Path) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{_locate(data, err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{_locate(data, err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from exc
     base = path.parent
     updates: dict[str, Any] = {}

@@ -122,7 +122,9 @@ class Directory:
             )
         return member
 
-    async def ensure_group(self, session: AsyncSession, *, name: str, village: str, township: str, county: str) -> Group:
+    async def ensure_group(
+        self, session: AsyncSession, *, name: str, village: str, township: str, county: str
+    ) -> Group:
         group = await repo.get_group(session, name)
         if group is None:
             group = Group(name=name, village=village, township=township, county=county, configured=True)
@@ -149,9 +151,7 @@ class Directory:
         await session.flush()
         return group
 
-    async def member_for(
-        self, session: AsyncSession, *, platform_id: str, name: str, group: Group | None
-    ) -> Member:
+    async def member_for(self, session: AsyncSession, *, platform_id: str, name: str, group: Group | None) -> Member:
         """The sender: a known person by platform id, else a roster entry of that village with the same name
         (bound to this platform id from now on), else a new villager."""
         member = await repo.get_member(session, platform_id)

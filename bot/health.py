@@ -11,7 +11,9 @@ from bot.services import Services
 from storage.repos import outbox as outbox_repo
 
 
-def health_handler(services: Services, adapters: Mapping[str, Adapter]) -> Callable[[web.Request], Awaitable[web.Response]]:
+def health_handler(
+    services: Services, adapters: Mapping[str, Adapter]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         accounts = []
         for adapter in adapters.values():

@@ -52,8 +52,16 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
                 async with sessions() as session:
                     await directory.add_member(
                         session,
-                        RosterEntry(item.name, item.role, item.village, item.township, item.county, item.group,
-                                    categories=tuple(item.categories), is_head=item.head),
+                        RosterEntry(
+                            item.name,
+                            item.role,
+                            item.village,
+                            item.township,
+                            item.county,
+                            item.group,
+                            categories=tuple(item.categories),
+                            is_head=item.head,
+                        ),
                     )
                     await session.commit()
             elif isinstance(item, MessageLine):
@@ -68,7 +76,9 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
     return stored, duplicates
 
 
-async def reclassify(*, config: Config, db_url: str, progress: TextIO | None = None, batch: int = 2000) -> tuple[int, int]:
+async def reclassify(
+    *, config: Config, db_url: str, progress: TextIO | None = None, batch: int = 2000
+) -> tuple[int, int]:
     """Re-run the current rules over every stored message; returns (changed, total).
 
     Flags a message newly turns red; removes unreviewed flags the rules no longer raise; keeps every flag a
@@ -104,7 +114,9 @@ async def reclassify(*, config: Config, db_url: str, progress: TextIO | None = N
                         labels=list(result.labels),
                         category=result.category,
                         severity=result.severity,
-                        matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
+                        matches=[
+                            {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches
+                        ],
                         ruleset_version=result.ruleset_version,
                         red=red,
                         keywords=sorted({k for m in result.matches for k in m.keywords}),

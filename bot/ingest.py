@@ -115,7 +115,9 @@ class Ingest:
             sender = await self._directory.member_for(
                 session, platform_id=incoming.sender_id, name=incoming.sender_name, group=group
             )
-            message_id = await messages_repo.insert_message(session, values=self._row(incoming, group, sender, media_path))
+            message_id = await messages_repo.insert_message(
+                session, values=self._row(incoming, group, sender, media_path)
+            )
             if message_id is None:
                 await session.rollback()
                 return None
@@ -145,7 +147,9 @@ class Ingest:
             await session.commit()
             return message_id
 
-    def _row(self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None) -> dict[str, object]:
+    def _row(
+        self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None
+    ) -> dict[str, object]:
         place = group if group is not None else sender
         return {
             "account": incoming.account,
@@ -160,7 +164,8 @@ class Ingest:
             "text": incoming.text,
             "media_path": media_path,
             "raw": incoming.raw,
-            "unassigned": (group is not None and not group.configured) or (group is None and not sender.on_roster and not sender.village),
+            "unassigned": (group is not None and not group.configured)
+            or (group is None and not sender.on_roster and not sender.village),
             "county": place.county,
             "township": place.township,
             "village": place.village,

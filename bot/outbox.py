@@ -9,6 +9,7 @@ which WeChat bans for bursts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -74,7 +75,9 @@ class OutboxService:
     ) -> int | None:
         """Queue a private message to a person (by their platform id)."""
         if account is None:
-            account = self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
+            account = (
+                self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
+            )
         return await self._enqueue(
             session,
             key=key,
@@ -207,7 +210,5 @@ class OutboxService:
             except Exception:
                 log.exception("outbox sender failed; retrying")
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=poll_seconds)
-            except TimeoutError:
-                pass

@@ -86,7 +86,9 @@ class Scheduler:
         acted = 0
         for fire, _, job in pending:
             async with self._sessions() as session:
-                claimed = await state.claim_job_run(session, job=job.name, run_key=fire.isoformat(), at=self._clock.now())
+                claimed = await state.claim_job_run(
+                    session, job=job.name, run_key=fire.isoformat(), at=self._clock.now()
+                )
                 await state.set_setting(session, f"job:{job.name}:last", fire.isoformat())
                 await session.commit()
             if not claimed:

@@ -7,12 +7,12 @@ sees the bot's answers live. It binds to loopback only: it is a demo and test to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,9 @@ class SimAdapter:
     async def _append(
         self, chat: str, sender: str, role: str, text: str, image: str | None, from_bot: bool, mentions: list[str]
     ) -> SimEntry:
-        entry = SimEntry(next(self._seq), chat, sender, role, text, image, self._clock.now().isoformat(), from_bot, mentions)
+        entry = SimEntry(
+            next(self._seq), chat, sender, role, text, image, self._clock.now().isoformat(), from_bot, mentions
+        )
         async with self._changed:
             self._entries.append(entry)
             self._changed.notify_all()
@@ -152,10 +154,8 @@ class SimAdapter:
             return [e for e in self._entries if e.seq > after]
 
         async with self._changed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(lambda: bool(_newer())), timeout=20)
-            except TimeoutError:
-                pass
         return web.json_response([_as_json(e) for e in _newer()])
 
     async def _send_api(self, request: web.Request) -> web.Response:
@@ -235,5 +235,3 @@ def _as_json(entry: SimEntry) -> dict[str, Any]:
         "from_bot": entry.from_bot,
         "mentions": entry.mentions,
     }
-
-

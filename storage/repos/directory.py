@@ -37,7 +37,9 @@ async def village_cadres(session: AsyncSession, *, village: str) -> list[Member]
     return list((await session.exec(statement)).all())
 
 
-async def staff_members(session: AsyncSession, *, township: str | None = None, county: str | None = None) -> list[Member]:
+async def staff_members(
+    session: AsyncSession, *, township: str | None = None, county: str | None = None
+) -> list[Member]:
     statement = select(Member).where(Member.role == "staff")
     if township is not None:
         statement = statement.where(Member.township == township)

@@ -15,7 +15,9 @@ async def count_messages(session: AsyncSession) -> int:
     return int((await session.exec(select(func.count()).select_from(Message))).one())
 
 
-async def messages_after(session: AsyncSession, *, after_id: int, limit: int) -> list[tuple[Message, Classification | None]]:
+async def messages_after(
+    session: AsyncSession, *, after_id: int, limit: int
+) -> list[tuple[Message, Classification | None]]:
     statement = (
         select(Message, Classification)
         .join(Classification, col(Classification.message_id) == Message.id, isouter=True)
@@ -43,7 +45,11 @@ async def replace_classification(
     if row is None:
         row = Classification(message_id=message.id)
     row.labels, row.category, row.severity, row.matches, row.ruleset_version = (
-        labels, category, severity, matches, ruleset_version,
+        labels,
+        category,
+        severity,
+        matches,
+        ruleset_version,
     )
     session.add(row)
     flag = (await session.exec(select(Flag).where(Flag.message_id == message.id))).first()
@@ -66,7 +72,12 @@ async def replace_classification(
             )
         )
     elif red and flag is not None and flag.verdict is None:
-        flag.labels, flag.severity, flag.rules, flag.keywords = labels, severity or "normal", [m["rule"] for m in matches], keywords
+        flag.labels, flag.severity, flag.rules, flag.keywords = (
+            labels,
+            severity or "normal",
+            [m["rule"] for m in matches],
+            keywords,
+        )
         session.add(flag)
     elif not red and flag is not None and flag.verdict is None:
         await session.exec(delete(Flag).where(col(Flag.id) == flag.id))

@@ -67,7 +67,9 @@ async def messages_between(
     return list((await session.exec(statement)).all())
 
 
-async def recent_in_group(session: AsyncSession, *, group_name: str, sender_platform_id: str, since: datetime) -> list[Message]:
+async def recent_in_group(
+    session: AsyncSession, *, group_name: str, sender_platform_id: str, since: datetime
+) -> list[Message]:
     statement = (
         select(Message)
         .where(

@@ -57,7 +57,9 @@ async def mark_retry(session: AsyncSession, outbox_id: int, *, error: str, retry
     await session.exec(
         update(Outbox)
         .where(col(Outbox.id) == outbox_id)
-        .values(status="failed" if give_up else "pending", last_error=error[:500], not_before=retry_at, lease_until=None)
+        .values(
+            status="failed" if give_up else "pending", last_error=error[:500], not_before=retry_at, lease_until=None
+        )
     )
 
 

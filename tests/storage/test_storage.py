@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.engine import make_session_factory, normalise_url, StorageError
+from storage.engine import StorageError, make_session_factory, normalise_url
 from storage.migrate import current_revision, upgrade
 from storage.models import Group, Member
 from storage.repos import directory, messages, outbox, state
@@ -79,16 +79,24 @@ async def test_outbox_dedupes_and_leases(engine: AsyncEngine) -> None:
         await session.commit()
     assert [r.dedupe_key for r in claimed] == ["ack:1"]
     async with sessions() as session:  # a second sender sees nothing while the lease holds
-        assert await outbox.claim_due(session, account="demo", now=T0 + timedelta(seconds=5), lease=timedelta(seconds=60)) == []
+        assert (
+            await outbox.claim_due(session, account="demo", now=T0 + timedelta(seconds=5), lease=timedelta(seconds=60))
+            == []
+        )
         await session.commit()
     async with sessions() as session:  # after a crash the lease runs out and the row is sent again
-        again = await outbox.claim_due(session, account="demo", now=T0 + timedelta(seconds=61), lease=timedelta(seconds=60))
+        again = await outbox.claim_due(
+            session, account="demo", now=T0 + timedelta(seconds=61), lease=timedelta(seconds=60)
+        )
         assert len(again) == 1 and again[0].attempts == 2
         assert again[0].id is not None
         await outbox.mark_sent(session, again[0].id, at=T0 + timedelta(seconds=62), platform_message_id="x")
         await session.commit()
     async with sessions() as session:
-        assert await outbox.claim_due(session, account="demo", now=T0 + timedelta(hours=1), lease=timedelta(seconds=60)) == []
+        assert (
+            await outbox.claim_due(session, account="demo", now=T0 + timedelta(hours=1), lease=timedelta(seconds=60))
+            == []
+        )
         assert await outbox.pending_count(session) == 0
         assert await outbox.last_sent(session, account="demo") == T0 + timedelta(seconds=62)
 
@@ -122,7 +130,15 @@ async def test_directory_queries(engine: AsyncEngine) -> None:
     async with sessions() as session:
         await directory.save(session, Group(name="石桥村监督服务群", platform_id="room-1", village="石桥村"))
         await directory.save(
-            session, Member(platform_id="li", name="李书记", role="cadre", village="石桥村", group_name="石桥村监督服务群", on_roster=True)
+            session,
+            Member(
+                platform_id="li",
+                name="李书记",
+                role="cadre",
+                village="石桥村",
+                group_name="石桥村监督服务群",
+                on_roster=True,
+            ),
         )
         await directory.save(session, Member(platform_id="gao", name="高某林", village="石桥村"))
         await session.commit()
