@@ -1,0 +1,106 @@
+"""The dashboard application: ``create_app`` wires the dependencies it is given; nothing is global."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from dashboards import (
+    auth,
+    views_admin,
+    views_broadcast,
+    views_digest,
+    views_exports,
+    views_rules,
+    views_stats,
+    views_tickets,
+)
+from dashboards.context import (
+    BROADCASTER,
+    CLOCK,
+    JINJA,
+    RULE_BENCH,
+    SESSION_FACTORY,
+    SETTINGS,
+    TICKET_ACTIONS,
+    Clock,
+    render,
+)
+from dashboards.ports import Broadcaster, RuleBench, TicketActions
+from dashboards.settings import DashboardSettings
+from dashboards.templating import make_env
+from storage.engine import SessionFactory
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: auth.Handler) -> web.StreamResponse:
+    """Friendly Chinese pages for 403/404 instead of aiohttp's English text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if (
+            exc.status in (400, 403, 404, 405)
+            and request.method == "GET"
+            and not request.path.startswith("/static/")
+        ):
+            return render(request, "error.html", status=exc.status, message=exc.text or "出错了")
+        raise
+
+
+def create_app(
+    *,
+    session_factory: SessionFactory,
+    settings: DashboardSettings,
+    ticket_actions: TicketActions,
+    broadcaster: Broadcaster,
+    rule_bench: RuleBench,
+    clock: Clock = _utc_now,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[auth.security_headers, error_pages, auth.require_login],
+        client_max_size=settings.max_upload_bytes + 64 * 1024,
+    )
+    app[SESSION_FACTORY] = session_factory
+    app[SETTINGS] = settings
+    app[TICKET_ACTIONS] = ticket_actions
+    app[BROADCASTER] = broadcaster
+    app[RULE_BENCH] = rule_bench
+    app[CLOCK] = clock
+    app[JINJA] = make_env(settings)
+    app.add_routes(
+        [
+            web.get("/login", auth.login_page),
+            web.post("/login", auth.login_submit),
+            web.post("/logout", auth.logout),
+            web.get("/", views_admin.home),
+            web.get("/digest", views_digest.digest),
+            web.post("/digest/mark", views_digest.mark_patrolled),
+            web.get("/flags/{flag_id:\\d+}", views_digest.flag_page),
+            web.post("/flags/{flag_id:\\d+}/verdict", views_digest.record_verdict),
+            web.get("/tickets", views_tickets.board),
+            web.get("/tickets/{ticket_id:\\d+}", views_tickets.ticket_page),
+            web.post("/tickets/{ticket_id:\\d+}/{action:[a-z]+}", views_tickets.ticket_action),
+            web.get("/tickets/{ticket_id:\\d+}/photos/{photo_id:\\d+}", views_tickets.ticket_photo),
+            web.get("/stats", views_stats.stats),
+            web.get("/broadcasts", views_broadcast.broadcasts),
+            web.post("/broadcasts", views_broadcast.send_broadcast),
+            web.get("/exports", views_exports.exports_page),
+            web.get("/exports/tickets.xlsx", views_exports.export_tickets),
+            web.get("/exports/flags.xlsx", views_exports.export_flags),
+            web.get("/rules", views_rules.rules_page),
+            web.post("/rules/{rule_id}/shadow", views_rules.set_shadow),
+            web.get("/bench", views_rules.bench_page),
+            web.post("/bench", views_rules.bench_run),
+            web.get("/audit", views_admin.audit_page),
+            web.static("/static", STATIC, append_version=False),
+        ]
+    )
+    return app

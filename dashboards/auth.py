@@ -1,0 +1,190 @@
+"""Login, logout, server-side sessions, CSRF checks and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from urllib.parse import quote
+
+from aiohttp import web
+
+from dashboards.context import SESSION_FACTORY, SETTINGS, VIEWER_KEY, Viewer, audit, now, render
+from dashboards.security import new_token, same, token_id, verify_password
+from storage.models import DashboardSession
+from storage.repos import users as users_repo
+
+SESSION_COOKIE = "vw_session"
+LOGIN_COOKIE = "vw_login"
+PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PATHS = ("/login", "/health", "/favicon.ico")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+        _set_headers(response)
+        raise
+    _set_headers(response)
+    return response
+
+
+def _set_headers(response: web.StreamResponse) -> None:
+    if response.prepared:
+        return
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not response.headers.get("Cache-Control"):
+        response.headers["Cache-Control"] = "no-store"
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+@web.middleware
+async def require_login(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every page but /login, /health and /static needs a live session; every POST a CSRF token."""
+    if _is_public(request.path):
+        return await handler(request)
+    found = await _load_viewer(request)
+    if found is None:
+        if request.method == "GET":
+            target = request.path_qs
+            raise web.HTTPFound("/login?next=" + quote(target, safe=""))
+        raise web.HTTPForbidden(text="登录已过期，请重新登录")
+    request[VIEWER_KEY] = found
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        await check_csrf(request, found.csrf)
+    return await handler(request)
+
+
+async def check_csrf(request: web.Request, expected: str) -> None:
+    sent = request.headers.get("X-CSRF-Token", "")
+    if not sent and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get("_csrf", "")
+        sent = value if isinstance(value, str) else ""
+    if not expected or not sent or not same(sent, expected):
+        raise web.HTTPForbidden(text="请求无效（缺少或错误的安全令牌），请刷新页面后重试")
+
+
+async def _load_viewer(request: web.Request) -> Viewer | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    moment = now(request)
+    async with request.app[SESSION_FACTORY]() as session:
+        row = await users_repo.get_session(session, session_id=token_id(token))
+        if row is None or row.expires_at <= moment:
+            return None
+        user = await users_repo.get_user(session, username=row.username)
+    if user is None or not user.active:
+        return None
+    return Viewer(
+        username=user.username,
+        display_name=user.display_name or user.username,
+        role=user.role,
+        county=user.county,
+        township=user.township,
+        village=user.village,
+        patrolled_to_flag_id=user.patrolled_to_flag_id,
+        csrf=row.csrf,
+    )
+
+
+def _safe_next(value: str) -> str:
+    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get(LOGIN_COOKIE) or new_token()
+    response = render(
+        request, "login.html", login_csrf=token, next=_safe_next(request.query.get("next", "/")), error=""
+    )
+    _cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
+    return response
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    form = await request.post()
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    sent = str(form.get("_csrf", ""))
+    if not expected or not same(sent, expected):
+        raise web.HTTPForbidden(text="请求无效（缺少或错误的安全令牌），请刷新页面后重试")
+    username = str(form.get("username", "")).strip()[:64]
+    password = str(form.get("password", ""))[:256]
+    next_url = _safe_next(str(form.get("next", "/")))
+    moment = now(request)
+
+    def _again(message: str) -> web.Response:
+        return render(request, "login.html", status=401, login_csrf=expected, next=next_url, error=message)
+
+    async with request.app[SESSION_FACTORY]() as session:
+        failures = await users_repo.count_audit_since(
+            session,
+            username=username,
+            action="login_failed",
+            since=moment - timedelta(minutes=settings.login_window_minutes),
+        )
+        if failures >= settings.login_attempts:
+            await audit(request, "login_throttled", username=username or "?")
+            return _again(f"登录失败次数过多，请{settings.login_window_minutes}分钟后再试")
+        user = await users_repo.get_user(session, username=username)
+    if user is None or not user.active or not verify_password(user.password_hash if user else None, password):
+        await audit(request, "login_failed", username=username or "?", detail=request.remote or "")
+        return _again("用户名或密码错误")
+    token = new_token()
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        await users_repo.delete_expired_sessions(session, now=moment)
+        await users_repo.create_session(
+            session,
+            row=DashboardSession(
+                id=token_id(token),
+                username=user.username,
+                csrf=new_token(),
+                created_at=moment,
+                expires_at=moment + timedelta(minutes=settings.session_minutes),
+            ),
+        )
+    await audit(request, "login", username=user.username, detail=request.remote or "")
+    response = web.HTTPFound(next_url)
+    _cookie(request, response, SESSION_COOKIE, token, max_age=settings.session_minutes * 60)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        await users_repo.delete_session(session, session_id=token_id(token))
+    await audit(request, "logout")
+    response = web.HTTPFound("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def _cookie(
+    request: web.Request, response: web.StreamResponse, name: str, value: str, *, max_age: int
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[SETTINGS].secure_cookies,
+    )

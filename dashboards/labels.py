@@ -1,0 +1,57 @@
+"""Chinese names of the contract's codes (labels, categories, statuses, roles), shown on every page."""
+
+from __future__ import annotations
+
+LABELS = {
+    "demand": "诉求",
+    "consult": "咨询",
+    "clue": "问题线索",
+    "banquet": "大操大办",
+    "gambling": "赌博",
+    "abuse": "辱骂",
+    "spam": "广告",
+    "notice": "通知",
+    "feedback": "反馈",
+    "chat": "闲聊",
+}
+CATEGORIES = {
+    "water": "供水",
+    "power": "供电",
+    "road_traffic": "道路交通",
+    "sanitation": "环境卫生",
+    "safety_hazard": "安全隐患",
+    "public_order": "社会治安",
+    "land_housing": "土地房屋",
+    "welfare": "民生保障",
+    "village_affairs": "村务",
+    "education_health": "教育医疗",
+    "agriculture": "农业生产",
+    "environment": "生态环境",
+    "other": "其他",
+}
+KINDS = {"demand": "诉求", "consult": "咨询", "clue": "问题线索"}
+STATUSES = {"open": "待受理", "accepted": "办理中", "resolved": "已办结", "closed": "已关闭"}
+RATINGS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+LEVELS = {"village": "村级", "township": "镇级", "county": "县级"}
+MEMBER_ROLES = {"villager": "村民", "party_member": "党员", "cadre": "村干部", "staff": "工作人员"}
+STAFF_ROLES = {"admin": "管理员", "county_staff": "县纪委", "township_staff": "镇纪委", "cadre": "村干部"}
+SEVERITIES = {"high": "高", "normal": "中", "low": "低"}
+VERDICTS = {"confirmed": "属实", "false_alarm": "误报", "follow_up": "需跟进", "note": "备注"}
+EVENTS = {
+    "opened": "受理登记",
+    "merged": "合并反映",
+    "accepted": "已受理",
+    "progress": "办理进展",
+    "resolved": "办结",
+    "rated": "群众评价",
+    "reopened": "重新办理",
+    "escalated": "提级督办",
+    "reminded": "到期提醒",
+    "extended": "延期",
+    "closed": "关闭",
+    "transferred": "转办",
+    "note": "备注",
+    "photo": "上传照片",
+}
+BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
+OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}

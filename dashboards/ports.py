@@ -1,0 +1,68 @@
+"""What the dashboard needs from the rest of the service, declared here and implemented in ``bot/``.
+
+The dashboard never sends to WeChat or changes a ticket's state itself: it asks through these
+interfaces, which the entry point wires to the ticket workflow, the outbox and the classifier.
+Every method receives the acting staff member's username as ``actor`` so the workflow can record it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class ActionRefused(Exception):
+    """The workflow refused a staff action; the message (Simplified Chinese) is shown to the user."""
+
+
+class TicketActions(Protocol):
+    """Staff actions on a ticket; each records a TicketEvent and may queue outbox messages."""
+
+    async def transfer(self, ticket_id: int, *, to_member: str, actor: str) -> None:
+        """Reassign to another cadre (a member's name)."""
+
+    async def escalate(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        """Raise one level: village → township → county."""
+
+    async def approve_extension(self, ticket_id: int, *, actor: str, working_days: int) -> None:
+        """Move the deadline by ``working_days`` working days."""
+
+    async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
+        """An internal note in the ticket's history (never posted to the group)."""
+
+    async def upload_resolution_photo(
+        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    ) -> None:
+        """Store the photo, attach it to the ticket and post it to the ticket's group through the outbox."""
+
+
+class Broadcaster(Protocol):
+    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
+        """Queue ``text`` to each group through the paced outbox and record a Broadcast row.
+
+        ``kind`` is ``notice`` (any groups) or ``clarification`` (澄清, exactly one group).
+        Returns the Broadcast id.
+        """
+        ...
+
+
+class RuleBench(Protocol):
+    def classify(self, text: str, role: str | None) -> dict[str, Any]:
+        """The taxonomy contract dict: labels, category, severity, matches [{rule, keywords}]."""
+        ...
+
+    async def dry_run(
+        self, *, days: int, county: str | None, township: str | None, village: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Re-classify stored messages of the last ``days`` days in scope with the current rules.
+
+        Returns up to ``limit`` messages whose outcome would change, each
+        ``{"message_id", "at", "group", "sender", "text", "old_labels", "new_labels", "new_matches"}``.
+        """
+        ...
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every rule: ``{"id", "label", "text", "shadow": bool, "file"}`` (``text`` as staff wrote it)."""
+        ...
+
+    async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
+        """Switch a rule into or out of shadow mode (fires into shadow_matches only)."""

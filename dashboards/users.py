@@ -1,0 +1,84 @@
+"""Staff accounts, for the ``villagewatch user add`` command and for ``make run``'s first admin."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from dashboards.context import ROLES
+from dashboards.security import hash_password
+from storage.engine import SessionFactory
+from storage.models import StaffUser
+from storage.repos import users as users_repo
+
+
+class UserError(ValueError):
+    """The account cannot be created as asked; the message says why."""
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+async def add_user(
+    session_factory: SessionFactory,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    county: str = "",
+    township: str = "",
+    village: str = "",
+    display_name: str = "",
+) -> None:
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise UserError("username must be 1–64 characters")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise UserError("password must be at least 8 characters")
+    needs = {
+        "county_staff": ["county"],
+        "township_staff": ["county", "township"],
+        "cadre": ["county", "township", "village"],
+    }.get(role, [])
+    given = {"county": county, "township": township, "village": village}
+    missing = [level for level in needs if not given[level]]
+    if missing:
+        raise UserError(f"role {role} needs --{' --'.join(missing)}")
+    async with session_factory() as session, session.begin():
+        if await users_repo.get_user(session, username=username) is not None:
+            raise UserError(f"user {username!r} already exists")
+        await users_repo.add_user(
+            session,
+            user=StaffUser(
+                username=username,
+                password_hash=hash_password(password),
+                display_name=display_name or username,
+                role=role,
+                county=county,
+                township=township if role in ("township_staff", "cadre") else "",
+                village=village if role == "cadre" else "",
+                created_at=datetime.now(UTC),
+            ),
+        )
+
+
+async def set_password(session_factory: SessionFactory, *, username: str, password: str) -> None:
+    if len(password) < 8:
+        raise UserError("password must be at least 8 characters")
+    async with session_factory() as session, session.begin():
+        if await users_repo.get_user(session, username=username) is None:
+            raise UserError(f"no user {username!r}")
+        await users_repo.set_password_hash(session, username=username, password_hash=hash_password(password))
+
+
+async def ensure_first_admin(session_factory: SessionFactory) -> tuple[str, str] | None:
+    """Creates ``admin`` with a random password when there is no account yet; returns the login or None."""
+    async with session_factory() as session:
+        if await users_repo.count_users(session) > 0:
+            return None
+    password = random_password()
+    await add_user(session_factory, username="admin", password=password, role="admin", display_name="管理员")
+    return "admin", password

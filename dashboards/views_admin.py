@@ -1,0 +1,25 @@
+"""The home page and the audit log."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dashboards.context import SESSION_FACTORY, render, require, viewer
+from storage.repos import users as users_repo
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/digest" if viewer(request).discipline else "/tickets")
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    require(request, me.role == "admin")
+    try:
+        before = int(request.query["before"]) if request.query.get("before") else None
+    except ValueError:
+        before = None
+    who = request.query.get("user") or None
+    async with request.app[SESSION_FACTORY]() as session:
+        rows = await users_repo.list_audit(session, limit=100, before_id=before, username=who)
+    return render(request, "audit.html", rows=rows, user=who or "")

@@ -1,0 +1,118 @@
+"""The patrol digest (网巡), a flag's page, verdicts and the "patrolled up to here" mark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dashboards.context import SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
+from dashboards.labels import VERDICTS
+from storage.repos import dashboard as repo
+from storage.repos import users as users_repo
+
+
+def _cursor(value: str) -> tuple[int, int] | None:
+    try:
+        sev, last = value.split(".", 1)
+        return int(sev), int(last)
+    except ValueError:
+        return None
+
+
+async def digest(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    show_all = request.query.get("all") == "1"
+    unreviewed = request.query.get("unreviewed") == "1"
+    after_id = 0 if show_all else me.patrolled_to_flag_id
+    cursor = _cursor(request.query.get("cursor", ""))
+    async with request.app[SESSION_FACTORY]() as session:
+        upto = await repo.max_flag_id(session)
+        rows, next_cursor = await repo.digest_page(
+            session,
+            scope=me.scope,
+            after_id=after_id,
+            cursor=cursor,
+            limit=request.app[SETTINGS].page_size,
+            unreviewed_only=unreviewed,
+        )
+        counts = await repo.count_flags_after(session, scope=me.scope, after_id=after_id)
+        context = await repo.message_context(
+            session, anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows], before=2, after=2
+        )
+    return render(
+        request,
+        "digest.html",
+        rows=rows,
+        context=context,
+        counts=counts,
+        upto=upto,
+        show_all=show_all,
+        unreviewed=unreviewed,
+        query=dict(request.query),
+        next_cursor=f"{next_cursor[0]}.{next_cursor[1]}" if next_cursor else None,
+        verdicts=VERDICTS,
+    )
+
+
+async def _visible_flag(request: web.Request, flag_id: int) -> dict[str, Any]:
+    me = viewer(request)
+    async with request.app[SESSION_FACTORY]() as session:
+        row = await repo.get_flag(session, flag_id=flag_id)
+    if row is None or not repo.flag_visible(row, me.scope):
+        # Same answer whether it does not exist or is out of scope: no probing other townships.
+        raise web.HTTPNotFound(text="未找到")
+    return dict(row)
+
+
+async def flag_page(request: web.Request) -> web.StreamResponse:
+    flag_id = int(request.match_info["flag_id"])
+    row = await _visible_flag(request, flag_id)
+    async with request.app[SESSION_FACTORY]() as session:
+        context = await repo.message_context(
+            session, anchors=[(row["message_id"], row["group_name"], row["at"])], before=6, after=6
+        )
+        reviews = await repo.flag_reviews(session, flag_id=flag_id)
+    await audit(request, "view_flag", target=f"flag:{flag_id}")
+    return render(
+        request,
+        "flag.html",
+        f=row,
+        context=context.get(row["message_id"], []),
+        reviews=reviews,
+        verdicts=VERDICTS,
+    )
+
+
+async def record_verdict(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    require(request, me.discipline)
+    flag_id = int(request.match_info["flag_id"])
+    await _visible_flag(request, flag_id)
+    form = await request.post()
+    verdict = str(form.get("verdict", ""))
+    note = str(form.get("note", "")).strip()[:1000]
+    if verdict not in VERDICTS:
+        raise web.HTTPBadRequest(text="无效的核查结论")
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        await repo.record_verdict(
+            session, flag_id=flag_id, username=me.username, verdict=verdict, note=note, at=now(request)
+        )
+    await audit(request, "flag_verdict", target=f"flag:{flag_id}", detail=f"{verdict} {note}".strip())
+    back = str(form.get("back", ""))
+    if not back.startswith("/") or back.startswith("//"):
+        back = f"/flags/{flag_id}"
+    raise web.HTTPFound(back)
+
+
+async def mark_patrolled(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    form = await request.post()
+    try:
+        upto = int(str(form.get("upto", "0")))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="无效的标记") from exc
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        await users_repo.set_patrol_mark(session, username=me.username, flag_id=upto, at=now(request))
+    await audit(request, "patrol_mark", target=f"flag:{upto}")
+    raise web.HTTPFound("/digest")

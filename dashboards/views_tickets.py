@@ -1,0 +1,204 @@
+"""The ticket board (the township whiteboard), a ticket's page and the staff actions on it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from dashboards.context import (
+    SESSION_FACTORY,
+    SETTINGS,
+    TICKET_ACTIONS,
+    Viewer,
+    audit,
+    render,
+    require,
+    viewer,
+)
+from dashboards.ports import ActionRefused
+from storage.repos import dashboard as repo
+
+IMAGE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+
+
+def parse_day(request: web.Request, value: str | None) -> datetime | None:
+    """A local calendar day (YYYY-MM-DD) as the aware instant it starts."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="日期格式应为 YYYY-MM-DD") from exc
+    return day.replace(tzinfo=timezone(timedelta(hours=request.app[SETTINGS].tz_hours)))
+
+
+def board_filter(request: web.Request) -> repo.TicketFilter:
+    q = request.query
+    until = parse_day(request, q.get("until"))
+    overdue = {"1": True, "0": False}.get(q.get("overdue", ""))
+    return repo.TicketFilter(
+        status=q.get("status") or None,
+        kind=q.get("kind") or None,
+        category=q.get("category") or None,
+        township=q.get("township") or None,
+        village=q.get("village") or None,
+        overdue=overdue,
+        rating=q.get("rating") or None,
+        since=parse_day(request, q.get("since")),
+        until=until + timedelta(days=1) if until else None,
+        text=(q.get("q") or "").strip()[:50] or None,
+    )
+
+
+async def board(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    size = request.app[SETTINGS].page_size
+    try:
+        page = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        page = 1
+    filt = board_filter(request)
+    async with request.app[SESSION_FACTORY]() as session:
+        rows, total = await repo.board_page(
+            session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size
+        )
+        places = await repo.places(session, scope=me.scope)
+    return render(
+        request,
+        "board.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, (total + size - 1) // size),
+        query=dict(request.query),
+        townships=sorted({t for t, _ in places}),
+        villages=sorted({v for t, v in places if not filt.township or t == filt.township}),
+    )
+
+
+async def _visible_ticket(request: web.Request, ticket_id: int) -> dict[str, Any]:
+    me = viewer(request)
+    async with request.app[SESSION_FACTORY]() as session:
+        row = await repo.get_ticket(session, ticket_id=ticket_id)
+    if row is None or not repo.ticket_visible(row, me.scope):
+        raise web.HTTPNotFound(text="未找到")
+    return dict(row)
+
+
+def allowed_actions(me: Viewer) -> set[str]:
+    if me.discipline:
+        return {"transfer", "escalate", "extend", "note", "photo"}
+    return {"note", "photo"}
+
+
+async def ticket_page(request: web.Request) -> web.StreamResponse:
+    ticket_id = int(request.match_info["ticket_id"])
+    ticket = await _visible_ticket(request, ticket_id)
+    async with request.app[SESSION_FACTORY]() as session:
+        details = await repo.ticket_details(session, ticket_id=ticket_id)
+    await audit(request, "view_ticket", target=f"ticket:{ticket_id}")
+    return render(
+        request,
+        "ticket.html",
+        t=ticket,
+        actions=allowed_actions(viewer(request)),
+        error=request.query.get("error", ""),
+        done=request.query.get("done", ""),
+        reporters=details["reporters"],
+        events=details["events"],
+        messages=details["messages"],
+        photos=details["photos"],
+    )
+
+
+async def ticket_action(request: web.Request) -> web.StreamResponse:
+    me = viewer(request)
+    ticket_id = int(request.match_info["ticket_id"])
+    action = request.match_info["action"]
+    require(request, action in allowed_actions(me))
+    await _visible_ticket(request, ticket_id)
+    form = await request.post()
+    actions = request.app[TICKET_ACTIONS]
+
+    def field(name: str, limit: int = 1000) -> str:
+        value = form.get(name, "")
+        return value.strip()[:limit] if isinstance(value, str) else ""
+
+    detail = ""
+    try:
+        if action == "transfer":
+            to_member = field("to_member", 64)
+            if not to_member:
+                raise ActionRefused("请填写转办对象")
+            await actions.transfer(ticket_id, to_member=to_member, actor=me.username)
+            detail = to_member
+        elif action == "escalate":
+            reason = field("reason")
+            await actions.escalate(ticket_id, actor=me.username, reason=reason)
+            detail = reason
+        elif action == "extend":
+            try:
+                days = int(field("working_days", 4))
+            except ValueError as exc:
+                raise ActionRefused("延期天数应为 1 到 30 的整数") from exc
+            if not 1 <= days <= 30:
+                raise ActionRefused("延期天数应为 1 到 30 的整数")
+            await actions.approve_extension(ticket_id, actor=me.username, working_days=days)
+            detail = str(days)
+        elif action == "note":
+            text = field("text", 2000)
+            if not text:
+                raise ActionRefused("备注不能为空")
+            await actions.add_note(ticket_id, actor=me.username, text=text)
+            detail = text
+        elif action == "photo":
+            upload = form.get("image")
+            if not isinstance(upload, web.FileField):
+                raise ActionRefused("请选择照片")
+            filename = Path(upload.filename or "photo.jpg").name
+            if Path(filename).suffix.lower() not in IMAGE_TYPES:
+                raise ActionRefused("只支持 jpg、png、gif、webp 格式的照片")
+            image = upload.file.read()
+            if not image:
+                raise ActionRefused("照片为空")
+            await actions.upload_resolution_photo(
+                ticket_id, actor=me.username, image=image, filename=filename, note=field("note")
+            )
+            detail = f"{filename} {len(image)} bytes"
+        else:
+            raise web.HTTPNotFound()
+    except ActionRefused as exc:
+        await audit(request, f"ticket_{action}_refused", target=f"ticket:{ticket_id}", detail=str(exc))
+        raise web.HTTPFound(f"/tickets/{ticket_id}?error=" + _q(str(exc))) from exc
+    await audit(request, f"ticket_{action}", target=f"ticket:{ticket_id}", detail=detail)
+    raise web.HTTPFound(f"/tickets/{ticket_id}?done={action}")
+
+
+def _q(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+async def ticket_photo(request: web.Request) -> web.StreamResponse:
+    ticket_id = int(request.match_info["ticket_id"])
+    await _visible_ticket(request, ticket_id)
+    media_dir = request.app[SETTINGS].media_dir
+    async with request.app[SESSION_FACTORY]() as session:
+        photo = await repo.get_photo(session, photo_id=int(request.match_info["photo_id"]))
+    if photo is None or photo["ticket_id"] != ticket_id or media_dir is None:
+        raise web.HTTPNotFound(text="未找到")
+    root = media_dir.resolve()
+    path = (root / photo["path"]).resolve()
+    if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in IMAGE_TYPES:
+        raise web.HTTPNotFound(text="未找到")
+    return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix.lower()]})

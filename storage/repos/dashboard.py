@@ -1,0 +1,652 @@
+"""Every query the dashboard makes: patrol digest, ticket board, statistics, broadcasts, exports.
+
+A :class:`Scope` limits each query to what a viewer may see; the dashboard builds it from the login,
+this module only applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Broadcast,
+    Flag,
+    FlagReview,
+    Group,
+    Message,
+    Outbox,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    TicketPhoto,
+    TicketReporter,
+)
+
+flags: Any = Flag.__table__  # type: ignore[attr-defined]
+reviews: Any = FlagReview.__table__  # type: ignore[attr-defined]
+messages: Any = Message.__table__  # type: ignore[attr-defined]
+tickets: Any = Ticket.__table__  # type: ignore[attr-defined]
+groups: Any = Group.__table__  # type: ignore[attr-defined]
+reporters: Any = TicketReporter.__table__  # type: ignore[attr-defined]
+events: Any = TicketEvent.__table__  # type: ignore[attr-defined]
+ticket_messages: Any = TicketMessage.__table__  # type: ignore[attr-defined]
+photos: Any = TicketPhoto.__table__  # type: ignore[attr-defined]
+broadcasts: Any = Broadcast.__table__  # type: ignore[attr-defined]
+outbox: Any = Outbox.__table__  # type: ignore[attr-defined]
+
+SEVERITIES = ("high", "normal", "low")
+DONE = ("resolved", "closed")
+SATISFIED = ("satisfied", "basically_satisfied")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a viewer may see. ``None`` means no limit at that level."""
+
+    county: str | None = None
+    township: str | None = None
+    village: str | None = None
+    confidential: bool = True
+    """May see confidential tickets, clue tickets and clue/confidential flags (discipline staff only)."""
+
+
+def _where_scope(table: Any, scope: Scope) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if scope.county is not None:
+        conds.append(table.c.county == scope.county)
+    if scope.township is not None:
+        conds.append(table.c.township == scope.township)
+    if scope.village is not None:
+        conds.append(table.c.village == scope.village)
+    if not scope.confidential:
+        conds.append(table.c.confidential == false())
+        if table is flags:
+            conds.append(not_(cast(flags.c.labels, Text).like('%"clue"%')))
+        elif table is tickets:
+            conds.append(tickets.c.kind != "clue")
+    return conds
+
+
+def flag_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
+    """The same rule as :func:`_where_scope`, for one row already loaded."""
+    return _row_visible(row, scope) and (
+        scope.confidential or (not row["confidential"] and "clue" not in (row["labels"] or []))
+    )
+
+
+def ticket_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
+    return _row_visible(row, scope) and (
+        scope.confidential or (not row["confidential"] and row["kind"] != "clue")
+    )
+
+
+def _row_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
+    return all(
+        want is None or row[level] == want
+        for level, want in (
+            ("county", scope.county),
+            ("township", scope.township),
+            ("village", scope.village),
+        )
+    )
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+# ---------------------------------------------------------------- patrol digest
+
+_FLAG_COLS = [
+    flags.c.id,
+    flags.c.message_id,
+    flags.c.at,
+    flags.c.group_name,
+    flags.c.sender_name,
+    flags.c.role,
+    flags.c.county,
+    flags.c.township,
+    flags.c.village,
+    flags.c.labels,
+    flags.c.severity,
+    flags.c.rules,
+    flags.c.keywords,
+    flags.c.verdict,
+    flags.c.confidential,
+    messages.c.text,
+    messages.c.kind.label("message_kind"),
+]
+
+
+async def digest_page(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    after_id: int,
+    cursor: tuple[int, int] | None,
+    limit: int,
+    unreviewed_only: bool = False,
+) -> tuple[list[RowMapping], tuple[int, int] | None]:
+    """Flags with id > ``after_id``: high severity first, then newest first.
+
+    ``cursor`` is (severity index, last id shown); the second value returned is the cursor of the next
+    page, or None. One indexed query per severity keeps this fast at city scale.
+    """
+    conn = await session.connection()
+    start_sev, before_id = cursor if cursor else (0, None)
+    out: list[RowMapping] = []
+    next_cursor: tuple[int, int] | None = None
+    for sev_index in range(start_sev, len(SEVERITIES)):
+        want = limit - len(out)
+        stmt = (
+            select(*_FLAG_COLS)
+            .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
+            .where(
+                flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *_where_scope(flags, scope)
+            )
+            .order_by(flags.c.id.desc())
+            .limit(want + 1)
+        )
+        if unreviewed_only:
+            stmt = stmt.where(flags.c.verdict.is_(None))
+        if sev_index == start_sev and before_id is not None:
+            stmt = stmt.where(flags.c.id < before_id)
+        rows = list((await conn.execute(stmt)).mappings().all())
+        if len(rows) > want:
+            out.extend(rows[:want])
+            return out, (sev_index, out[-1]["id"])
+        out.extend(rows)
+        if len(out) == limit:
+            # the page is full exactly at a section's end: is there anything after it?
+            for later in range(sev_index + 1, len(SEVERITIES)):
+                probe = (
+                    select(flags.c.id)
+                    .where(
+                        flags.c.severity == SEVERITIES[later],
+                        flags.c.id > after_id,
+                        *_where_scope(flags, scope),
+                    )
+                    .limit(1)
+                )
+                if (await conn.execute(probe)).first() is not None:
+                    next_cursor = (later, 2**62)
+                    break
+            return out, next_cursor
+    return out, None
+
+
+async def count_flags_after(session: AsyncSession, *, scope: Scope, after_id: int) -> dict[str, int]:
+    conn = await session.connection()
+    out = {}
+    for sev in SEVERITIES:
+        stmt = (
+            select(func.count())
+            .select_from(flags)
+            .where(flags.c.severity == sev, flags.c.id > after_id, *_where_scope(flags, scope))
+        )
+        out[sev] = int((await conn.execute(stmt)).scalar_one())
+    return out
+
+
+async def max_flag_id(session: AsyncSession) -> int:
+    conn = await session.connection()
+    return int((await conn.execute(select(func.coalesce(func.max(flags.c.id), 0)))).scalar_one())
+
+
+async def get_flag(session: AsyncSession, *, flag_id: int) -> RowMapping | None:
+    conn = await session.connection()
+    stmt = (
+        select(*_FLAG_COLS)
+        .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
+        .where(flags.c.id == flag_id)
+    )
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def message_context(
+    session: AsyncSession, *, anchors: Sequence[tuple[int, str | None, datetime]], before: int, after: int
+) -> dict[int, list[RowMapping]]:
+    """Messages around each anchor (message id, group, time), in one statement; anchor id → messages."""
+    parts: list[Any] = []
+    for message_id, group_name, at in anchors:
+        if not group_name:
+            continue
+        cols = [
+            literal(message_id).label("anchor"),
+            messages.c.id,
+            messages.c.at,
+            messages.c.sender_name,
+            messages.c.role,
+            messages.c.kind,
+            messages.c.text,
+        ]
+        base = select(*cols).where(messages.c.group_name == group_name)
+        earlier = base.where(messages.c.at < at).order_by(messages.c.at.desc()).limit(before).subquery()
+        later = (
+            base.where(messages.c.at >= at, messages.c.id != message_id)
+            .order_by(messages.c.at)
+            .limit(after)
+            .subquery()
+        )
+        parts.append(select(*earlier.c))
+        parts.append(select(*later.c))
+    result: dict[int, list[RowMapping]] = {}
+    if not parts:
+        return result
+    conn = await session.connection()
+    stmt = select(union_all(*parts).subquery())
+    for row in (await conn.execute(stmt)).mappings():
+        result.setdefault(row["anchor"], []).append(row)
+    for rows in result.values():
+        rows.sort(key=lambda r: (r["at"], r["id"]))
+    return result
+
+
+async def record_verdict(
+    session: AsyncSession, *, flag_id: int, username: str, verdict: str, note: str, at: datetime
+) -> None:
+    """A review of a flag; a "note" keeps the flag's verdict, anything else replaces it."""
+    conn = await session.connection()
+    await conn.execute(
+        reviews.insert().values(flag_id=flag_id, at=at, username=username, verdict=verdict, note=note)
+    )
+    if verdict != "note":
+        await conn.execute(update(flags).where(flags.c.id == flag_id).values(verdict=verdict))
+
+
+async def flag_reviews(session: AsyncSession, *, flag_id: int) -> Sequence[RowMapping]:
+    conn = await session.connection()
+    stmt = select(reviews).where(reviews.c.flag_id == flag_id).order_by(reviews.c.id)
+    return (await conn.execute(stmt)).mappings().all()
+
+
+async def reviewed_flag_rules(session: AsyncSession) -> Sequence[Any]:
+    """(rules, verdict) of every flag with a verdict, for per-rule precision."""
+    conn = await session.connection()
+    stmt = select(flags.c.rules, flags.c.verdict).where(flags.c.verdict.is_not(None))
+    return (await conn.execute(stmt)).all()
+
+
+# ---------------------------------------------------------------- ticket board
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: str | None = None
+    kind: str | None = None
+    category: str | None = None
+    township: str | None = None
+    village: str | None = None
+    overdue: bool | None = None
+    rating: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+def _ticket_conds(scope: Scope, filt: TicketFilter) -> list[ColumnElement[bool]]:
+    conds = _where_scope(tickets, scope)
+    for col, value in (
+        (tickets.c.status, filt.status),
+        (tickets.c.kind, filt.kind),
+        (tickets.c.category, filt.category),
+        (tickets.c.township, filt.township),
+        (tickets.c.village, filt.village),
+        (tickets.c.rating, filt.rating),
+    ):
+        if value:
+            conds.append(col == value)
+    if filt.overdue is not None:
+        conds.append(tickets.c.overdue == filt.overdue)
+    if filt.since is not None:
+        conds.append(tickets.c.opened_at >= filt.since)
+    if filt.until is not None:
+        conds.append(tickets.c.opened_at < filt.until)
+    if filt.text:
+        escaped = filt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(tickets.c.text.like(f"%{escaped}%", escape="\\"))
+    return conds
+
+
+_BOARD_COLS = [
+    tickets.c.id,
+    tickets.c.kind,
+    tickets.c.category,
+    tickets.c.group_name,
+    tickets.c.county,
+    tickets.c.township,
+    tickets.c.village,
+    tickets.c.assignee_name,
+    tickets.c.level,
+    tickets.c.status,
+    tickets.c.overdue,
+    tickets.c.confidential,
+    tickets.c.deadline,
+    tickets.c.opened_at,
+    tickets.c.resolved_at,
+    tickets.c.rating,
+    func.substr(tickets.c.text, 1, 80).label("text"),
+]
+
+
+async def board_page(
+    session: AsyncSession, *, scope: Scope, filt: TicketFilter, limit: int, offset: int
+) -> tuple[list[RowMapping], int]:
+    conn = await session.connection()
+    conds = _ticket_conds(scope, filt)
+    total = int((await conn.execute(select(func.count()).select_from(tickets).where(*conds))).scalar_one())
+    stmt = (
+        select(*_BOARD_COLS)
+        .where(*conds)
+        .order_by(tickets.c.opened_at.desc(), tickets.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = list((await conn.execute(stmt)).mappings().all())
+    return rows, total
+
+
+async def get_ticket(session: AsyncSession, *, ticket_id: int) -> RowMapping | None:
+    conn = await session.connection()
+    return (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).mappings().first()
+
+
+async def ticket_details(session: AsyncSession, *, ticket_id: int) -> dict[str, Sequence[RowMapping]]:
+    """Reporters, events, linked messages and photos of one ticket."""
+    conn = await session.connection()
+    out: dict[str, Sequence[RowMapping]] = {}
+    out["reporters"] = (
+        (
+            await conn.execute(
+                select(reporters).where(reporters.c.ticket_id == ticket_id).order_by(reporters.c.at)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    out["events"] = (
+        (
+            await conn.execute(
+                select(events).where(events.c.ticket_id == ticket_id).order_by(events.c.at, events.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    out["messages"] = (
+        (
+            await conn.execute(
+                select(
+                    messages.c.id,
+                    messages.c.at,
+                    messages.c.sender_name,
+                    messages.c.role,
+                    messages.c.kind,
+                    messages.c.text,
+                    messages.c.media_path,
+                    messages.c.group_name,
+                    messages.c.private,
+                )
+                .select_from(ticket_messages.join(messages, messages.c.id == ticket_messages.c.message_id))
+                .where(ticket_messages.c.ticket_id == ticket_id)
+                .order_by(messages.c.at)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    out["photos"] = (
+        (await conn.execute(select(photos).where(photos.c.ticket_id == ticket_id).order_by(photos.c.at)))
+        .mappings()
+        .all()
+    )
+    return out
+
+
+async def get_photo(session: AsyncSession, *, photo_id: int) -> RowMapping | None:
+    conn = await session.connection()
+    return (await conn.execute(select(photos).where(photos.c.id == photo_id))).mappings().first()
+
+
+async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]]:
+    """(township, village) pairs of the configured groups in scope, for filter menus."""
+    conn = await session.connection()
+    stmt = (
+        select(groups.c.township, groups.c.village).distinct().order_by(groups.c.township, groups.c.village)
+    )
+    for level in ("county", "township", "village"):
+        want = getattr(scope, level)
+        if want is not None:
+            stmt = stmt.where(groups.c[level] == want)
+    return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
+
+
+async def groups_in_scope(
+    session: AsyncSession, *, scope: Scope, township: str | None = None
+) -> list[RowMapping]:
+    conn = await session.connection()
+    stmt = select(groups.c.name, groups.c.township, groups.c.village).order_by(
+        groups.c.township, groups.c.village, groups.c.name
+    )
+    for level in ("county", "township", "village"):
+        want = getattr(scope, level)
+        if want is not None:
+            stmt = stmt.where(groups.c[level] == want)
+    if township:
+        stmt = stmt.where(groups.c.township == township)
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if _is_pg(session):
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _bucket(session: AsyncSession, col: Any, granularity: str, tz_hours: int) -> ColumnElement[Any]:
+    if _is_pg(session):
+        fmt = {"day": "YYYY-MM-DD", "week": 'IYYY-"W"IW', "month": "YYYY-MM"}[granularity]
+        return func.to_char(col + literal_column(f"interval '{int(tz_hours)} hours'"), fmt)
+    fmt = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}[granularity]
+    return func.strftime(fmt, col, f"{int(tz_hours):+d} hours")
+
+
+def _dimension(session: AsyncSession, dimension: str, tz_hours: int) -> ColumnElement[Any]:
+    if dimension in ("township", "village", "category", "kind"):
+        if dimension == "village":
+            return tickets.c.township + literal(" / ") + tickets.c.village
+        return func.coalesce(tickets.c[dimension], "")
+    if dimension in ("day", "week", "month"):
+        return _bucket(session, tickets.c.opened_at, dimension, tz_hours)
+    raise ValueError(f"unknown dimension {dimension!r}")
+
+
+async def ticket_stats(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    since: datetime,
+    until: datetime,
+    dimension: str,
+    tz_hours: int = 8,
+    medians: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One row per value of ``dimension`` (township, village, category, kind, day, week, month), and the total.
+
+    Counts are aggregated in SQL; the medians come from the per-ticket durations computed in SQL.
+    """
+    conn = await session.connection()
+    key = _dimension(session, dimension, tz_hours).label("key")
+    conds = [*_where_scope(tickets, scope), tickets.c.opened_at >= since, tickets.c.opened_at < until]
+    resolved = tickets.c.resolved_at.is_not(None)
+
+    def _count(cond: ColumnElement[bool]) -> Any:
+        return func.sum(case((cond, 1), else_=0))
+
+    stmt = (
+        select(
+            key,
+            func.count().label("received"),
+            _count(tickets.c.status.in_(DONE)).label("done"),
+            _count(resolved).label("resolved"),
+            _count(
+                and_(resolved, tickets.c.deadline.is_not(None), tickets.c.resolved_at <= tickets.c.deadline)
+            ).label("on_time"),
+            _count(tickets.c.rating.in_(SATISFIED)).label("satisfied"),
+            _count(tickets.c.rating.is_not(None)).label("rated"),
+            _count(
+                and_(resolved, _seconds(session, tickets.c.resolved_at, tickets.c.opened_at) <= 5 * 86400)
+            ).label("within5"),
+        )
+        .where(*conds)
+        .group_by(key)
+        .order_by(key)
+    )
+    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    counts = ("received", "done", "resolved", "on_time", "satisfied", "rated", "within5")
+    for r in rows:
+        for k in counts:
+            r[k] = int(r[k] or 0)
+        r["median_response"] = r["median_resolution"] = None
+    total: dict[str, Any] = {k: sum(r[k] for r in rows) for k in counts}
+    total["median_response"] = total["median_resolution"] = None
+    if medians and rows:
+        durations = await _durations(session, key=key, conds=conds)
+        for r in rows:
+            resp, res = durations.get(r["key"], ([], []))
+            r["median_response"] = _median(resp)
+            r["median_resolution"] = _median(res)
+        total["median_response"] = _median([v for resp, _ in durations.values() for v in resp])
+        total["median_resolution"] = _median([v for _, res in durations.values() for v in res])
+    return rows, total
+
+
+async def _durations(
+    session: AsyncSession, *, key: Any, conds: list[ColumnElement[bool]]
+) -> dict[Any, tuple[list[float], list[float]]]:
+    conn = await session.connection()
+    resp = cast(_seconds(session, tickets.c.first_response_at, tickets.c.opened_at), Float)
+    res = cast(_seconds(session, tickets.c.resolved_at, tickets.c.opened_at), Float)
+    stmt = select(key, resp, res).where(
+        *conds, or_(tickets.c.first_response_at.is_not(None), tickets.c.resolved_at.is_not(None))
+    )
+    out: dict[Any, tuple[list[float], list[float]]] = {}
+    for k, a, b in (await conn.execute(stmt)).all():
+        lists = out.setdefault(k, ([], []))
+        if a is not None:
+            lists[0].append(float(a))
+        if b is not None:
+            lists[1].append(float(b))
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# ---------------------------------------------------------------- broadcasts
+
+
+async def list_broadcasts(session: AsyncSession, *, limit: int) -> list[RowMapping]:
+    conn = await session.connection()
+    stmt = select(broadcasts).order_by(broadcasts.c.id.desc()).limit(limit)
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def outbox_statuses(session: AsyncSession, *, outbox_ids: Sequence[int]) -> dict[int, RowMapping]:
+    if not outbox_ids:
+        return {}
+    conn = await session.connection()
+    stmt = select(
+        outbox.c.id, outbox.c.chat_name, outbox.c.status, outbox.c.sent_at, outbox.c.not_before
+    ).where(outbox.c.id.in_(list(outbox_ids)))
+    return {r["id"]: r for r in (await conn.execute(stmt)).mappings()}
+
+
+# ---------------------------------------------------------------- exports
+
+
+async def iter_export_tickets(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, batch: int = 2000
+) -> AsyncIterator[tuple[RowMapping, list[str]]]:
+    """Tickets opened in [since, until) with their reporters' names, in id order, in batches."""
+    conn = await session.connection()
+    last = 0
+    conds = [*_where_scope(tickets, scope), tickets.c.opened_at >= since, tickets.c.opened_at < until]
+    while True:
+        rows = (
+            (
+                await conn.execute(
+                    select(tickets).where(*conds, tickets.c.id > last).order_by(tickets.c.id).limit(batch)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return
+        ids = [r["id"] for r in rows]
+        names: dict[int, list[str]] = {}
+        for tid, name in (
+            await conn.execute(
+                select(reporters.c.ticket_id, reporters.c.name)
+                .where(reporters.c.ticket_id.in_(ids))
+                .order_by(reporters.c.at)
+            )
+        ).all():
+            names.setdefault(tid, []).append(name)
+        for r in rows:
+            yield r, names.get(r["id"], [])
+        last = ids[-1]
+
+
+async def iter_export_flags(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, batch: int = 5000
+) -> AsyncIterator[RowMapping]:
+    conn = await session.connection()
+    last = 0
+    conds = [*_where_scope(flags, scope), flags.c.at >= since, flags.c.at < until]
+    while True:
+        stmt = (
+            select(*_FLAG_COLS)
+            .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
+            .where(*conds, flags.c.id > last)
+            .order_by(flags.c.id)
+            .limit(batch)
+        )
+        rows = (await conn.execute(stmt)).mappings().all()
+        if not rows:
+            return
+        for r in rows:
+            yield r
+        last = rows[-1]["id"]

@@ -1,0 +1,107 @@
+"""Staff accounts, dashboard sessions and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import AuditLog, DashboardSession, StaffUser
+
+_users: Any = StaffUser.__table__  # type: ignore[attr-defined]
+_sessions: Any = DashboardSession.__table__  # type: ignore[attr-defined]
+_audit: Any = AuditLog.__table__  # type: ignore[attr-defined]
+
+
+async def get_user(session: AsyncSession, *, username: str) -> StaffUser | None:
+    conn = await session.connection()
+    row = (await conn.execute(select(_users).where(_users.c.username == username))).mappings().first()
+    return StaffUser.model_validate(dict(row)) if row is not None else None
+
+
+async def count_users(session: AsyncSession) -> int:
+    conn = await session.connection()
+    return int((await conn.execute(select(func.count()).select_from(_users))).scalar_one())
+
+
+async def list_users(session: AsyncSession) -> list[StaffUser]:
+    conn = await session.connection()
+    rows = (await conn.execute(select(_users).order_by(_users.c.username))).mappings().all()
+    return [StaffUser.model_validate(dict(r)) for r in rows]
+
+
+async def add_user(session: AsyncSession, *, user: StaffUser) -> None:
+    session.add(user)
+    await session.flush()
+
+
+async def set_password_hash(session: AsyncSession, *, username: str, password_hash: str) -> None:
+    conn = await session.connection()
+    await conn.execute(
+        update(_users).where(_users.c.username == username).values(password_hash=password_hash)
+    )
+
+
+async def set_patrol_mark(session: AsyncSession, *, username: str, flag_id: int, at: datetime) -> None:
+    """Moves the user's "patrolled up to here" mark forward (never back)."""
+    conn = await session.connection()
+    await conn.execute(
+        update(_users)
+        .where(_users.c.username == username, _users.c.patrolled_to_flag_id < flag_id)
+        .values(patrolled_to_flag_id=flag_id, patrolled_at=at)
+    )
+
+
+async def create_session(session: AsyncSession, *, row: DashboardSession) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def get_session(session: AsyncSession, *, session_id: str) -> DashboardSession | None:
+    conn = await session.connection()
+    row = (await conn.execute(select(_sessions).where(_sessions.c.id == session_id))).mappings().first()
+    return DashboardSession.model_validate(dict(row)) if row is not None else None
+
+
+async def delete_session(session: AsyncSession, *, session_id: str) -> None:
+    conn = await session.connection()
+    await conn.execute(delete(_sessions).where(_sessions.c.id == session_id))
+
+
+async def delete_expired_sessions(session: AsyncSession, *, now: datetime) -> None:
+    conn = await session.connection()
+    await conn.execute(delete(_sessions).where(_sessions.c.expires_at <= now))
+
+
+async def add_audit(
+    session: AsyncSession, *, at: datetime, username: str, action: str, target: str = "", detail: str = ""
+) -> None:
+    conn = await session.connection()
+    await conn.execute(
+        _audit.insert().values(at=at, username=username, action=action, target=target, detail=detail)
+    )
+
+
+async def count_audit_since(session: AsyncSession, *, username: str, action: str, since: datetime) -> int:
+    conn = await session.connection()
+    stmt = (
+        select(func.count())
+        .select_from(_audit)
+        .where(_audit.c.username == username, _audit.c.action == action, _audit.c.at >= since)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def list_audit(
+    session: AsyncSession, *, limit: int, before_id: int | None = None, username: str | None = None
+) -> Sequence[Any]:
+    conn = await session.connection()
+    stmt = select(_audit).order_by(_audit.c.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(_audit.c.id < before_id)
+    if username:
+        stmt = stmt.where(_audit.c.username == username)
+    return (await conn.execute(stmt)).mappings().all()

@@ -1,0 +1,90 @@
+"""Recording fakes of the dashboard's ports, and a clock the tests can move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboards.ports import ActionRefused
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 9, 10, 2, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class RecordingTicketActions:
+    calls: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    refuse: str | None = None
+
+    def _record(self, name: str, ticket_id: int, **kwargs: Any) -> None:
+        if self.refuse:
+            raise ActionRefused(self.refuse)
+        self.calls.append((name, ticket_id, kwargs))
+
+    async def transfer(self, ticket_id: int, *, to_member: str, actor: str) -> None:
+        self._record("transfer", ticket_id, to_member=to_member, actor=actor)
+
+    async def escalate(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        self._record("escalate", ticket_id, actor=actor, reason=reason)
+
+    async def approve_extension(self, ticket_id: int, *, actor: str, working_days: int) -> None:
+        self._record("approve_extension", ticket_id, actor=actor, working_days=working_days)
+
+    async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
+        self._record("add_note", ticket_id, actor=actor, text=text)
+
+    async def upload_resolution_photo(
+        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    ) -> None:
+        self._record("upload_resolution_photo", ticket_id, actor=actor, size=len(image), filename=filename, note=note)
+
+
+@dataclass
+class RecordingBroadcaster:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
+        self.calls.append({"actor": actor, "kind": kind, "text": text, "groups": list(groups)})
+        return len(self.calls)
+
+
+@dataclass
+class FakeRuleBench:
+    shadow: dict[str, bool] = field(default_factory=lambda: {"banquet.birthday": False, "clue.subsidy": False})
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def classify(self, text: str, role: str | None) -> dict[str, Any]:
+        self.calls.append(("classify", (text, role)))
+        if "寿" in text or "酒" in text:
+            return {"labels": ["banquet"], "category": None, "severity": "high",
+                    "matches": [{"rule": "banquet.birthday", "keywords": ["寿"]}]}
+        return {"labels": ["chat"], "category": None, "severity": None, "matches": []}
+
+    async def dry_run(
+        self, *, days: int, county: str | None, township: str | None, village: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("dry_run", (days, county, township, village, limit)))
+        return [{"message_id": 1, "at": datetime(2026, 9, 9, 1, 0, tzinfo=UTC), "group": "石桥村监督服务群",
+                 "sender": "张三", "text": "明天家父八十大寿", "old_labels": ["chat"], "new_labels": ["banquet"],
+                 "new_matches": []}]
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [
+            {"id": "banquet.birthday", "label": "banquet", "text": "寿宴 | 大寿 | 摆酒", "shadow": self.shadow["banquet.birthday"],
+             "file": "rules/banquet.toml"},
+            {"id": "clue.subsidy", "label": "clue", "text": "低保 & 三套房", "shadow": self.shadow["clue.subsidy"],
+             "file": "rules/clue.toml"},
+        ]
+
+    async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
+        self.calls.append(("set_shadow", (rule_id, shadow, actor)))
+        self.shadow[rule_id] = shadow
