@@ -1,0 +1,313 @@
+"""The rule engine: Aho-Corasick finds candidate terms, jieba tokens confirm them, rules vote.
+
+Pipeline for one message:
+1. normalise (see normalize.py) and keep the first ``max_chars`` characters of the core text;
+2. one Aho-Corasick pass finds every rule term (and, for fuzzy rules, one-character typos of them);
+3. if no label rule can be satisfied by those raw hits the message is chat - jieba is never run;
+4. otherwise the text is tokenised with the classifier's own ``jieba.Tokenizer``; a hit counts only if
+   the tokens confirm it (大麻烦 is 大/麻烦, so 大麻 does not match), and a hit right after a negation
+   cue (没停水) does not count for negatable rules;
+5. each rule checks roles, exclusions, its groups and the proximity window, and votes for a label
+   (or a category) with its weight; labels reaching the threshold survive the suppression table and
+   the allowed pairs (engine.toml), ordered by precedence.
+All steps are linear in the length of the text.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+
+import ahocorasick
+import jieba
+
+from classifiers.normalize import Normalizer
+from classifiers.rules import Rule, RuleSet, Term
+from classifiers.types import CATEGORIES, SEVERITIES, Classification, Match
+
+_SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(slots=True)
+class _Hit:
+    start: int
+    end: int
+    tok: int  # index of the token the hit starts in
+    negated: bool
+
+
+class Classifier:
+    """An immutable, loaded rule set. Build with ``load_classifier``; share freely (no mutable state)."""
+
+    def __init__(self, ruleset: RuleSet, normalizer: Normalizer, tokenizer: jieba.Tokenizer) -> None:
+        self.version: str = ruleset.version
+        self.ruleset = ruleset
+        self._cfg = ruleset.config
+        self._norm = normalizer
+        self._tk = tokenizer
+        self._rules: tuple[Rule, ...] = ruleset.rules
+        # Unique terms by (text, mode); every group is a tuple of term ids.
+        term_ids: dict[tuple[str, str], int] = {}
+        self._terms: list[Term] = []
+
+        def tid(t: Term) -> int:
+            key = (t.text, t.mode)
+            if key not in term_ids:
+                term_ids[key] = len(self._terms)
+                self._terms.append(t)
+            return term_ids[key]
+
+        self._groups: list[tuple[tuple[int, ...], ...]] = []
+        self._none: list[tuple[int, ...]] = []
+        term_rules: dict[int, set[int]] = defaultdict(set)
+        fuzzy_terms: set[int] = set()
+        for ri, r in enumerate(self._rules):
+            groups = tuple(tuple(tid(t) for t in g) for g in r.groups)
+            self._groups.append(groups)
+            self._none.append(tuple(tid(t) for t in r.none))
+            for g in groups:
+                for t in g:
+                    term_rules[t].add(ri)
+                    if r.fuzzy and self._terms[t].mode == "token" and len(self._terms[t].text) >= 3:
+                        fuzzy_terms.add(t)
+        self._term_rules = {t: tuple(sorted(rs)) for t, rs in term_rules.items()}
+        self._is_label_rule = [not r.label.startswith("category:") for r in self._rules]
+        by_literal: dict[str, list[int]] = defaultdict(list)
+        for i, term in enumerate(self._terms):
+            by_literal[term.text].append(i)
+        self._ac = ahocorasick.Automaton()
+        for lit, ids in by_literal.items():
+            self._ac.add_word(lit, (len(lit), tuple(ids)))
+        self._ac.make_automaton()
+        # Fuzzy: every 2-character piece of a fuzzy term is an anchor; around an anchor hit the text is
+        # compared with the term allowing one substituted character.
+        anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for t in sorted(fuzzy_terms):
+            text = self._terms[t].text
+            for off in range(len(text) - 1):
+                anchors[text[off : off + 2]].append((t, off))
+        self._fuzzy_ac: ahocorasick.Automaton | None = None
+        if anchors:
+            self._fuzzy_ac = ahocorasick.Automaton()
+            for a, lst in anchors.items():
+                self._fuzzy_ac.add_word(a, tuple(lst))
+            self._fuzzy_ac.make_automaton()
+        self._single_terms = frozenset(t.text for t in self._terms if len(t.text) == 1)
+        self._chat = Classification(("chat",), None, None, (), (), self.version)
+
+    # ----------------------------------------------------------------------------------------------
+    def normalize(self, text: str) -> str:
+        return self._norm.normalize(text)
+
+    def _core(self, text: str) -> str:
+        return Normalizer.core(self._norm.normalize(text))[: self._cfg.max_chars]
+
+    def _tokens(self, core: str) -> list[str]:
+        return self._tk.lcut(core, HMM=False)
+
+    def keywords(self, text: str) -> frozenset[str]:
+        """Content words of a text (for merging reports of the same problem)."""
+        core = self._core(text)
+        stop = self._cfg.stopwords
+        out = set()
+        for tok in self._tokens(core):
+            if tok in stop:
+                continue
+            if len(tok) >= 2 or tok in self._single_terms:
+                out.add(tok)
+        return frozenset(out)
+
+    # ----------------------------------------------------------------------------------------------
+    def _raw_hits(self, core: str) -> dict[int, list[tuple[int, int]]]:
+        hits: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for end, (n, ids) in self._ac.iter(core):
+            for t in ids:
+                hits[t].append((end - n + 1, end + 1))
+        if self._fuzzy_ac is not None:
+            seen: set[tuple[int, int]] = set()
+            for end, lst in self._fuzzy_ac.iter(core):
+                for t, off in lst:
+                    s = end - 1 - off
+                    text = self._terms[t].text
+                    e = s + len(text)
+                    if s < 0 or e > len(core) or (t, s) in seen:
+                        continue
+                    seen.add((t, s))
+                    window = core[s:e]
+                    diff = sum(1 for a, b in zip(window, text, strict=True) if a != b)
+                    if diff == 1:
+                        hits[t].append((s, e))
+        return hits
+
+    def _candidates(self, present: dict[int, list[tuple[int, int]]]) -> set[int]:
+        touched: set[int] = set()
+        for t in present:
+            touched.update(self._term_rules.get(t, ()))
+        return {ri for ri in touched if all(any(t in present for t in g) for g in self._groups[ri])}
+
+    def classify(self, text: str, *, role: str | None = None) -> Classification:
+        core = self._core(text)
+        if not core:
+            return self._chat
+        raw = self._raw_hits(core)
+        cands = self._candidates(raw)
+        if not any(self._is_label_rule[ri] for ri in cands):
+            return self._chat
+        tokens = self._tokens(core)
+        starts: list[int] = []
+        pos = 0
+        for tok in tokens:
+            starts.append(pos)
+            pos += len(tok)
+        start_set = set(starts)
+        end_set = {s + len(t) for s, t in zip(starts, tokens, strict=True)}
+        cfg = self._cfg
+        neg, bridge = cfg.negation, cfg.negation_bridge
+
+        def negated(ti: int) -> bool:
+            if ti >= 1 and tokens[ti - 1] in neg:
+                return True
+            return ti >= 2 and tokens[ti - 1] in bridge and tokens[ti - 2] in neg
+
+        confirmed: dict[int, list[_Hit]] = {}
+        for t, spans in raw.items():
+            mode = self._terms[t].mode
+            out = []
+            for s, e in spans:
+                if mode == "token":
+                    ok = s in start_set and e in end_set
+                elif mode == "suffix":
+                    ok = e in end_set
+                elif mode == "prefix":
+                    ok = s in start_set
+                else:
+                    ok = True
+                if ok:
+                    ti = bisect.bisect_right(starts, s) - 1
+                    out.append(_Hit(s, e, ti, negated(ti) if s in start_set else False))
+            if out:
+                confirmed[t] = out
+        role_key = role if role else "unknown"
+        fired: list[tuple[Rule, Match]] = []
+        for ri in sorted(cands):
+            m = self._eval_rule(ri, confirmed, core, role_key)
+            if m is not None:
+                fired.append((self._rules[ri], m))
+        return self._decide(fired, role_key)
+
+    def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
+        r = self._rules[ri]
+        if r.roles is not None and role not in r.roles:
+            return None
+        if r.not_roles is not None and role in r.not_roles:
+            return None
+        if r.max_len is not None and len(core) > r.max_len:
+            return None
+        for t in self._none[ri]:
+            if t in confirmed:
+                return None
+        group_hits: list[list[_Hit]] = []
+        for gi, g in enumerate(self._groups[ri]):
+            hs = [h for t in g for h in confirmed.get(t, ()) if not (r.negatable and h.negated)]
+            if gi == 0 and r.start is not None:
+                hs = [h for h in hs if h.tok < r.start]
+            if not hs:
+                return None
+            group_hits.append(hs)
+        chosen = self._window(group_hits, r.window)
+        if chosen is None:
+            return None
+        kws: list[str] = []
+        for h in chosen:
+            kw = core[h.start : h.end]
+            if kw not in kws:
+                kws.append(kw)
+        return Match(rule=r.id, keywords=tuple(kws), label=r.label, shadow=r.shadow)
+
+    @staticmethod
+    def _window(group_hits: list[list[_Hit]], window: int | None) -> list[_Hit] | None:
+        if window is None or len(group_hits) == 1:
+            return [min(hs, key=lambda h: h.start) for hs in group_hits]
+        items = sorted(((h.tok, gi, h) for gi, hs in enumerate(group_hits) for h in hs), key=lambda x: (x[0], x[1]))
+        need = len(group_hits)
+        count: dict[int, int] = defaultdict(int)
+        have = 0
+        lo = 0
+        best: tuple[int, int, int] | None = None
+        for hi in range(len(items)):
+            g = items[hi][1]
+            count[g] += 1
+            if count[g] == 1:
+                have += 1
+            while have == need:
+                span = items[hi][0] - items[lo][0]
+                if best is None or span < best[0]:
+                    best = (span, lo, hi)
+                gl = items[lo][1]
+                count[gl] -= 1
+                if count[gl] == 0:
+                    have -= 1
+                lo += 1
+        if best is None or best[0] >= window:
+            return None
+        chosen: dict[int, _Hit] = {}
+        for _, gi, h in items[best[1] : best[2] + 1]:
+            chosen.setdefault(gi, h)
+        return [chosen[gi] for gi in range(need)]
+
+    def _decide(self, fired: list[tuple[Rule, Match]], role: str) -> Classification:
+        cfg = self._cfg
+        scores: dict[str, float] = defaultdict(float)
+        cat_scores: dict[str, float] = defaultdict(float)
+        cat_first: dict[str, int] = {}
+        shadow: list[Match] = []
+        for i, (r, m) in enumerate(fired):
+            if r.shadow:
+                shadow.append(m)
+            elif r.label.startswith("category:"):
+                c = r.label[9:]
+                cat_scores[c] += r.weight
+                cat_first.setdefault(c, i)
+            else:
+                scores[r.label] += r.weight
+        present = {lab for lab, s in scores.items() if s >= cfg.threshold and lab != "chat"}
+        for lab in sorted(present, key=lambda x: -scores[x]):
+            if lab in present:
+                present.difference_update(cfg.suppress.get(lab, ()))
+        order = {lab: i for i, lab in enumerate(cfg.order)}
+        labels: list[str] = []
+        if present:
+            primary = max(present, key=lambda x: (scores[x], -order[x]))
+            labels.append(primary)
+            others = sorted(present - {primary}, key=lambda x: (-scores[x], order[x]))
+            for o in others:
+                if frozenset((primary, o)) in cfg.pairs:
+                    labels.append(o)
+                    break
+            labels.sort(key=lambda x: order[x])
+        else:
+            labels.append("chat")
+        category = None
+        if "demand" in labels or "consult" in labels:
+            good = [c for c, s in cat_scores.items() if s > 0]
+            if good:
+                category = max(good, key=lambda c: (cat_scores[c], -cat_first[c], -CATEGORIES.index(c)))
+            else:
+                category = cfg.fallback_category
+        severity: str | None = None
+        for lab in labels:
+            sev = cfg.severity_roles.get(lab, {}).get(role) or cfg.severity.get(lab)
+            for r, _ in fired:
+                if r.label == lab and not r.shadow and r.severity is not None and (
+                    sev is None or _SEV_RANK[r.severity] > _SEV_RANK[sev]
+                ):
+                    sev = r.severity
+            if sev is not None and (severity is None or _SEV_RANK[sev] > _SEV_RANK[severity]):
+                severity = sev
+        cat_label = f"category:{category}" if category is not None else None
+        acted = tuple(
+            m for r, m in fired
+            if not r.shadow and (r.label in labels or r.weight < 0 or r.label == cat_label)
+        )
+        return Classification(tuple(labels), category, severity, acted, tuple(shadow), self.version)
