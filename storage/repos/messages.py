@@ -80,3 +80,29 @@ async def recent_in_group(
         .order_by(col(Message.at).desc())
     )
     return list((await session.exec(statement)).all())
+
+
+async def messages_with_classification(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    county: str | None = None,
+    township: str | None = None,
+    village: str | None = None,
+    limit: int = 20_000,
+) -> list[tuple[Message, Classification | None]]:
+    """Stored messages in a period and scope with their current classification (for the rule bench)."""
+    statement = (
+        select(Message, Classification)
+        .join(Classification, col(Classification.message_id) == Message.id, isouter=True)
+        .where(col(Message.at) >= start, col(Message.at) < end)
+    )
+    if county:
+        statement = statement.where(Message.county == county)
+    if township:
+        statement = statement.where(Message.township == township)
+    if village:
+        statement = statement.where(Message.village == village)
+    statement = statement.order_by(col(Message.at).desc()).limit(limit)
+    return [(m, c) for m, c in (await session.exec(statement)).all()]

@@ -1,0 +1,116 @@
+"""What the dashboard asks of the bot (dashboards.ports): broadcasts and the rule bench."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.ingest import RED_FLAGS
+from bot.services import Services
+from classifiers import set_rule_shadow
+from dashboards.ports import ActionRefused
+from storage.repos import broadcasts as broadcasts_repo
+from storage.repos import directory as directory_repo
+from storage.repos import messages as messages_repo
+
+
+class StaffBroadcaster:
+    """Notices to many groups and clarifications to one, through the paced outbox, with a record."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
+        if kind not in ("notice", "clarification"):
+            raise ActionRefused(f"未知的发布类型:{kind}")
+        if not text.strip():
+            raise ActionRefused("发布内容不能为空。")
+        if not groups:
+            raise ActionRefused("请至少选择一个群。")
+        if kind == "clarification" and len(groups) != 1:
+            raise ActionRefused("澄清正名只能发到一个群。")
+        services = self._services
+        template = "broadcast_notice" if kind == "notice" else "broadcast_clarification"
+        body = services.templates.render(template, text=text.strip())
+        async with services.sessions() as session:
+            record = await broadcasts_repo.add_broadcast(
+                session, at=services.clock.now(), username=actor, kind=kind, text=text.strip()
+            )
+            sent_to: list[str] = []
+            outbox_ids: list[int] = []
+            for name in groups:
+                group = await directory_repo.get_group(session, name)
+                if group is None:
+                    raise ActionRefused(f"找不到群:{name}")
+                outbox_id = await services.outbox.to_group(
+                    session, key=f"broadcast:{record.id}:{group.name}", group=group, text=body
+                )
+                if outbox_id is not None:
+                    outbox_ids.append(outbox_id)
+                    sent_to.append(group.name)
+            await broadcasts_repo.set_delivery(session, record, groups=sent_to, outbox_ids=outbox_ids)
+            await session.commit()
+            assert record.id is not None
+            return record.id
+
+
+class StaffRuleBench:
+    """Try the live rules on a text, or over stored messages, without changing anything."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def classify(self, text: str, role: str | None) -> dict[str, Any]:
+        result = self._services.classifiers.current.classify(text, role=role)
+        contract = result.to_contract(None)
+        contract.pop("id", None)
+        contract["shadow_matches"] = [{"rule": m.rule, "keywords": list(m.keywords)} for m in result.shadow_matches]
+        contract["normalized"] = self._services.classifiers.current.normalize(text)
+        return contract
+
+    async def dry_run(
+        self, *, days: int, county: str | None, township: str | None, village: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        services = self._services
+        classifier = services.classifiers.current
+        end = services.clock.now()
+        start = end - timedelta(days=max(1, days))
+        changes: list[dict[str, Any]] = []
+        async with services.sessions() as session:
+            rows = await messages_repo.messages_with_classification(
+                session, start=start, end=end, county=county, township=township, village=village
+            )
+        for message, old in rows:
+            result = classifier.classify(message.text, role=message.role)
+            old_labels = list(old.labels) if old is not None else []
+            if old_labels == list(result.labels):
+                continue
+            changes.append(
+                {
+                    "message_id": message.id,
+                    "at": message.at.astimezone(services.clock.tz).isoformat(),
+                    "group": message.group_name,
+                    "sender": message.sender_name,
+                    "text": message.text,
+                    "old_labels": old_labels,
+                    "new_labels": list(result.labels),
+                    "new_matches": [{"rule": m.rule, "keywords": list(m.keywords)} for m in result.matches],
+                    "newly_flagged": any(label in RED_FLAGS for label in result.labels)
+                    and not any(label in RED_FLAGS for label in old_labels),
+                }
+            )
+            if len(changes) >= limit:
+                break
+        return changes
+
+    def rules(self) -> list[dict[str, Any]]:
+        return self._services.classifiers.current.describe_rules()
+
+    async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
+        holder = self._services.classifiers
+        try:
+            set_rule_shadow(holder.rules_dir, rule_id, shadow)
+        except (KeyError, ValueError) as exc:
+            raise ActionRefused(f"无法修改规则 {rule_id}:{exc}") from exc
+        if not holder.reload():
+            raise ActionRefused("规则文件校验失败,已保留原规则集。")
