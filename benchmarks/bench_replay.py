@@ -196,7 +196,8 @@ async def main() -> None:
         f"sqlite+aiosqlite:///{work / 'replay.db'}", script, config_path, work / "media"
     )
     print(
-        f"SQLite: replay {sqlite_rate:,.0f} msg/s ({sent} bot messages sent); baseline bare INSERT {sqlite_base:,.0f} msg/s"
+        f"SQLite: replay {sqlite_rate:,.0f} msg/s ({sent} bot messages sent); "
+        f"baseline bare INSERT {sqlite_base:,.0f} msg/s"
     )
     results["sqlite"] = {"replay_per_s": sqlite_rate, "baseline_insert_per_s": sqlite_base, "bot_messages": sent}
 
