@@ -1,0 +1,636 @@
+"""The ticket workflow behind every stored message: reports become tickets, cadres' ``#12`` replies move
+them, photos close them, reporters rate them. Called by the ingest inside the message's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.ingest import Inbound
+from bot.media import MediaStore
+from bot.outbox import OutboxService
+from bot.scheduler import Job
+from bot.templates import Templates
+from bot.tickets import commands
+from bot.tickets.actions import TicketActions
+from bot.tickets.commands import Action, Command
+from bot.tickets.jobs import TicketJobs
+from bot.tickets.merge import same_problem
+from bot.tickets.roster import may_act, may_see, next_level
+from bot.tickets.service import Actor, ClassifierSource, TicketService
+from storage.engine import SessionFactory
+from storage.models import Member, Ticket
+from storage.repos import tickets as repo
+
+log = logging.getLogger(__name__)
+
+OFFICIAL = ("cadre", "staff")
+REPEAT_WINDOW = timedelta(days=30)
+"""A report of the same problem this long after a resolution is a repeat complaint (提级督办)."""
+MIN_PRIVATE_REPORT = 8
+"""A private message this short that the classifier calls nothing gets the help text, not a ticket."""
+
+
+class TicketWorkflow:
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        outbox: OutboxService,
+        templates: Templates,
+        config: Config,
+        clock: Clock,
+        classifiers: ClassifierSource,
+        media: MediaStore,
+    ) -> None:
+        self._sessions = session_factory
+        self._config = config
+        self._classifiers = classifiers
+        self.service = TicketService(outbox=outbox, templates=templates, config=config, clock=clock)
+        self.actions = TicketActions(session_factory=session_factory, service=self.service, media=media)
+        self._jobs = TicketJobs(session_factory=session_factory, service=self.service)
+
+    def jobs(self) -> list[Job]:
+        return self._jobs.jobs()
+
+    @property
+    def scheduled(self) -> TicketJobs:
+        """The job bodies, callable directly (tests, benchmarks)."""
+        return self._jobs
+
+    # --- routing ------------------------------------------------------------------------------------
+
+    async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
+        message, sender = inbound.message, inbound.sender
+        official = sender.role in OFFICIAL
+        if message.kind == "image":
+            if official:
+                await self._photo(session, inbound)
+            return
+        text = (inbound.incoming.text or "").strip()
+        if not text:
+            return
+        command = commands.parse_command(text)
+        if command is None and inbound.incoming.quote_text:
+            quoted = commands.ticket_refs(inbound.incoming.quote_text)
+            if quoted:
+                command = commands.parse_command(f"#{quoted[0]} {text}")
+                if not official and command is not None and command.action != Action.PROGRESS:
+                    command = Command(command.ticket_id, Action.PROGRESS, command.text)
+        if official and command is not None:
+            await self._command(session, inbound, command)
+            return
+        rating = commands.parse_rating(text)
+        if rating is not None and await self._rating(session, inbound, str(rating), command):
+            return
+        if command is not None and command.action != Action.PROGRESS:
+            await self._answer(session, inbound, "ticket_not_allowed", ticket_id=command.ticket_id)
+            return
+        if message.private:
+            if official:
+                await self._answer(session, inbound, "ticket_cadre_help")
+            else:
+                await self._private_report(session, inbound, text)
+            return
+        labels = inbound.result.labels
+        if "clue" in labels:
+            await self._clue_in_group(session, inbound, text)
+        elif "demand" in labels:
+            await self._report(session, inbound, "demand", text)
+        elif "consult" in labels:
+            await self._report(session, inbound, "consult", text)
+
+    async def _answer(
+        self, session: AsyncSession, inbound: Inbound, template: str, *, suffix: str = "", **values: Any
+    ) -> None:
+        """Reply to the sender where they wrote; in a quiet group, privately."""
+        text = self.service.render(template, **values)
+        key = f"reply:{inbound.message_id}{suffix}"
+        group = inbound.group
+        if group is not None and group.quiet:
+            group = None
+        await self.service.reply(session, key=key, group=group, member=inbound.sender, text=text)
+
+    # --- reports ------------------------------------------------------------------------------------
+
+    async def _report(self, session: AsyncSession, inbound: Inbound, kind: str, text: str) -> None:
+        group, at = inbound.group, inbound.message.at
+        assert group is not None
+        tools = self._classifiers.current
+        norm, keywords = tools.normalize(text), tools.keywords(text)
+        category = inbound.result.category or "other"
+        threshold = self._config.merge.similarity
+        if group.village:
+            since = at - timedelta(hours=self._config.merge.window_hours)
+            for candidate in await repo.merge_candidates(
+                session, village=group.village, category=category, kind=kind, since=since
+            ):
+                if same_problem(norm, keywords, candidate.norm_text, candidate.keywords, threshold=threshold):
+                    await self._merged(session, inbound, candidate, text, keywords)
+                    return
+            for old in await repo.repeat_candidates(
+                session, village=group.village, category=category, kind=kind, since=at - REPEAT_WINDOW
+            ):
+                if same_problem(norm, keywords, old.norm_text, old.keywords, threshold=threshold):
+                    await self._open(session, inbound, kind, category, text, norm, keywords, parent=old)
+                    return
+        await self._open(session, inbound, kind, category, text, norm, keywords, parent=None)
+
+    async def _open(
+        self,
+        session: AsyncSession,
+        inbound: Inbound,
+        kind: str,
+        category: str,
+        text: str,
+        norm: str,
+        keywords: frozenset[str],
+        *,
+        parent: Ticket | None,
+    ) -> None:
+        level = "village"
+        if parent is not None:
+            level = next_level(parent.level) or parent.level
+        ticket, assignee = await self.service.open(
+            session,
+            kind=kind,
+            category=category,
+            at=inbound.message.at,
+            reporter=inbound.sender,
+            message_id=inbound.message_id,
+            text=text,
+            norm_text=norm,
+            keywords=keywords,
+            group=inbound.group,
+            account=inbound.message.account,
+            confidential=False,
+            level=level,
+            parent=parent,
+        )
+        values: dict[str, Any] = {
+            "ticket_id": ticket.id,
+            "category": category,
+            "kind": kind,
+            "reporter": inbound.sender.name,
+            "deadline": self.service.fmt(ticket.deadline),
+            "assignee": assignee.name if assignee else "",
+        }
+        if assignee is None:
+            template = "ticket_ack_unassigned"
+        elif parent is not None:
+            template = "ticket_ack_repeat"
+            values.update(parent_id=parent.id, level=ticket.level)
+        else:
+            template = "ticket_ack_consult" if kind == "consult" else "ticket_ack"
+        await self.service.post(
+            session,
+            ticket,
+            key=f"ack:{inbound.message_id}",
+            text=self.service.render(template, **values),
+            mentions=[assignee] if assignee else [],
+            respect_quiet=True,
+        )
+        if assignee is not None and inbound.group is not None and inbound.group.quiet:
+            await self.service.tell(
+                session,
+                key=f"assigned:{ticket.id}",
+                member=assignee,
+                text=self.service.render(
+                    "ticket_transferred",
+                    ticket_id=ticket.id,
+                    assignee=assignee.name,
+                    actor="系统",
+                    deadline=self.service.fmt(ticket.deadline),
+                ),
+            )
+
+    async def _merged(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, text: str, keywords: frozenset[str]
+    ) -> None:
+        ticket, _ = await self.service.merge(
+            session,
+            ticket,
+            reporter=inbound.sender,
+            message_id=inbound.message_id,
+            at=inbound.message.at,
+            text=text,
+            keywords=keywords,
+        )
+        assert ticket.id is not None
+        count = len(await repo.reporters(session, ticket.id))
+        assignee = await self.service.member(session, ticket.assignee_platform_id)
+        await self.service.post(
+            session,
+            ticket,
+            key=f"ack:{inbound.message_id}",
+            text=self.service.render(
+                "ticket_ack_merged",
+                ticket_id=ticket.id,
+                count=count,
+                assignee=ticket.assignee_name or "村两委",
+                deadline=self.service.fmt(ticket.deadline),
+                reporter=inbound.sender.name,
+            ),
+            mentions=[assignee] if assignee else [],
+            respect_quiet=True,
+        )
+
+    async def _confidential(self, session: AsyncSession, inbound: Inbound, kind: str, text: str) -> Ticket:
+        tools = self._classifiers.current
+        ticket, assignee = await self.service.open(
+            session,
+            kind=kind,
+            category=inbound.result.category,
+            at=inbound.message.at,
+            reporter=inbound.sender,
+            message_id=inbound.message_id,
+            text=text,
+            norm_text=tools.normalize(text),
+            keywords=tools.keywords(text),
+            group=inbound.group,
+            account=inbound.message.account,
+            confidential=True,
+            level="township",
+        )
+        await self.service.tell(
+            session,
+            key=f"staff-new:{ticket.id}",
+            member=assignee,
+            text=self.service.render(
+                "ticket_staff_new",
+                ticket_id=ticket.id,
+                kind=kind,
+                village=ticket.village,
+                reporter=inbound.sender.name,
+                text=text,
+                deadline=self.service.fmt(ticket.deadline),
+            ),
+        )
+        return ticket
+
+    async def _clue_in_group(self, session: AsyncSession, inbound: Inbound, text: str) -> None:
+        ticket = await self._confidential(session, inbound, "clue", text)
+        await self.service.tell(
+            session,
+            key=f"clue:{inbound.message_id}",
+            member=inbound.sender,
+            text=self.service.render("ticket_clue_private", ticket_id=ticket.id),
+        )
+
+    async def _private_report(self, session: AsyncSession, inbound: Inbound, text: str) -> None:
+        labels = inbound.result.labels
+        if "clue" in labels:
+            kind = "clue"
+        elif "demand" in labels or "consult" in labels:
+            kind = "demand" if "demand" in labels else "consult"
+        elif len(text) >= MIN_PRIVATE_REPORT and not ({"feedback", "spam"} & set(labels)):
+            kind = "demand"
+        else:
+            await self._answer(session, inbound, "ticket_private_help")
+            return
+        ticket = await self._confidential(session, inbound, kind, text)
+        await self.service.tell(
+            session,
+            key=f"ack:{inbound.message_id}",
+            member=inbound.sender,
+            text=self.service.render(
+                "ticket_private_ack", ticket_id=ticket.id, kind=kind, deadline=self.service.fmt(ticket.deadline)
+            ),
+        )
+
+    # --- ratings ------------------------------------------------------------------------------------
+
+    async def _rating(self, session: AsyncSession, inbound: Inbound, rating: str, command: Command | None) -> bool:
+        sender = inbound.sender
+        if command is not None:
+            ticket = await repo.get_ticket(session, command.ticket_id)
+            if ticket is None or not await repo.is_reporter(
+                session, ticket_id=command.ticket_id, platform_id=sender.platform_id
+            ):
+                return False
+            if ticket.status == "closed":
+                await self._answer(session, inbound, "ticket_closed", ticket_id=ticket.id)
+                return True
+            if ticket.status != "resolved" or ticket.rating_requested_at is None:
+                return False
+        else:
+            waiting = await repo.awaiting_rating(session, platform_id=sender.platform_id)
+            if not waiting:
+                return False
+            if len(waiting) > 1:
+                await self._answer(session, inbound, "ticket_rating_which", ids=[t.id for t in waiting])
+                return True
+            ticket = waiting[0]
+        assert ticket.id is not None
+        await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
+        text = (inbound.incoming.text or "").strip()
+        updated, problem = await self.service.rate(
+            session, ticket.id, rating=rating, rater=sender, at=inbound.message.at, text=text
+        )
+        if updated is None or problem is not None:
+            return True
+        if rating == "unsatisfied":
+            assignee = await self.service.member(session, updated.assignee_platform_id)
+            reopened = self.service.render(
+                "ticket_reopened",
+                ticket_id=updated.id,
+                level=updated.level,
+                assignee=updated.assignee_name or "",
+                deadline=self.service.fmt(updated.deadline),
+            )
+            await self.service.post(
+                session,
+                updated,
+                key=f"rated:{inbound.message_id}",
+                text=reopened,
+                mentions=[assignee] if assignee else [],
+            )
+            if assignee is not None and (updated.confidential or updated.group_name is None):
+                await self.service.tell(
+                    session, key=f"rated:{inbound.message_id}:assignee", member=assignee, text=reopened
+                )
+        else:
+            await self.service.post(
+                session,
+                updated,
+                key=f"rated:{inbound.message_id}",
+                text=self.service.render("ticket_rating_thanks", ticket_id=updated.id, rating=rating),
+                respect_quiet=True,
+            )
+        return True
+
+    # --- cadres' and staff's commands ---------------------------------------------------------------
+
+    async def _command(self, session: AsyncSession, inbound: Inbound, command: Command) -> None:
+        sender, at = inbound.sender, inbound.message.at
+        ticket = await repo.get_ticket(session, command.ticket_id)
+        if ticket is None or not may_see(ticket, sender):
+            await self._answer(session, inbound, "ticket_unknown", ticket_id=command.ticket_id)
+            return
+        if not may_act(ticket, sender):
+            await self._answer(session, inbound, "ticket_not_allowed", ticket_id=command.ticket_id)
+            return
+        assert ticket.id is not None
+        if ticket.status == "closed":
+            await self._answer(session, inbound, "ticket_closed", ticket_id=ticket.id)
+            return
+        await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
+        action = command.action
+        if action == Action.PROGRESS and ticket.kind == "consult" and ticket.status != "resolved":
+            action = Action.RESOLVE  # a cadre's reply to a consultation is its answer
+        handler = {
+            Action.ACCEPT: self._accept,
+            Action.PROGRESS: self._progress,
+            Action.RESOLVE: self._resolve,
+            Action.EXTEND: self._extend,
+            Action.ESCALATE: self._escalate,
+        }[action]
+        await handler(session, inbound, ticket, command)
+        log.debug("ticket %s: %s by %s at %s", ticket.id, action, sender.name, at)
+
+    async def _accept(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+        assert ticket.id is not None
+        at = inbound.message.at
+        updated, problem = await self.service.transition(
+            session,
+            ticket.id,
+            lambda t: None if t.status == "open" else t.status,
+            lambda t: {"status": "accepted", "first_response_at": t.first_response_at or at},
+        )
+        if problem == "resolved":
+            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
+        if updated is None or problem is not None:
+            return
+        await self.service.event(session, updated, at=at, type="accepted", actor=inbound.sender.name, text=command.text)
+        await self._announce_or_reply(
+            session,
+            inbound,
+            updated,
+            self.service.render("ticket_accepted", ticket_id=ticket.id, actor=inbound.sender.name),
+        )
+
+    async def _announce_or_reply(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, text: str) -> None:
+        """A confirmation in the chat the command came from; from a private chat, also to the ticket's group."""
+        key = f"reply:{inbound.message_id}"
+        if inbound.group is None:
+            await self.service.reply(session, key=key, group=None, member=inbound.sender, text=text)
+            await self.service.post(session, ticket, key=f"relay:{inbound.message_id}", text=text, respect_quiet=True)
+        elif not inbound.group.quiet:
+            await self.service.reply(session, key=key, group=inbound.group, member=inbound.sender, text=text)
+
+    async def _progress(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+        assert ticket.id is not None
+        at = inbound.message.at
+        if ticket.status == "resolved":
+            await self.service.event(
+                session, ticket, at=at, type="progress", actor=inbound.sender.name, text=command.text
+            )
+            return
+        updated, problem = await self.service.transition(
+            session,
+            ticket.id,
+            lambda t: None if t.status in ("open", "accepted") else t.status,
+            lambda t: {"status": "accepted", "first_response_at": t.first_response_at or at},
+        )
+        if updated is None or problem is not None:
+            return
+        await self.service.event(session, updated, at=at, type="progress", actor=inbound.sender.name, text=command.text)
+        await self._announce_or_reply(
+            session,
+            inbound,
+            updated,
+            self.service.render("ticket_progress", ticket_id=ticket.id, actor=inbound.sender.name, text=command.text),
+        )
+
+    async def _resolve(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+        assert ticket.id is not None
+        at, sender = inbound.message.at, inbound.sender
+        note = _strip_words(command.text, commands.COMMAND_WORDS) or "问题已处理"
+        updated, problem = await self.service.resolve(
+            session, ticket.id, actor=Actor.of(sender), at=at, note=note, message_id=inbound.message_id
+        )
+        if problem in ("resolved", "conflict"):
+            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
+        if updated is None or problem is not None:
+            return
+        if updated.kind != "demand":  # an answer or a verification result: no photo to wait for
+            await self.service.announce_resolution(session, ticket.id, at=at, photo_path=None, photo_missing=False)
+            return
+        image = await repo.recent_unused_image(
+            session,
+            sender_platform_id=sender.platform_id,
+            since=at - self.service.photo_window(),
+            before_id=inbound.message_id,
+        )
+        if image is not None:
+            await self.service.add_photo(
+                session, updated, path=image.media_path, message_id=image.id, at=at, actor=sender.name
+            )
+            await self.service.announce_resolution(
+                session, ticket.id, at=at, photo_path=image.media_path, photo_missing=image.media_path is None
+            )
+            return
+        await self.service.reply(
+            session,
+            key=f"reply:{inbound.message_id}",
+            group=inbound.group,
+            member=sender,
+            text=self.service.render(
+                "ticket_photo_request",
+                ticket_id=ticket.id,
+                actor=sender.name,
+                minutes=self._config.deadlines.photo_window_minutes,
+            ),
+        )
+
+    async def _photo(self, session: AsyncSession, inbound: Inbound) -> None:
+        at, sender = inbound.message.at, inbound.sender
+        ticket = await repo.awaiting_photo_from(
+            session, sender_platform_id=sender.platform_id, since=at - self.service.photo_window()
+        )
+        if ticket is None or ticket.id is None:
+            return
+        path = inbound.message.media_path
+        await self.service.add_photo(
+            session, ticket, path=path, message_id=inbound.message_id, at=at, actor=sender.name
+        )
+        if ticket.rating_requested_at is None:
+            await self.service.announce_resolution(
+                session, ticket.id, at=at, photo_path=path, photo_missing=path is None
+            )
+        elif path is not None:
+            await self.service.transition(session, ticket.id, lambda t: None, lambda t: {"photo_missing": False})
+            await self.service.post(
+                session,
+                ticket,
+                key=f"photo:{inbound.message_id}",
+                text=self.service.render("ticket_photo_added", ticket_id=ticket.id),
+                image_path=path,
+            )
+
+    async def _extend(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+        assert ticket.id is not None
+        at, sender = inbound.message.at, inbound.sender
+        if ticket.status == "resolved":
+            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
+            return
+        if sender.role == "staff":
+            requested = 5
+            for event in reversed(await repo.events(session, ticket.id)):
+                if event.type == "extension_requested":
+                    requested = commands.requested_days(event.text, 5)
+                    break
+            days = commands.requested_days(command.text, requested)
+            updated, problem = await self.service.extend(
+                session, ticket.id, actor=Actor.of(sender), at=at, working_days=days
+            )
+            if updated is None or problem is not None:
+                return
+            text = self.service.render(
+                "ticket_extended", ticket_id=ticket.id, days=days, deadline=self.service.fmt(updated.deadline)
+            )
+            await self.service.post(session, updated, key=f"extended:{inbound.message_id}", text=text)
+            if inbound.group is None:
+                await self._answer(
+                    session,
+                    inbound,
+                    "ticket_extended",
+                    ticket_id=ticket.id,
+                    days=days,
+                    deadline=self.service.fmt(updated.deadline),
+                )
+            return
+        days = commands.requested_days(command.text, 5)
+        reason = _strip_words(command.text, ("延期",)) or "—"
+        await self.service.event(
+            session,
+            ticket,
+            at=at,
+            type="extension_requested",
+            actor=sender.name,
+            text=f"申请延期{days}个工作日:{reason}",
+        )
+        text = self.service.render(
+            "ticket_extension_requested",
+            ticket_id=ticket.id,
+            days=days,
+            actor=sender.name,
+            reason=reason,
+            village=ticket.village,
+        )
+        for member in await self._approvers(session, ticket):
+            await self.service.tell(
+                session, key=f"extension:{inbound.message_id}:{member.platform_id}", member=member, text=text
+            )
+        await self._answer(session, inbound, "ticket_extension_pending", ticket_id=ticket.id, days=days)
+
+    async def _approvers(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
+        staff = await repo.all_staff(session)
+        township = [s for s in staff if ticket.township and s.township == ticket.township]
+        if township:
+            return township
+        return [s for s in staff if not s.township and (not s.county or s.county == ticket.county)]
+
+    async def _escalate(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+        assert ticket.id is not None
+        at, sender = inbound.message.at, inbound.sender
+        reason = _strip_words(command.text, ("转镇", "转县", "上报")) or "申请上级协调"
+        updated, problem = await self.service.escalate(session, ticket.id, actor=Actor.of(sender), at=at, reason=reason)
+        if problem == "top":
+            await self._answer(session, inbound, "ticket_top_level", ticket_id=ticket.id)
+        elif problem == "resolved":
+            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
+        if updated is None or problem is not None:
+            return
+        assignee = await self.service.member(session, updated.assignee_platform_id)
+        text = self.service.render(
+            "ticket_escalated",
+            ticket_id=ticket.id,
+            level=updated.level,
+            assignee=updated.assignee_name or "",
+            actor=sender.name,
+            reason=reason,
+            deadline=self.service.fmt(updated.deadline),
+        )
+        await self.service.post(
+            session, updated, key=f"escalated:{inbound.message_id}", text=text, mentions=[assignee] if assignee else []
+        )
+        if inbound.group is None:
+            await self._answer(
+                session,
+                inbound,
+                "ticket_escalated",
+                suffix=":self",
+                ticket_id=ticket.id,
+                level=updated.level,
+                assignee=updated.assignee_name or "",
+                actor=sender.name,
+                reason=reason,
+                deadline=self.service.fmt(updated.deadline),
+            )
+        await self.service.tell(
+            session,
+            key=f"escalated:{inbound.message_id}:assignee",
+            member=assignee,
+            text=self.service.render(
+                "ticket_transferred",
+                ticket_id=ticket.id,
+                assignee=updated.assignee_name or "",
+                actor=sender.name,
+                deadline=self.service.fmt(updated.deadline),
+            ),
+        )
+
+
+def _strip_words(text: str, words: tuple[str, ...]) -> str:
+    for word in words:
+        if text.startswith(word):
+            text = text[len(word) :]
+            break
+    return text.strip(" ,，。:：、;；!！")

@@ -1,0 +1,454 @@
+"""Tickets: every query of the ticket workflow, the daily check's bulk statements and the JSON report.
+
+State changes go through ``update_ticket``: ``UPDATE … WHERE id = :id AND version = :old`` bumps the
+version, so of two cadres resolving the same ticket at once exactly one update matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Flag, Member, Message, Ticket, TicketEvent, TicketMessage, TicketPhoto, TicketReporter
+from storage.repos.common import insert_ignore
+
+ACTIVE = ("open", "accepted")
+CHUNK = 500
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+# --- single tickets -------------------------------------------------------------------------------
+
+
+async def add_ticket(session: AsyncSession, ticket: Ticket) -> Ticket:
+    session.add(ticket)
+    await session.flush()
+    return ticket
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    statement = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
+    return (await session.exec(statement)).first()
+
+
+async def update_ticket(session: AsyncSession, ticket_id: int, *, version: int, values: dict[str, Any]) -> bool:
+    """Apply ``values`` if the ticket is still at ``version``; True when this call changed it."""
+    statement = (
+        update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.version) == version)
+        .values(**values, version=version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_event(session: AsyncSession, *, ticket_id: int, at: datetime, type: str, actor: str, text: str) -> None:
+    session.add(TicketEvent(ticket_id=ticket_id, at=at, type=type, actor=actor, text=text))
+    await session.flush()
+
+
+async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Many events in one statement (the daily check)."""
+    if rows:
+        await session.execute(insert(TicketEvent), rows)
+
+
+async def events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
+    statement = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
+    return list((await session.exec(statement)).all())
+
+
+async def add_reporter(
+    session: AsyncSession, *, ticket_id: int, platform_id: str, name: str, message_id: int | None, at: datetime
+) -> bool:
+    """True when this person was not yet a reporter of the ticket."""
+    statement = (
+        insert_ignore(session, TicketReporter, ["ticket_id", "platform_id"])
+        .values(ticket_id=ticket_id, platform_id=platform_id, name=name, message_id=message_id, at=at)
+        .returning(TicketReporter.__table__.c.id)  # type: ignore[attr-defined]
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
+    statement = select(TicketReporter).where(TicketReporter.ticket_id == ticket_id).order_by(col(TicketReporter.id))
+    return list((await session.exec(statement)).all())
+
+
+async def is_reporter(session: AsyncSession, *, ticket_id: int, platform_id: str) -> bool:
+    statement = select(TicketReporter.id).where(
+        TicketReporter.ticket_id == ticket_id, TicketReporter.platform_id == platform_id
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def link_message(session: AsyncSession, *, ticket_id: int, message_id: int) -> None:
+    statement = insert_ignore(session, TicketMessage, ["ticket_id", "message_id"]).values(
+        ticket_id=ticket_id, message_id=message_id
+    )
+    await session.execute(statement)
+
+
+async def add_photo(
+    session: AsyncSession, *, ticket_id: int, path: str, message_id: int | None, at: datetime, uploaded_by: str
+) -> None:
+    session.add(TicketPhoto(ticket_id=ticket_id, path=path, message_id=message_id, at=at, uploaded_by=uploaded_by))
+    await session.flush()
+
+
+async def photos(session: AsyncSession, ticket_id: int) -> list[TicketPhoto]:
+    statement = select(TicketPhoto).where(TicketPhoto.ticket_id == ticket_id).order_by(col(TicketPhoto.id))
+    return list((await session.exec(statement)).all())
+
+
+# --- finding tickets for a message ----------------------------------------------------------------
+
+
+async def merge_candidates(
+    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
+) -> list[Ticket]:
+    """Open tickets of the same village, category and kind with a report since ``since``, newest first."""
+    last_report = (
+        select(TicketReporter.ticket_id, func.max(TicketReporter.at).label("last_at"))
+        .group_by(col(TicketReporter.ticket_id))
+        .subquery()
+    )
+    statement = (
+        select(Ticket)
+        .join(last_report, last_report.c.ticket_id == Ticket.id)
+        .where(
+            Ticket.village == village,
+            Ticket.category == category,
+            Ticket.kind == kind,
+            col(Ticket.status).in_(ACTIVE),
+            col(Ticket.confidential).is_(False),
+            last_report.c.last_at >= since,
+        )
+        .order_by(col(Ticket.id).desc())
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def repeat_candidates(
+    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
+) -> list[Ticket]:
+    """Resolved or closed tickets of the same village, category and kind resolved since ``since``."""
+    statement = (
+        select(Ticket)
+        .where(
+            Ticket.village == village,
+            Ticket.category == category,
+            Ticket.kind == kind,
+            col(Ticket.status).in_(("resolved", "closed")),
+            col(Ticket.confidential).is_(False),
+            col(Ticket.resolved_at) >= since,
+        )
+        .order_by(col(Ticket.id).desc())
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def awaiting_rating(session: AsyncSession, *, platform_id: str) -> list[Ticket]:
+    """Resolved tickets this person reported that asked for a rating and have none yet."""
+    statement = (
+        select(Ticket)
+        .join(TicketReporter, col(TicketReporter.ticket_id) == Ticket.id)
+        .where(
+            TicketReporter.platform_id == platform_id,
+            Ticket.status == "resolved",
+            col(Ticket.rating_requested_at).is_not(None),
+            col(Ticket.rating).is_(None),
+        )
+        .order_by(col(Ticket.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def awaiting_photo_from(session: AsyncSession, *, sender_platform_id: str, since: datetime) -> Ticket | None:
+    """The ticket this person resolved by a message since ``since`` that has no photo yet, newest first."""
+    has_photo = select(TicketPhoto.id).where(TicketPhoto.ticket_id == Ticket.id).exists()
+    statement = (
+        select(Ticket)
+        .join(TicketMessage, col(TicketMessage.ticket_id) == Ticket.id)
+        .join(Message, col(Message.id) == TicketMessage.message_id)
+        .where(
+            Message.sender_platform_id == sender_platform_id,
+            col(Message.at) >= since,
+            Ticket.status == "resolved",
+            col(Ticket.resolved_at) >= since,
+            ~has_photo,
+        )
+        .order_by(col(Ticket.resolved_at).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
+async def recent_unused_image(
+    session: AsyncSession, *, sender_platform_id: str, since: datetime, before_id: int
+) -> Message | None:
+    """This person's latest image since ``since`` that is no ticket's photo yet."""
+    used = select(TicketPhoto.id).where(TicketPhoto.message_id == Message.id).exists()
+    statement = (
+        select(Message)
+        .where(
+            Message.sender_platform_id == sender_platform_id,
+            Message.kind == "image",
+            col(Message.at) >= since,
+            col(Message.id) < before_id,
+            ~used,
+        )
+        .order_by(col(Message.at).desc(), col(Message.id).desc())
+    )
+    return (await session.exec(statement)).first()
+
+
+async def members_by_platform_ids(session: AsyncSession, platform_ids: Iterable[str]) -> dict[str, Member]:
+    ids = sorted(set(platform_ids))
+    if not ids:
+        return {}
+    found: dict[str, Member] = {}
+    for chunk in _chunks(ids):  # type: ignore[arg-type]
+        statement = select(Member).where(col(Member.platform_id).in_(chunk))
+        for member in (await session.exec(statement)).all():
+            found[member.platform_id] = member
+    return found
+
+
+async def all_staff(session: AsyncSession) -> list[Member]:
+    statement = select(Member).where(Member.role == "staff").order_by(col(Member.id))
+    return list((await session.exec(statement)).all())
+
+
+async def open_tickets_of(session: AsyncSession, *, assignee_platform_id: str) -> list[Ticket]:
+    statement = (
+        select(Ticket)
+        .where(Ticket.assignee_platform_id == assignee_platform_id, col(Ticket.status).in_(ACTIVE))
+        .order_by(col(Ticket.deadline), col(Ticket.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+# --- the daily check (bulk) -----------------------------------------------------------------------
+
+
+async def due_for_reminder(session: AsyncSession, *, now: datetime, until: datetime) -> list[Any]:
+    """Active tickets due after ``now`` and no later than ``until`` whose current deadline was not reminded."""
+    statement = (
+        sa_select(
+            col(Ticket.id),
+            col(Ticket.assignee_platform_id),
+            col(Ticket.assignee_name),
+            col(Ticket.deadline),
+            col(Ticket.category),
+            col(Ticket.village),
+            col(Ticket.text),
+        )
+        .where(
+            col(Ticket.status).in_(ACTIVE),
+            col(Ticket.deadline) > now,
+            col(Ticket.deadline) <= until,
+            or_(col(Ticket.reminded_for).is_(None), col(Ticket.reminded_for) != col(Ticket.deadline)),
+        )
+        .order_by(col(Ticket.deadline), col(Ticket.id))
+    )
+    return list((await session.execute(statement)).all())
+
+
+async def mark_reminded(session: AsyncSession, ids: Sequence[int]) -> None:
+    for chunk in _chunks(ids):
+        await session.execute(
+            update(Ticket)
+            .where(col(Ticket.id).in_(chunk))
+            .values(reminded_for=Ticket.deadline, version=Ticket.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def overdue(session: AsyncSession, *, now: datetime) -> list[Any]:
+    """Active tickets past their deadline that are not yet marked (top level) or not yet escalated."""
+    statement = (
+        sa_select(
+            col(Ticket.id),
+            col(Ticket.level),
+            col(Ticket.county),
+            col(Ticket.township),
+            col(Ticket.village),
+            col(Ticket.kind),
+            col(Ticket.assignee_name),
+            col(Ticket.deadline),
+            col(Ticket.text),
+            col(Ticket.group_name),
+            col(Ticket.confidential),
+            col(Ticket.category),
+        )
+        .where(
+            col(Ticket.status).in_(ACTIVE),
+            col(Ticket.deadline) < now,
+            or_(col(Ticket.level) != "county", col(Ticket.overdue).is_(False)),
+        )
+        .order_by(col(Ticket.id))
+    )
+    return list((await session.execute(statement)).all())
+
+
+async def escalate_overdue(
+    session: AsyncSession,
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    level: str,
+    assignee_name: str | None,
+    assignee_platform_id: str | None,
+    deadline: datetime,
+) -> list[int]:
+    """Move still-overdue tickets one level up with a new assignee and deadline; returns the ids moved."""
+    moved: list[int] = []
+    for chunk in _chunks(ids):
+        condition = and_(col(Ticket.id).in_(chunk), col(Ticket.status).in_(ACTIVE), col(Ticket.deadline) < now)
+        found = [int(row[0]) for row in (await session.execute(select(col(Ticket.id)).where(condition))).all()]
+        if not found:
+            continue
+        values: dict[str, Any] = {
+            "level": level,
+            "overdue": True,
+            "deadline": deadline,
+            "reminded_for": None,
+            "priority": Ticket.priority + 1,
+            "version": Ticket.version + 1,
+        }
+        if assignee_name is not None:
+            values["assignee_name"] = assignee_name
+            values["assignee_platform_id"] = assignee_platform_id
+        await session.execute(
+            update(Ticket)
+            .where(col(Ticket.id).in_(found))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        moved.extend(found)
+    return moved
+
+
+async def mark_overdue(session: AsyncSession, ids: Sequence[int]) -> None:
+    for chunk in _chunks(ids):
+        await session.execute(
+            update(Ticket)
+            .where(col(Ticket.id).in_(chunk), col(Ticket.overdue).is_(False))
+            .values(overdue=True, version=Ticket.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def rating_expired(session: AsyncSession, *, before: datetime) -> list[Ticket]:
+    statement = (
+        select(Ticket)
+        .where(
+            Ticket.status == "resolved",
+            col(Ticket.rating).is_(None),
+            col(Ticket.rating_requested_at).is_not(None),
+            col(Ticket.rating_requested_at) <= before,
+        )
+        .order_by(col(Ticket.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def photo_window_over(session: AsyncSession, *, before: datetime) -> list[Ticket]:
+    """Resolved tickets never announced (no photo came) whose photo window ended before ``before``."""
+    statement = (
+        select(Ticket)
+        .where(
+            Ticket.status == "resolved",
+            col(Ticket.rating_requested_at).is_(None),
+            col(Ticket.resolved_at) <= before,
+        )
+        .order_by(col(Ticket.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+# --- the daily digest -----------------------------------------------------------------------------
+
+
+async def digest_counts(
+    session: AsyncSession, *, since: datetime, now: datetime
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (county, township): new, active, overdue, escalated (above village), resolved, awaiting rating."""
+    active = col(Ticket.status).in_(ACTIVE)
+    statement = sa_select(
+        col(Ticket.county),
+        col(Ticket.township),
+        _count_if(col(Ticket.opened_at) >= since),
+        _count_if(active),
+        _count_if(and_(active, or_(col(Ticket.overdue).is_(True), col(Ticket.deadline) < now))),
+        _count_if(and_(active, col(Ticket.level) != "village")),
+        _count_if(and_(col(Ticket.resolved_at).is_not(None), col(Ticket.resolved_at) >= since)),
+        _count_if(col(Ticket.status) == "resolved"),
+    ).group_by(col(Ticket.county), col(Ticket.township))
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in (await session.execute(statement)).all():
+        counts[(row[0], row[1])] = {
+            "new": int(row[2] or 0),
+            "active": int(row[3] or 0),
+            "overdue": int(row[4] or 0),
+            "escalated": int(row[5] or 0),
+            "resolved": int(row[6] or 0),
+            "awaiting_rating": int(row[7] or 0),
+        }
+    return counts
+
+
+async def flag_counts(session: AsyncSession, *, since: datetime) -> dict[tuple[str, str], dict[str, int]]:
+    statement = (
+        sa_select(
+            col(Flag.county),
+            col(Flag.township),
+            func.count(),
+            _count_if(col(Flag.severity) == "high"),
+        )
+        .where(col(Flag.at) >= since)
+        .group_by(col(Flag.county), col(Flag.township))
+    )
+    return {
+        (row[0], row[1]): {"flags": int(row[2] or 0), "high": int(row[3] or 0)}
+        for row in (await session.execute(statement)).all()
+    }
+
+
+def _count_if(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+async def report_rows(
+    session: AsyncSession,
+) -> tuple[list[Ticket], list[TicketReporter], list[TicketEvent], list[TicketPhoto]]:
+    tickets = list((await session.exec(select(Ticket).order_by(col(Ticket.id)))).all())
+    reps = list((await session.exec(select(TicketReporter).order_by(col(TicketReporter.id)))).all())
+    evs = list((await session.exec(select(TicketEvent).order_by(col(TicketEvent.id)))).all())
+    phs = list((await session.exec(select(TicketPhoto).order_by(col(TicketPhoto.id)))).all())
+    return tickets, reps, evs, phs
+
+
+async def escalated_active(session: AsyncSession, *, county: str, township: str, limit: int = 10) -> list[Ticket]:
+    """Active tickets above village level in a scope (empty county/township = any), most urgent first."""
+    statement = select(Ticket).where(col(Ticket.status).in_(ACTIVE), Ticket.level != "village")
+    if county:
+        statement = statement.where(Ticket.county == county)
+    if township:
+        statement = statement.where(Ticket.township == township)
+    statement = statement.order_by(col(Ticket.overdue).desc(), col(Ticket.priority).desc(), col(Ticket.id)).limit(limit)
+    return list((await session.exec(statement)).all())
