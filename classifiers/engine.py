@@ -27,6 +27,7 @@ from classifiers.rules import Rule, RuleSet, Term
 from classifiers.types import CATEGORIES, SEVERITIES, Classification, Match
 
 _SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+FUZZY_MIN_LEN = 4  # one substituted character is tolerated in terms at least this long
 
 
 @dataclass(slots=True)
@@ -61,21 +62,34 @@ class Classifier:
         self._groups: list[tuple[tuple[int, ...], ...]] = []
         self._none: list[tuple[int, ...]] = []
         term_rules: dict[int, set[int]] = defaultdict(set)
-        fuzzy_terms: set[int] = set()
+        # A fuzzy rule also accepts a one-character typo of its long terms; the typo hits are kept under a
+        # separate id (the term's "fuzzy twin") so that exact-only rules sharing the term never see them.
+        fuzzy_twin: dict[int, int] = {}
+        self._fuzzy_of: dict[int, int] = {}
         for ri, r in enumerate(self._rules):
-            groups = tuple(tuple(tid(t) for t in g) for g in r.groups)
-            self._groups.append(groups)
-            self._none.append(tuple(tid(t) for t in r.none))
+            groups: list[tuple[int, ...]] = []
+            for grp in r.groups:
+                ids = [tid(term) for term in grp]
+                if r.fuzzy:
+                    for t in list(ids):
+                        if self._terms[t].mode == "token" and len(self._terms[t].text) >= FUZZY_MIN_LEN:
+                            if t not in fuzzy_twin:
+                                fuzzy_twin[t] = len(self._terms)
+                                self._fuzzy_of[len(self._terms)] = t
+                                self._terms.append(self._terms[t])
+                            ids.append(fuzzy_twin[t])
+                groups.append(tuple(ids))
+            self._groups.append(tuple(groups))
+            self._none.append(tuple(tid(term) for term in r.none))
             for g in groups:
                 for t in g:
                     term_rules[t].add(ri)
-                    if r.fuzzy and self._terms[t].mode == "token" and len(self._terms[t].text) >= 3:
-                        fuzzy_terms.add(t)
         self._term_rules = {t: tuple(sorted(rs)) for t, rs in term_rules.items()}
         self._is_label_rule = [not r.label.startswith("category:") for r in self._rules]
         by_literal: dict[str, list[int]] = defaultdict(list)
         for i, term in enumerate(self._terms):
-            by_literal[term.text].append(i)
+            if i not in self._fuzzy_of:
+                by_literal[term.text].append(i)
         self._ac = ahocorasick.Automaton()
         for lit, ids in by_literal.items():
             self._ac.add_word(lit, (len(lit), tuple(ids)))
@@ -83,7 +97,7 @@ class Classifier:
         # Fuzzy: every 2-character piece of a fuzzy term is an anchor; around an anchor hit the text is
         # compared with the term allowing one substituted character.
         anchors: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for t in sorted(fuzzy_terms):
+        for t in sorted(self._fuzzy_of):
             text = self._terms[t].text
             for off in range(len(text) - 1):
                 anchors[text[off : off + 2]].append((t, off))
@@ -194,6 +208,8 @@ class Classifier:
             m = self._eval_rule(ri, confirmed, core, role_key)
             if m is not None:
                 fired.append((self._rules[ri], m))
+        # Categories: in a tie, the topic mentioned first wins.
+        fired.sort(key=lambda rm: core.find(rm[1].keywords[0]) if rm[1].keywords else 0)
         return self._decide(fired, role_key)
 
     def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
@@ -218,6 +234,8 @@ class Classifier:
         chosen = self._window(group_hits, r.window)
         if chosen is None:
             return None
+        if r.label.startswith("category:") and len(group_hits) == 1:
+            chosen = sorted(group_hits[0], key=lambda h: h.start)
         kws: list[str] = []
         for h in chosen:
             kw = core[h.start : h.end]
@@ -267,7 +285,7 @@ class Classifier:
                 shadow.append(m)
             elif r.label.startswith("category:"):
                 c = r.label[9:]
-                cat_scores[c] += r.weight
+                cat_scores[c] += r.weight * len(m.keywords)
                 cat_first.setdefault(c, i)
             else:
                 scores[r.label] += r.weight
