@@ -13,9 +13,11 @@ from collections.abc import Iterable
 from rapidfuzz import fuzz
 
 _NOT_TEXT = re.compile(r"[^\w]+")
-# A place inside a village (张湾组, 三组, 5组); two reports naming different ones are different problems.
-_PLACE = re.compile(r"([\u4e00-\u9fff0-9]{1,2})(?:村民)?(?:小组|组)")
-_GENERIC_PLACES = {"小", "我们", "我", "咱", "本", "这个", "那个", "们"}
+# A place inside a village (张湾组, 三组, 5组): the same place means the same problem (same village and
+# category are given); two different places mean different problems.
+_NUMERAL_PLACE = re.compile(r"([一二三四五六七八九十0-9]{1,3})(?:村民)?小?组")
+_NAMED_PLACE = re.compile(r"([\u4e00-\u9fff]{2})(?:村民)?小?组")
+_GENERIC_PLACES = {"我们", "咱们", "你们", "他们", "这个", "那个", "本村", "全村", "小组", "村民", "哪个", "每个"}
 
 
 def bigrams(text: str) -> str:
@@ -26,7 +28,12 @@ def bigrams(text: str) -> str:
 
 
 def places(text: str) -> set[str]:
-    return {m for m in _PLACE.findall(text) if m not in _GENERIC_PLACES}
+    found = set(_NUMERAL_PLACE.findall(text))
+    for match in _NAMED_PLACE.finditer(text):
+        name = match.group(1)
+        if name not in _GENERIC_PLACES and not any(ch in "一二三四五六七八九十" for ch in name):
+            found.add(name)
+    return found
 
 
 def similarity(norm_a: str, keywords_a: Iterable[str], norm_b: str, keywords_b: Iterable[str]) -> float:
@@ -41,8 +48,8 @@ def same_problem(
     norm_a: str, keywords_a: Iterable[str], norm_b: str, keywords_b: Iterable[str], *, threshold: float
 ) -> bool:
     pa, pb = places(norm_a), places(norm_b)
-    if pa and pb and not pa & pb:
-        return False
+    if pa and pb:
+        return bool(pa & pb)
     ka, kb = set(keywords_a), set(keywords_b)
     if ka & kb:
         return True

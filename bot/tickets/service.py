@@ -302,9 +302,10 @@ class TicketService:
             return None if t.status in ACTIVE else ("closed" if t.status == "closed" else "resolved")
 
         def values(t: Ticket) -> dict[str, Any]:
+            keep = not reopen and t.deadline is not None and t.deadline > deadline  # an approved extension stays
             change: dict[str, Any] = {
                 "level": level,
-                "deadline": deadline,
+                "deadline": t.deadline if keep else deadline,
                 "reminded_for": None,
                 "priority": t.priority + 1,
             }

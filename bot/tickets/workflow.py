@@ -451,7 +451,7 @@ class TicketWorkflow:
     async def _resolve(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
         assert ticket.id is not None
         at, sender = inbound.message.at, inbound.sender
-        note = _strip_words(command.text, commands.COMMAND_WORDS) or "问题已处理"
+        note = _strip_words(command.text, ("办结",)) or "问题已处理"
         updated, problem = await self.service.resolve(
             session, ticket.id, actor=Actor.of(sender), at=at, note=note, message_id=inbound.message_id
         )
