@@ -141,7 +141,7 @@ class _PackParser:
             self.data = tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as e:
             m = _TOML_LINE_RE.search(str(e))
-            line = m.group(1) if m else "1"
+            line = m.group(1) if m else str(max(1, len(self.text.splitlines())))
             raise RuleLoadError(f"{display}:{line}: TOML syntax error: {e}") from e
         self.headers = [i for i, ln in enumerate(self.lines) if _HEADER_RE.match(ln)]
 
