@@ -49,8 +49,8 @@ async def update_ticket(session: AsyncSession, ticket_id: int, *, version: int, 
         .values(**values, version=version + 1)
         .execution_options(synchronize_session=False)
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = await session.exec(statement)
+    return bool(result.rowcount)
 
 
 async def add_event(session: AsyncSession, *, ticket_id: int, at: datetime, type: str, actor: str, text: str) -> None:
@@ -61,7 +61,7 @@ async def add_event(session: AsyncSession, *, ticket_id: int, at: datetime, type
 async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Many events in one statement (the daily check)."""
     if rows:
-        await session.execute(insert(TicketEvent), rows)
+        await session.exec(insert(TicketEvent), params=rows)
 
 
 async def events(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
@@ -78,7 +78,7 @@ async def add_reporter(
         .values(ticket_id=ticket_id, platform_id=platform_id, name=name, message_id=message_id, at=at)
         .returning(TicketReporter.__table__.c.id)  # type: ignore[attr-defined]
     )
-    return (await session.execute(statement)).first() is not None
+    return (await session.exec(statement)).first() is not None
 
 
 async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
@@ -97,7 +97,7 @@ async def link_message(session: AsyncSession, *, ticket_id: int, message_id: int
     statement = insert_ignore(session, TicketMessage, ["ticket_id", "message_id"]).values(
         ticket_id=ticket_id, message_id=message_id
     )
-    await session.execute(statement)
+    await session.exec(statement)
 
 
 async def add_photo(
@@ -244,7 +244,7 @@ async def open_tickets_of(session: AsyncSession, *, assignee_platform_id: str) -
 
 async def due_for_reminder(session: AsyncSession, *, now: datetime, until: datetime) -> list[Any]:
     """Active tickets due after ``now`` and no later than ``until`` whose current deadline was not reminded."""
-    statement = (
+    statement: Any = (
         sa_select(
             col(Ticket.id),
             col(Ticket.assignee_platform_id),
@@ -262,12 +262,12 @@ async def due_for_reminder(session: AsyncSession, *, now: datetime, until: datet
         )
         .order_by(col(Ticket.deadline), col(Ticket.id))
     )
-    return list((await session.execute(statement)).all())
+    return list((await session.exec(statement)).all())
 
 
 async def mark_reminded(session: AsyncSession, ids: Sequence[int]) -> None:
     for chunk in _chunks(ids):
-        await session.execute(
+        await session.exec(
             update(Ticket)
             .where(col(Ticket.id).in_(chunk))
             .values(reminded_for=Ticket.deadline, version=Ticket.version + 1)
@@ -277,7 +277,7 @@ async def mark_reminded(session: AsyncSession, ids: Sequence[int]) -> None:
 
 async def overdue(session: AsyncSession, *, now: datetime) -> list[Any]:
     """Active tickets past their deadline that are not yet marked (top level) or not yet escalated."""
-    statement = (
+    statement: Any = (
         sa_select(
             col(Ticket.id),
             col(Ticket.level),
@@ -299,7 +299,7 @@ async def overdue(session: AsyncSession, *, now: datetime) -> list[Any]:
         )
         .order_by(col(Ticket.id))
     )
-    return list((await session.execute(statement)).all())
+    return list((await session.exec(statement)).all())
 
 
 async def escalate_overdue(
@@ -316,7 +316,7 @@ async def escalate_overdue(
     moved: list[int] = []
     for chunk in _chunks(ids):
         condition = and_(col(Ticket.id).in_(chunk), col(Ticket.status).in_(ACTIVE), col(Ticket.deadline) < now)
-        found = [int(row[0]) for row in (await session.execute(select(col(Ticket.id)).where(condition))).all()]
+        found = [int(i) for i in (await session.exec(select(col(Ticket.id)).where(condition))).all() if i is not None]
         if not found:
             continue
         values: dict[str, Any] = {
@@ -330,7 +330,7 @@ async def escalate_overdue(
         if assignee_name is not None:
             values["assignee_name"] = assignee_name
             values["assignee_platform_id"] = assignee_platform_id
-        await session.execute(
+        await session.exec(
             update(Ticket)
             .where(col(Ticket.id).in_(found))
             .values(**values)
@@ -342,7 +342,7 @@ async def escalate_overdue(
 
 async def mark_overdue(session: AsyncSession, ids: Sequence[int]) -> None:
     for chunk in _chunks(ids):
-        await session.execute(
+        await session.exec(
             update(Ticket)
             .where(col(Ticket.id).in_(chunk), col(Ticket.overdue).is_(False))
             .values(overdue=True, version=Ticket.version + 1)
@@ -386,7 +386,7 @@ async def digest_counts(
 ) -> dict[tuple[str, str], dict[str, int]]:
     """Per (county, township): new, active, overdue, escalated (above village), resolved, awaiting rating."""
     active = col(Ticket.status).in_(ACTIVE)
-    statement = sa_select(
+    statement: Any = sa_select(
         col(Ticket.county),
         col(Ticket.township),
         _count_if(col(Ticket.opened_at) >= since),
@@ -397,7 +397,7 @@ async def digest_counts(
         _count_if(col(Ticket.status) == "resolved"),
     ).group_by(col(Ticket.county), col(Ticket.township))
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for row in (await session.execute(statement)).all():
+    for row in (await session.exec(statement)).all():
         counts[(row[0], row[1])] = {
             "new": int(row[2] or 0),
             "active": int(row[3] or 0),
@@ -410,7 +410,7 @@ async def digest_counts(
 
 
 async def flag_counts(session: AsyncSession, *, since: datetime) -> dict[tuple[str, str], dict[str, int]]:
-    statement = (
+    statement: Any = (
         sa_select(
             col(Flag.county),
             col(Flag.township),
@@ -422,7 +422,7 @@ async def flag_counts(session: AsyncSession, *, since: datetime) -> dict[tuple[s
     )
     return {
         (row[0], row[1]): {"flags": int(row[2] or 0), "high": int(row[3] or 0)}
-        for row in (await session.execute(statement)).all()
+        for row in (await session.exec(statement)).all()
     }
 
 
