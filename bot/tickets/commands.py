@@ -83,7 +83,7 @@ _POSITIVE = ("非常满意", "很满意", "满意", "好评")
 def parse_rating(text: str) -> Rating | None:
     """满意 / 基本满意 / 不满意 (and their usual variants) or 1–5 stars; None when the text rates nothing."""
     text = _TICKET_REF.sub(" ", clean(text)).strip()
-    if len(text) > 40:  # a long message is a report or a comment, not an answer to "please rate"
+    if len(text) > 30:  # a long message is a report or a comment, not an answer to "please rate"
         return None
     for word in _NEGATIVE:
         if word in text:

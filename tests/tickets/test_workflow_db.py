@@ -1,0 +1,232 @@
+"""The workflow against a real database (SQLite and PostgreSQL): concurrent resolutions, idempotent jobs,
+dashboard actions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import func, select
+
+from bot.clock import CHINA, SimulatedClock
+from bot.directory import Directory, RosterEntry
+from bot.ingest import Ingest
+from bot.media import MediaStore
+from bot.messages import IncomingMessage, MessageKind
+from bot.outbox import OutboxService
+from bot.templates import Templates
+from bot.tickets import TicketNotFound, TicketStateError, TicketWorkflow, tickets_as_json, tickets_as_text
+from bot.tickets.service import Actor
+from classifiers import ClassifierHolder
+from storage.engine import SessionFactory, make_session_factory
+from storage.models import Outbox, TicketEvent
+from storage.repos import tickets as repo
+from tests.scenarios.harness import ROOT, scenario_config
+
+GROUP = "石桥村监督服务群"
+T0 = datetime(2026, 9, 28, 10, 0, tzinfo=CHINA)
+
+
+@pytest.fixture(scope="module")
+def holder() -> ClassifierHolder:
+    return ClassifierHolder(ROOT / "rules")
+
+
+@dataclass
+class World:
+    sessions: SessionFactory
+    clock: SimulatedClock
+    ingest: Ingest
+    workflow: TicketWorkflow
+    counter: list[int]
+
+    async def say(self, sender: str, text: str, *, group: str | None = GROUP, at: datetime | None = None) -> None:
+        if at is not None:
+            self.clock.advance_to(at)
+        self.counter[0] += 1
+        await self.ingest.handle(
+            IncomingMessage(
+                platform_id=f"m{self.counter[0]}",
+                account="demo",
+                at=self.clock.now(),
+                kind=MessageKind.TEXT,
+                text=text,
+                sender_id=sender,
+                sender_name=sender,
+                group_id=group,
+                group_topic=group,
+            )
+        )
+
+    async def count(self, model: type[Outbox] | type[TicketEvent]) -> int:
+        async with self.sessions() as session:
+            return int((await session.exec(select(func.count()).select_from(model))).one())
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine, holder: ClassifierHolder, tmp_path: Path) -> AsyncIterator[World]:
+    config = scenario_config(tmp_path / "data")
+    sessions = make_session_factory(engine)
+    clock = SimulatedClock(T0)
+    directory = Directory(config)
+    people = [
+        RosterEntry("李书记", "cadre", "石桥村", "城关镇", "舒城县", GROUP, is_head=True),
+        RosterEntry("王主任", "cadre", "石桥村", "城关镇", "舒城县", GROUP, categories=("water", "road_traffic")),
+        RosterEntry("高某林", "villager", "石桥村", "城关镇", "舒城县", GROUP),
+        RosterEntry("刘干事", "staff", "", "城关镇", "舒城县"),
+        RosterEntry("周主任", "staff", "", "", "舒城县"),
+    ]
+    async with sessions() as session:
+        await directory.sync_config(session)
+        for person in people:
+            await directory.add_member(session, person)
+        await session.commit()
+    outbox = OutboxService(session_factory=sessions, clock=clock, config=config)
+    media = MediaStore(tmp_path / "media")
+    workflow = TicketWorkflow(
+        session_factory=sessions,
+        outbox=outbox,
+        templates=Templates(),
+        config=config,
+        clock=clock,
+        classifiers=holder,
+        media=media,
+    )
+    ingest = Ingest(
+        session_factory=sessions, classifiers=holder, directory=directory, workflow=workflow, media=media, clock=clock
+    )
+    yield World(sessions, clock, ingest, workflow, [0])
+
+
+async def test_two_cadres_resolving_at_once_resolve_once(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去")
+    service = world.workflow.service
+    at = world.clock.now()
+    first, second = world.sessions(), world.sessions()
+
+    async def resolve(session: object, cadre: str, note: str) -> tuple[object, str | None]:
+        result = await service.resolve(session, 1, actor=Actor(cadre), at=at, note=note, message_id=None)  # type: ignore[arg-type]
+        await session.commit()  # type: ignore[attr-defined]
+        return result
+
+    try:
+        results = await asyncio.gather(resolve(first, "王主任", "已填平"), resolve(second, "李书记", "已修好"))
+    finally:
+        await first.close()
+        await second.close()
+    problems = sorted(str(problem) for _, problem in results)
+    assert problems == ["None", "resolved"]
+    async with world.sessions() as session:
+        events = [e for e in await repo.events(session, 1) if e.type == "resolved"]
+        ticket = await repo.get_ticket(session, 1)
+    assert len(events) == 1
+    assert ticket is not None and ticket.status == "resolved"
+
+
+async def test_version_check_lets_one_of_two_stale_writers_through(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去")
+    first, second = world.sessions(), world.sessions()
+    barrier = asyncio.Barrier(2)
+
+    async def write(session: object, status: str) -> bool:
+        assert hasattr(session, "commit")
+        ticket = await repo.get_ticket(session, 1)  # type: ignore[arg-type]
+        assert ticket is not None
+        await barrier.wait()  # both have read the same version
+        changed = await repo.update_ticket(session, 1, version=ticket.version, values={"status": status})  # type: ignore[arg-type]
+        await session.commit()  # type: ignore[attr-defined]
+        return changed
+
+    try:
+        outcomes = await asyncio.gather(write(first, "resolved"), write(second, "accepted"))
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(outcomes) == [False, True]
+
+
+async def test_daily_check_twice_acts_once(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    jobs = world.workflow.scheduled
+    remind_at = datetime(2026, 10, 14, 8, 30, tzinfo=CHINA)
+    world.clock.advance_to(remind_at)
+    await jobs.daily_check(remind_at)
+    outbox, events = await world.count(Outbox), await world.count(TicketEvent)
+    await jobs.daily_check(remind_at)
+    assert (await world.count(Outbox), await world.count(TicketEvent)) == (outbox, events)
+    overdue_at = datetime(2026, 10, 17, 8, 30, tzinfo=CHINA)
+    world.clock.advance_to(overdue_at)
+    await jobs.daily_check(overdue_at)
+    outbox, events = await world.count(Outbox), await world.count(TicketEvent)
+    await jobs.daily_check(overdue_at)
+    await jobs.daily_digest(overdue_at + timedelta(minutes=30))
+    digest_rows = await world.count(Outbox)
+    await jobs.daily_digest(overdue_at + timedelta(minutes=30))
+    assert await world.count(Outbox) == digest_rows
+    assert await world.count(TicketEvent) == events
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert (ticket["level"], ticket["overdue"], ticket["assignee"]) == ("township", True, "刘干事")
+    assert [e["type"] for e in ticket["events"]].count("reminded") == 1
+    assert [e["type"] for e in ticket["events"]].count("escalated") == 1
+    assert "#1 road_traffic/" in tickets_as_text([ticket]) or "#1 demand/road_traffic" in tickets_as_text([ticket])
+
+
+async def test_overdue_escalation_climbs_to_county_then_stops(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    jobs = world.workflow.scheduled
+    levels = []
+    for day in (
+        datetime(2026, 10, 17, 8, 30, tzinfo=CHINA),
+        datetime(2026, 11, 1, 8, 30, tzinfo=CHINA),
+        datetime(2026, 11, 20, 8, 30, tzinfo=CHINA),
+    ):
+        world.clock.advance_to(day)
+        await jobs.daily_check(day)
+        async with world.sessions() as session:
+            ticket = await repo.get_ticket(session, 1)
+            assert ticket is not None
+            levels.append((ticket.level, ticket.assignee_name, ticket.overdue))
+    assert levels == [("township", "刘干事", True), ("county", "周主任", True), ("county", "周主任", True)]
+
+
+async def test_dashboard_actions(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    actions = world.workflow.actions
+    await actions.add_note(1, actor="admin", text="已电话联系")
+    await actions.approve_extension(1, actor="刘干事", working_days=3)
+    await actions.transfer(1, to_member="李书记", actor="刘干事")
+    png = (ROOT / "tests/scenarios/scripts/pipe_fixed.png").read_bytes()
+    await actions.upload_resolution_photo(1, actor="李书记", image=png, filename="fixed.png", note="已填平")
+    with pytest.raises(TicketNotFound):
+        await actions.add_note(99, actor="admin", text="x")
+    with pytest.raises(TicketStateError):
+        await actions.escalate(1, actor="刘干事", reason="再提级")  # resolved
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        group_posts = list((await session.exec(select(Outbox).where(Outbox.chat_name == GROUP))).all())
+    assert ticket["deadline"] == "2026-10-21T17:30:00+08:00"  # Friday 10-16 + 3 working days
+    assert ticket["assignee"] == "李书记" and ticket["status"] == "resolved" and len(ticket["photos"]) == 1
+    assert [e["type"] for e in ticket["events"]][2:] == ["note", "extended", "transferred", "resolved", "photo"]
+    resolution = [row for row in group_posts if row.image_path]
+    assert len(resolution) == 1 and "已填平" in (resolution[0].text or "")
+
+
+async def test_quiet_group_gets_no_acknowledgement(world: World) -> None:
+    quiet = "新河村监督服务群"
+    async with world.sessions() as session:
+        await Directory(scenario_config(Path("/tmp"))).add_member(
+            session, RosterEntry("郑书记", "cadre", "新河村", "干汊河镇", "舒城县", quiet, is_head=True)
+        )
+        await session.commit()
+    await world.say("钱师傅", "村口那段路塌了一个大坑,车子过不去", group=quiet, at=T0)
+    async with world.sessions() as session:
+        rows = list((await session.exec(select(Outbox))).all())
+        [ticket] = await tickets_as_json(session)
+    assert ticket["village"] == "新河村" and ticket["assignee"] == "郑书记"
+    assert [row.chat_name for row in rows] == ["private:郑书记"]
