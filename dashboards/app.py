@@ -46,12 +46,9 @@ async def error_pages(request: web.Request, handler: auth.Handler) -> web.Stream
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if (
-            exc.status in (400, 403, 404, 405)
-            and request.method == "GET"
-            and not request.path.startswith("/static/")
-        ):
-            return render(request, "error.html", status=exc.status, message=exc.text or "出错了")
+        if exc.status in (400, 403, 404, 405) and request.method == "GET" and not request.path.startswith("/static/"):
+            message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
+            return render(request, "error.html", status=exc.status, code=exc.status, message=message)
         raise
 
 

@@ -176,9 +176,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-def _cookie(
-    request: web.Request, response: web.StreamResponse, name: str, value: str, *, max_age: int
-) -> None:
+def _cookie(request: web.Request, response: web.StreamResponse, name: str, value: str, *, max_age: int) -> None:
     response.set_cookie(
         name,
         value,

@@ -9,9 +9,7 @@ from markupsafe import Markup, escape
 PALETTE = ("#2f6fb3", "#d9822b", "#3a9a5b", "#b33a3a")
 
 
-def hbars(
-    items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 640, percent: bool = False
-) -> Markup:
+def hbars(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 640, percent: bool = False) -> Markup:
     """Horizontal bars, one per (label, value); ``percent`` values are 0–1."""
     if not items:
         return Markup('<p class="muted">无数据</p>')
@@ -20,9 +18,7 @@ def hbars(
     top = max((v for _, v in items), default=0) or 1
     scale = 1.0 if percent else top
     bar_w = width - label_w - pad
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" preserveAspectRatio="xMinYMin meet">'
-    ]
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" preserveAspectRatio="xMinYMin meet">']
     for i, (label, value) in enumerate(items):
         y = 5 + i * row
         w = max(0.0, bar_w * (value / scale)) if scale else 0.0
@@ -53,9 +49,7 @@ def lines(
     values = [v for _, vs in series for v in vs if v is not None]
     high = 1.0 if percent else (max(values, default=0) or 1)
     step = plot_w / max(1, len(labels) - 1)
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" preserveAspectRatio="xMinYMin meet">'
-    ]
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" preserveAspectRatio="xMinYMin meet">']
     for frac in (0, 0.5, 1):
         y = top + plot_h * (1 - frac)
         tick = f"{100 * frac * high:.0f}%" if percent else f"{frac * high:.0f}"
@@ -67,20 +61,14 @@ def lines(
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             x = left + i * step
-            parts.append(
-                f'<text x="{x:.1f}" y="{height - 12}" text-anchor="middle" class="lbl">{escape(label)}</text>'
-            )
+            parts.append(f'<text x="{x:.1f}" y="{height - 12}" text-anchor="middle" class="lbl">{escape(label)}</text>')
     for s, (name, vs) in enumerate(series):
         color = PALETTE[s % len(PALETTE)]
         points = [
-            f"{left + i * step:.1f},{top + plot_h * (1 - v / high):.1f}"
-            for i, v in enumerate(vs)
-            if v is not None
+            f"{left + i * step:.1f},{top + plot_h * (1 - v / high):.1f}" for i, v in enumerate(vs) if v is not None
         ]
         if points:
-            parts.append(
-                f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>'
-            )
+            parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
             for p in points:
                 cx, cy = p.split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')

@@ -94,9 +94,7 @@ def now(request: web.Request) -> datetime:
     return request.app[CLOCK]()
 
 
-async def audit(
-    request: web.Request, action: str, target: str = "", detail: str = "", *, username: str = ""
-) -> None:
+async def audit(request: web.Request, action: str, target: str = "", detail: str = "", *, username: str = "") -> None:
     """Record one staff action in the audit log, in its own transaction."""
     who = username or viewer(request).username
     async with request.app[SESSION_FACTORY]() as session, session.begin():

@@ -61,14 +61,10 @@ async def send_broadcast(request: web.Request) -> web.StreamResponse:
     if error:
         raise web.HTTPFound("/broadcasts?error=" + _q(error))
     try:
-        broadcast_id = await request.app[BROADCASTER].broadcast(
-            actor=me.username, kind=kind, text=text, groups=chosen
-        )
+        broadcast_id = await request.app[BROADCASTER].broadcast(actor=me.username, kind=kind, text=text, groups=chosen)
     except ActionRefused as exc:
         raise web.HTTPFound("/broadcasts?error=" + _q(str(exc))) from exc
-    await audit(
-        request, f"broadcast_{kind}", target=f"broadcast:{broadcast_id}", detail=f"{len(chosen)}个群: {text}"
-    )
+    await audit(request, f"broadcast_{kind}", target=f"broadcast:{broadcast_id}", detail=f"{len(chosen)}个群: {text}")
     raise web.HTTPFound(f"/broadcasts?sent={broadcast_id}")
 
 

@@ -38,7 +38,11 @@ async def digest(request: web.Request) -> web.StreamResponse:
         )
         counts = await repo.count_flags_after(session, scope=me.scope, after_id=after_id)
         context = await repo.message_context(
-            session, anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows], before=2, after=2
+            session,
+            anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows],
+            before=2,
+            after=2,
+            scope=me.scope,
         )
     return render(
         request,
@@ -70,7 +74,11 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
     row = await _visible_flag(request, flag_id)
     async with request.app[SESSION_FACTORY]() as session:
         context = await repo.message_context(
-            session, anchors=[(row["message_id"], row["group_name"], row["at"])], before=6, after=6
+            session,
+            anchors=[(row["message_id"], row["group_name"], row["at"])],
+            before=6,
+            after=6,
+            scope=viewer(request).scope,
         )
         reviews = await repo.flag_reviews(session, flag_id=flag_id)
     await audit(request, "view_flag", target=f"flag:{flag_id}")

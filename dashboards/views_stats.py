@@ -68,9 +68,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
         since=since.strftime("%Y-%m-%d"),
         until=until.strftime("%Y-%m-%d"),
         chart_received=charts.hbars([(r["name"], r["received"]) for r in top]),
-        chart_done=charts.hbars(
-            [(r["name"], r["done"] / r["received"]) for r in top if r["received"]], percent=True
-        ),
+        chart_done=charts.hbars([(r["name"], r["done"] / r["received"]) for r in top if r["received"]], percent=True),
         chart_time=charts.lines(labels, [("受理数", [r["received"] for r in by_time])]),
         chart_rates=charts.lines(
             labels,

@@ -68,9 +68,7 @@ async def board(request: web.Request) -> web.StreamResponse:
         page = 1
     filt = board_filter(request)
     async with request.app[SESSION_FACTORY]() as session:
-        rows, total = await repo.board_page(
-            session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size
-        )
+        rows, total = await repo.board_page(session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size)
         places = await repo.places(session, scope=me.scope)
     return render(
         request,

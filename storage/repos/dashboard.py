@@ -98,9 +98,7 @@ def flag_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
 
 
 def ticket_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
-    return _row_visible(row, scope) and (
-        scope.confidential or (not row["confidential"] and row["kind"] != "clue")
-    )
+    return _row_visible(row, scope) and (scope.confidential or (not row["confidential"] and row["kind"] != "clue"))
 
 
 def _row_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
@@ -164,9 +162,7 @@ async def digest_page(
         stmt = (
             select(*_FLAG_COLS)
             .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
-            .where(
-                flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *_where_scope(flags, scope)
-            )
+            .where(flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *_where_scope(flags, scope))
             .order_by(flags.c.id.desc())
             .limit(want + 1)
         )
@@ -227,9 +223,37 @@ async def get_flag(session: AsyncSession, *, flag_id: int) -> RowMapping | None:
 
 
 async def message_context(
-    session: AsyncSession, *, anchors: Sequence[tuple[int, str | None, datetime]], before: int, after: int
+    session: AsyncSession,
+    *,
+    anchors: Sequence[tuple[int, str | None, datetime]],
+    before: int,
+    after: int,
+    scope: Scope = Scope(),
 ) -> dict[int, list[RowMapping]]:
-    """Messages around each anchor (message id, group, time), in one statement; anchor id → messages."""
+    """Messages around each anchor (message id, group, time), in one statement; anchor id → messages.
+
+    Without confidential access, messages that are clue/confidential flags or belong to a confidential
+    ticket are left out of the context.
+    """
+    hidden: list[ColumnElement[bool]] = []
+    if not scope.confidential:
+        hidden.append(
+            ~select(flags.c.id)
+            .where(
+                flags.c.message_id == messages.c.id,
+                or_(flags.c.confidential, cast(flags.c.labels, Text).like('%"clue"%')),
+            )
+            .exists()
+        )
+        hidden.append(
+            ~select(ticket_messages.c.id)
+            .select_from(ticket_messages.join(tickets, tickets.c.id == ticket_messages.c.ticket_id))
+            .where(
+                ticket_messages.c.message_id == messages.c.id,
+                or_(tickets.c.confidential, tickets.c.kind == "clue"),
+            )
+            .exists()
+        )
     parts: list[Any] = []
     for message_id, group_name, at in anchors:
         if not group_name:
@@ -243,13 +267,10 @@ async def message_context(
             messages.c.kind,
             messages.c.text,
         ]
-        base = select(*cols).where(messages.c.group_name == group_name)
+        base = select(*cols).where(messages.c.group_name == group_name, *hidden)
         earlier = base.where(messages.c.at < at).order_by(messages.c.at.desc()).limit(before).subquery()
         later = (
-            base.where(messages.c.at >= at, messages.c.id != message_id)
-            .order_by(messages.c.at)
-            .limit(after)
-            .subquery()
+            base.where(messages.c.at >= at, messages.c.id != message_id).order_by(messages.c.at).limit(after).subquery()
         )
         parts.append(select(*earlier.c))
         parts.append(select(*later.c))
@@ -270,9 +291,7 @@ async def record_verdict(
 ) -> None:
     """A review of a flag; a "note" keeps the flag's verdict, anything else replaces it."""
     conn = await session.connection()
-    await conn.execute(
-        reviews.insert().values(flag_id=flag_id, at=at, username=username, verdict=verdict, note=note)
-    )
+    await conn.execute(reviews.insert().values(flag_id=flag_id, at=at, username=username, verdict=verdict, note=note))
     if verdict != "note":
         await conn.execute(update(flags).where(flags.c.id == flag_id).values(verdict=verdict))
 
@@ -379,20 +398,12 @@ async def ticket_details(session: AsyncSession, *, ticket_id: int) -> dict[str, 
     conn = await session.connection()
     out: dict[str, Sequence[RowMapping]] = {}
     out["reporters"] = (
-        (
-            await conn.execute(
-                select(reporters).where(reporters.c.ticket_id == ticket_id).order_by(reporters.c.at)
-            )
-        )
+        (await conn.execute(select(reporters).where(reporters.c.ticket_id == ticket_id).order_by(reporters.c.at)))
         .mappings()
         .all()
     )
     out["events"] = (
-        (
-            await conn.execute(
-                select(events).where(events.c.ticket_id == ticket_id).order_by(events.c.at, events.c.id)
-            )
-        )
+        (await conn.execute(select(events).where(events.c.ticket_id == ticket_id).order_by(events.c.at, events.c.id)))
         .mappings()
         .all()
     )
@@ -434,9 +445,7 @@ async def get_photo(session: AsyncSession, *, photo_id: int) -> RowMapping | Non
 async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]]:
     """(township, village) pairs of the configured groups in scope, for filter menus."""
     conn = await session.connection()
-    stmt = (
-        select(groups.c.township, groups.c.village).distinct().order_by(groups.c.township, groups.c.village)
-    )
+    stmt = select(groups.c.township, groups.c.village).distinct().order_by(groups.c.township, groups.c.village)
     for level in ("county", "township", "village"):
         want = getattr(scope, level)
         if want is not None:
@@ -444,9 +453,7 @@ async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
 
 
-async def groups_in_scope(
-    session: AsyncSession, *, scope: Scope, township: str | None = None
-) -> list[RowMapping]:
+async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str | None = None) -> list[RowMapping]:
     conn = await session.connection()
     stmt = select(groups.c.name, groups.c.township, groups.c.village).order_by(
         groups.c.township, groups.c.village, groups.c.name
@@ -515,14 +522,14 @@ async def ticket_stats(
             func.count().label("received"),
             _count(tickets.c.status.in_(DONE)).label("done"),
             _count(resolved).label("resolved"),
-            _count(
-                and_(resolved, tickets.c.deadline.is_not(None), tickets.c.resolved_at <= tickets.c.deadline)
-            ).label("on_time"),
+            _count(and_(resolved, tickets.c.deadline.is_not(None), tickets.c.resolved_at <= tickets.c.deadline)).label(
+                "on_time"
+            ),
             _count(tickets.c.rating.in_(SATISFIED)).label("satisfied"),
             _count(tickets.c.rating.is_not(None)).label("rated"),
-            _count(
-                and_(resolved, _seconds(session, tickets.c.resolved_at, tickets.c.opened_at) <= 5 * 86400)
-            ).label("within5"),
+            _count(and_(resolved, _seconds(session, tickets.c.resolved_at, tickets.c.opened_at) <= 5 * 86400)).label(
+                "within5"
+            ),
         )
         .where(*conds)
         .group_by(key)
@@ -587,9 +594,9 @@ async def outbox_statuses(session: AsyncSession, *, outbox_ids: Sequence[int]) -
     if not outbox_ids:
         return {}
     conn = await session.connection()
-    stmt = select(
-        outbox.c.id, outbox.c.chat_name, outbox.c.status, outbox.c.sent_at, outbox.c.not_before
-    ).where(outbox.c.id.in_(list(outbox_ids)))
+    stmt = select(outbox.c.id, outbox.c.chat_name, outbox.c.status, outbox.c.sent_at, outbox.c.not_before).where(
+        outbox.c.id.in_(list(outbox_ids))
+    )
     return {r["id"]: r for r in (await conn.execute(stmt)).mappings()}
 
 
@@ -605,11 +612,7 @@ async def iter_export_tickets(
     conds = [*_where_scope(tickets, scope), tickets.c.opened_at >= since, tickets.c.opened_at < until]
     while True:
         rows = (
-            (
-                await conn.execute(
-                    select(tickets).where(*conds, tickets.c.id > last).order_by(tickets.c.id).limit(batch)
-                )
-            )
+            (await conn.execute(select(tickets).where(*conds, tickets.c.id > last).order_by(tickets.c.id).limit(batch)))
             .mappings()
             .all()
         )

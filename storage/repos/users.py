@@ -40,9 +40,7 @@ async def add_user(session: AsyncSession, *, user: StaffUser) -> None:
 
 async def set_password_hash(session: AsyncSession, *, username: str, password_hash: str) -> None:
     conn = await session.connection()
-    await conn.execute(
-        update(_users).where(_users.c.username == username).values(password_hash=password_hash)
-    )
+    await conn.execute(update(_users).where(_users.c.username == username).values(password_hash=password_hash))
 
 
 async def set_patrol_mark(session: AsyncSession, *, username: str, flag_id: int, at: datetime) -> None:
@@ -80,9 +78,7 @@ async def add_audit(
     session: AsyncSession, *, at: datetime, username: str, action: str, target: str = "", detail: str = ""
 ) -> None:
     conn = await session.connection()
-    await conn.execute(
-        _audit.insert().values(at=at, username=username, action=action, target=target, detail=detail)
-    )
+    await conn.execute(_audit.insert().values(at=at, username=username, action=action, target=target, detail=detail))
 
 
 async def count_audit_since(session: AsyncSession, *, username: str, action: str, since: datetime) -> int:

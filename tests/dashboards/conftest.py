@@ -35,7 +35,8 @@ class Dash:
         token = CSRF_RE.search(await page.text())
         assert token is not None
         resp = await self.client.post(
-            "/login", data={"_csrf": token.group(1), "username": username, "password": password, "next": "/"},
+            "/login",
+            data={"_csrf": token.group(1), "username": username, "password": password, "next": "/"},
             allow_redirects=False,
         )
         assert resp.status == 302, await resp.text()
@@ -48,8 +49,7 @@ class Dash:
         return found.group(1)
 
     async def post(self, path: str, data: dict[str, str] | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
-        return await self.client.post(path, data={"_csrf": self.csrf, **(data or {})}, allow_redirects=False,
-                                      **kwargs)  # type: ignore[arg-type]
+        return await self.client.post(path, data={"_csrf": self.csrf, **(data or {})}, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture

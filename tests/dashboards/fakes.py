@@ -65,24 +65,47 @@ class FakeRuleBench:
     def classify(self, text: str, role: str | None) -> dict[str, Any]:
         self.calls.append(("classify", (text, role)))
         if "寿" in text or "酒" in text:
-            return {"labels": ["banquet"], "category": None, "severity": "high",
-                    "matches": [{"rule": "banquet.birthday", "keywords": ["寿"]}]}
+            return {
+                "labels": ["banquet"],
+                "category": None,
+                "severity": "high",
+                "matches": [{"rule": "banquet.birthday", "keywords": ["寿"]}],
+            }
         return {"labels": ["chat"], "category": None, "severity": None, "matches": []}
 
     async def dry_run(
         self, *, days: int, county: str | None, township: str | None, village: str | None, limit: int
     ) -> list[dict[str, Any]]:
         self.calls.append(("dry_run", (days, county, township, village, limit)))
-        return [{"message_id": 1, "at": datetime(2026, 9, 9, 1, 0, tzinfo=UTC), "group": "石桥村监督服务群",
-                 "sender": "张三", "text": "明天家父八十大寿", "old_labels": ["chat"], "new_labels": ["banquet"],
-                 "new_matches": []}]
+        return [
+            {
+                "message_id": 1,
+                "at": datetime(2026, 9, 9, 1, 0, tzinfo=UTC),
+                "group": "石桥村监督服务群",
+                "sender": "张三",
+                "text": "明天家父八十大寿",
+                "old_labels": ["chat"],
+                "new_labels": ["banquet"],
+                "new_matches": [],
+            }
+        ]
 
     def rules(self) -> list[dict[str, Any]]:
         return [
-            {"id": "banquet.birthday", "label": "banquet", "text": "寿宴 | 大寿 | 摆酒", "shadow": self.shadow["banquet.birthday"],
-             "file": "rules/banquet.toml"},
-            {"id": "clue.subsidy", "label": "clue", "text": "低保 & 三套房", "shadow": self.shadow["clue.subsidy"],
-             "file": "rules/clue.toml"},
+            {
+                "id": "banquet.birthday",
+                "label": "banquet",
+                "text": "寿宴 | 大寿 | 摆酒",
+                "shadow": self.shadow["banquet.birthday"],
+                "file": "rules/banquet.toml",
+            },
+            {
+                "id": "clue.subsidy",
+                "label": "clue",
+                "text": "低保 & 三套房",
+                "shadow": self.shadow["clue.subsidy"],
+                "file": "rules/clue.toml",
+            },
         ]
 
     async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:

@@ -36,8 +36,16 @@ class World:
 
 async def seed(factory: SessionFactory) -> World:
     for username, role, county, township, village in USERS:
-        await add_user(factory, username=username, password=PASSWORD, role=role, county=county,
-                       township=township, village=village, display_name=username)
+        await add_user(
+            factory,
+            username=username,
+            password=PASSWORD,
+            role=role,
+            county=county,
+            township=township,
+            village=village,
+            display_name=username,
+        )
     flags: dict[str, int] = {}
     tickets: dict[str, int] = {}
     async with factory() as session, session.begin():
@@ -45,30 +53,74 @@ async def seed(factory: SessionFactory) -> World:
             session.add(Group(name=name, county="舒城县", township=township, village=village))
         n = 0
 
-        async def message(group: str, township: str, village: str, text: str, *, minutes: int,
-                          sender: str = "村民甲", role: str = "villager") -> Message:
+        async def message(
+            group: str,
+            township: str,
+            village: str,
+            text: str,
+            *,
+            minutes: int,
+            sender: str = "村民甲",
+            role: str = "villager",
+        ) -> Message:
             nonlocal n
             n += 1
-            m = Message(account="bot1", platform_id=f"m{n}", at=T0 + timedelta(minutes=minutes), group_name=group,
-                        sender_platform_id=sender, sender_name=sender, role=role, text=text, county="舒城县",
-                        township=township, village=village)
+            m = Message(
+                account="bot1",
+                platform_id=f"m{n}",
+                at=T0 + timedelta(minutes=minutes),
+                group_name=group,
+                sender_platform_id=sender,
+                sender_name=sender,
+                role=role,
+                text=text,
+                county="舒城县",
+                township=township,
+                village=village,
+            )
             session.add(m)
             await session.flush()
             return m
 
-        async def flag(key: str, m: Message, labels: list[str], severity: str, keywords: list[str],
-                       rule: str, confidential: bool = False) -> None:
-            f = Flag(message_id=m.id or 0, at=m.at, group_name=m.group_name, sender_name=m.sender_name,
-                     role=m.role, county=m.county, township=m.township, village=m.village, labels=labels,
-                     severity=severity, rules=[rule], keywords=keywords, confidential=confidential)
+        async def flag(
+            key: str,
+            m: Message,
+            labels: list[str],
+            severity: str,
+            keywords: list[str],
+            rule: str,
+            confidential: bool = False,
+        ) -> None:
+            f = Flag(
+                message_id=m.id or 0,
+                at=m.at,
+                group_name=m.group_name,
+                sender_name=m.sender_name,
+                role=m.role,
+                county=m.county,
+                township=m.township,
+                village=m.village,
+                labels=labels,
+                severity=severity,
+                rules=[rule],
+                keywords=keywords,
+                confidential=confidential,
+            )
             session.add(f)
             await session.flush()
             flags[key] = f.id or 0
 
         g, tw, vi = GROUPS[0]
         await message(g, tw, vi, "早上好，今天停水吗", minutes=0)
-        m = await message(g, tw, vi, "家父八十大寿，略备薄酒，敬请光临，电话13812345678", minutes=5,
-                          sender="王党员", role="party_member")
+        m = await message(
+            g,
+            tw,
+            vi,
+            "家父八十大寿，略备薄酒，敬请光临，电话13812345678",
+            minutes=5,
+            sender="王党员",
+            role="party_member",
+        )
         await flag("banquet", m, ["banquet"], "high", ["大寿", "薄酒"], "banquet.birthday")
         await message(g, tw, vi, "恭喜恭喜", minutes=6)
         m = await message(g, tw, vi, XSS_SCRIPT, minutes=10)
@@ -81,17 +133,38 @@ async def seed(factory: SessionFactory) -> World:
         m = await message(g, tw, vi, "祠堂今晚开桌，来的私聊", minutes=20, sender="赌客")
         await flag("other_town", m, ["gambling"], "normal", ["开桌"], "gambling.invite")
 
-        async def ticket(key: str, group: tuple[str, str, str], text: str, *, kind: str = "demand",
-                         category: str | None = "water", status: str = "open", confidential: bool = False,
-                         days: float = 0, resolved_days: float | None = None, rating: str | None = None) -> None:
+        async def ticket(
+            key: str,
+            group: tuple[str, str, str],
+            text: str,
+            *,
+            kind: str = "demand",
+            category: str | None = "water",
+            status: str = "open",
+            confidential: bool = False,
+            days: float = 0,
+            resolved_days: float | None = None,
+            rating: str | None = None,
+        ) -> None:
             name, township, village = group
             opened = T0 + timedelta(days=days)
-            t = Ticket(kind=kind, category=category, group_name=name if not confidential else None,
-                       county="舒城县", township=township, village=village, assignee_name="李书记",
-                       status=status, confidential=confidential, opened_at=opened,
-                       deadline=opened + timedelta(days=14), first_response_at=opened + timedelta(hours=2),
-                       resolved_at=opened + timedelta(days=resolved_days) if resolved_days is not None else None,
-                       rating=rating, text=text)
+            t = Ticket(
+                kind=kind,
+                category=category,
+                group_name=name if not confidential else None,
+                county="舒城县",
+                township=township,
+                village=village,
+                assignee_name="李书记",
+                status=status,
+                confidential=confidential,
+                opened_at=opened,
+                deadline=opened + timedelta(days=14),
+                first_response_at=opened + timedelta(hours=2),
+                resolved_at=opened + timedelta(days=resolved_days) if resolved_days is not None else None,
+                rating=rating,
+                text=text,
+            )
             session.add(t)
             await session.flush()
             tid = t.id or 0
@@ -101,13 +174,40 @@ async def seed(factory: SessionFactory) -> World:
             session.add(TicketMessage(ticket_id=tid, message_id=m.id or 0))
             session.add(TicketEvent(ticket_id=tid, at=opened, type="opened", actor="bot", text="登记"))
 
-        await ticket("water", GROUPS[0], "张湾组连续三天停水了，老人小孩怎么办", status="resolved",
-                     resolved_days=2, rating="satisfied")
-        await ticket("road", GROUPS[1], "路堵了一上午没人管，联系人身份证110101199001011234", category="road_traffic",
-                     status="accepted", days=1)
-        await ticket("clue", GROUPS[0], "村主任儿子升学宴摆了三十桌，收了不少礼", kind="clue", category=None,
-                     confidential=True, days=1)
-        await ticket("other_town", GROUPS[2], "龙山村路灯坏了一个礼拜", category="power", status="closed",
-                     days=2, resolved_days=6, rating="unsatisfied")
+        await ticket(
+            "water",
+            GROUPS[0],
+            "张湾组连续三天停水了，老人小孩怎么办",
+            status="resolved",
+            resolved_days=2,
+            rating="satisfied",
+        )
+        await ticket(
+            "road",
+            GROUPS[1],
+            "路堵了一上午没人管，联系人身份证110101199001011234",
+            category="road_traffic",
+            status="accepted",
+            days=1,
+        )
+        await ticket(
+            "clue",
+            GROUPS[0],
+            "村主任儿子升学宴摆了三十桌，收了不少礼",
+            kind="clue",
+            category=None,
+            confidential=True,
+            days=1,
+        )
+        await ticket(
+            "other_town",
+            GROUPS[2],
+            "龙山村路灯坏了一个礼拜",
+            category="power",
+            status="closed",
+            days=2,
+            resolved_days=6,
+            rating="unsatisfied",
+        )
         await ticket("xss", GROUPS[0], XSS_IMG, category="other", days=3)
     return World(flags=flags, tickets=tickets)
