@@ -85,7 +85,20 @@ class Classifier:
                 for t in g:
                     term_rules[t].add(ri)
         self._term_rules = {t: tuple(sorted(rs)) for t, rs in term_rules.items()}
+        term_groups: dict[int, set[tuple[int, int]]] = defaultdict(set)
+        for ri, groups_ in enumerate(self._groups):
+            for gi, g in enumerate(groups_):
+                for t in g:
+                    term_groups[t].add((ri, gi))
+        self._term_groups = {t: tuple(v) for t, v in term_groups.items()}
+        self._n_groups = [len(g) for g in self._groups]
         self._is_label_rule = [not r.label.startswith("category:") for r in self._rules]
+        # For the prefilter: how much each rule can add to its label (shadow rules add nothing, but are
+        # still evaluated when some label can be reached, so their hits are recorded).
+        self._potential = [
+            0.0 if (r.shadow or not self._is_label_rule[i]) else max(r.weight, 0.0)
+            for i, r in enumerate(self._rules)
+        ]
         by_literal: dict[str, list[int]] = defaultdict(list)
         for i, term in enumerate(self._terms):
             if i not in self._fuzzy_of:
@@ -154,11 +167,15 @@ class Classifier:
                         hits[t].append((s, e))
         return hits
 
-    def _candidates(self, present: dict[int, list[tuple[int, int]]]) -> set[int]:
-        touched: set[int] = set()
+    def _candidates(self, present: dict[int, list[tuple[int, int]]]) -> list[int]:
+        """Rules whose every group has at least one raw (substring) hit."""
+        sat: dict[int, set[int]] = defaultdict(set)
+        tg = self._term_groups
         for t in present:
-            touched.update(self._term_rules.get(t, ()))
-        return {ri for ri in touched if all(any(t in present for t in g) for g in self._groups[ri])}
+            for ri, gi in tg.get(t, ()):
+                sat[ri].add(gi)
+        ng = self._n_groups
+        return sorted(ri for ri, gs in sat.items() if len(gs) == ng[ri])
 
     def classify(self, text: str, *, role: str | None = None) -> Classification:
         core = self._core(text)
@@ -166,8 +183,25 @@ class Classifier:
             return self._chat
         raw = self._raw_hits(core)
         cands = self._candidates(raw)
-        if not any(self._is_label_rule[ri] for ri in cands):
+        # Sound prefilter: a label can only hold if the positive weights of the rules whose terms all
+        # occur (as substrings) reach the threshold; otherwise the message is chat and is never tokenised.
+        reach: dict[str, float] = defaultdict(float)
+        for ri in cands:
+            if self._potential[ri] > 0.0:
+                reach[self._rules[ri].label] += self._potential[ri]
+        thr = self._cfg.threshold
+        reachable = {lab for lab, v in reach.items() if v >= thr}
+        has_shadow = any(self._rules[ri].shadow for ri in cands)
+        if not reachable and not has_shadow:
             return self._chat
+        # Only rules that can still change the outcome are evaluated: those of a reachable label, the
+        # categories when a demand or consult is reachable, and shadow rules (to record them).
+        want_cat = "demand" in reachable or "consult" in reachable
+        cands = [
+            ri for ri in cands
+            if self._rules[ri].shadow or self._rules[ri].label in reachable
+            or (want_cat and not self._is_label_rule[ri])
+        ]
         tokens = self._tokens(core)
         starts: list[int] = []
         pos = 0
@@ -184,8 +218,12 @@ class Classifier:
                 return True
             return ti >= 2 and tokens[ti - 1] in bridge and tokens[ti - 2] in neg
 
+        needed = {t for ri in cands for g in self._groups[ri] for t in g}
+        needed.update(t for ri in cands for t in self._none[ri])
         confirmed: dict[int, list[_Hit]] = {}
         for t, spans in raw.items():
+            if t not in needed:
+                continue
             mode = self._terms[t].mode
             out = []
             for s, e in spans:
@@ -204,7 +242,7 @@ class Classifier:
                 confirmed[t] = out
         role_key = role if role else "unknown"
         fired: list[tuple[Rule, Match]] = []
-        for ri in sorted(cands):
+        for ri in cands:
             m = self._eval_rule(ri, confirmed, core, role_key)
             if m is not None:
                 fired.append((self._rules[ri], m))

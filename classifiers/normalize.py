@@ -27,22 +27,26 @@ PLACEHOLDERS = frozenset(
 _PLACEHOLDER_RE = re.compile(r"\[([^\[\]\n]{1,6})\]")
 _SPACE_RE = re.compile(r"\s+")
 # Runs of three or more identical characters become two (哈哈哈哈 -> 哈哈); punctuation runs become one.
-_REPEAT_RE = re.compile(r"(.)\1{2,}", re.DOTALL)
-_PUNCT_REPEAT_RE = re.compile(r"([^\w\s])\1+")
+_RUN_RE = re.compile(r"(.)\1+", re.DOTALL)
+_WORD_RE = re.compile(r"[\w\s]")
+
+
+def _shorten_run(m: re.Match[str]) -> str:
+    ch = m.group(1)
+    if not _WORD_RE.match(ch):
+        return ch
+    run = m.group(0)
+    return run if len(run) == 2 else ch + ch
 _NON_CORE_RE = re.compile(r"[^\w#@%]+")
 
 
-def _is_emoji_or_junk(ch: str) -> bool:
-    cp = ord(ch)
-    if 0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF or 0x2B00 <= cp <= 0x2BFF:
-        return True
-    if cp in (0xFE0F, 0xFE0E, 0x200D, 0x200B, 0x200C, 0xFEFF, 0x20E3, 0xFFFD):
-        return True
-    if 0xE000 <= cp <= 0xF8FF or 0xE0000 <= cp <= 0xE007F or 0xFE00 <= cp <= 0xFE0F:
-        return True
-    cat = unicodedata.category(ch)
-    # Symbols (So), controls, surrogates, unassigned: never carry meaning for the rules.
-    return cat in ("So", "Cs", "Co", "Cn") or (cat == "Cc" and ch not in "\t\n\r")
+# Emoji, pictographs, dingbats, variation selectors, zero-width joiners, private use, tags, controls and
+# lone surrogates: never meaningful for the rules, and removed in one regular-expression pass.
+_JUNK_RE = re.compile(
+    "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE00-\uFE0F\u200B-\u200D\u2060\u20E3"
+    "\uFEFF\uFFFD\uE000-\uF8FF\U000E0000-\U000E007F\U000F0000-\U0010FFFF\x00-\x08\x0b\x0c"
+    "\x0e-\x1f\x7f-\x9f\ud800-\udfff]+"
+)
 
 
 class Normalizer:
@@ -52,13 +56,13 @@ class Normalizer:
         self._t2s = opencc.OpenCC("t2s")
 
     def normalize(self, text: str) -> str:
-        text = unicodedata.normalize("NFKC", text)
-        text = "".join(" " if _is_emoji_or_junk(c) else c for c in text)
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+        text = _JUNK_RE.sub(" ", text)
         text = self._t2s.convert(text)
         text = _PLACEHOLDER_RE.sub(lambda m: " " if m.group(1).lower() in PLACEHOLDERS else m.group(0), text)
         text = text.lower()
-        text = _PUNCT_REPEAT_RE.sub(r"\1", text)
-        text = _REPEAT_RE.sub(r"\1\1", text)
+        text = _RUN_RE.sub(_shorten_run, text)
         return _SPACE_RE.sub(" ", text).strip()
 
     @staticmethod

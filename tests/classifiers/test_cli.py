@@ -20,7 +20,8 @@ def classify_bytes(data: bytes, rules: Path = RULES) -> tuple[int, list[dict], s
 
 def test_contract_output_in_order() -> None:
     lines = [
-        {"id": "a", "text": "石桥村张湾组连续三天停水了,老人小孩怎么办", "role": "villager", "group": "g", "sender": "s"},
+        {"id": "a", "text": "石桥村张湾组连续三天停水了,老人小孩怎么办", "role": "villager",
+         "group": "g", "sender": "s"},
         {"id": 2, "text": "【停水通知】明天8点到17点检修停水", "role": "cadre"},
         {"id": None, "text": "哈哈"},
     ]
