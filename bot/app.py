@@ -93,10 +93,17 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
     from bot.staff import StaffBroadcaster, StaffRuleBench
     from bot.tickets.actions import TicketActions
     from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
 
+    settings = DashboardSettings(
+        session_minutes=config.dashboard.session_minutes,
+        secure_cookies=config.dashboard.public_url.startswith("https://"),
+        media_dir=services.media.root,
+        category_names={**services.templates.category_names, **config.category_names},
+    )
     app = create_app(
         session_factory=services.sessions,
-        config=config.dashboard,
+        settings=settings,
         ticket_actions=TicketActions(services.workflow),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),

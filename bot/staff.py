@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.ingest import RED_FLAGS
 from bot.services import Services
-from classifiers import set_rule_shadow
+from classifiers import describe_rules, restore, set_rule_shadow
 from dashboards.ports import ActionRefused
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
@@ -104,13 +104,16 @@ class StaffRuleBench:
         return changes
 
     def rules(self) -> list[dict[str, Any]]:
-        return self._services.classifiers.current.describe_rules()
+        holder = self._services.classifiers
+        return describe_rules(holder.current, holder.rules_dir)
 
     async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
         holder = self._services.classifiers
         try:
-            set_rule_shadow(holder.rules_dir, rule_id, shadow)
-        except (KeyError, ValueError) as exc:
+            path, previous = set_rule_shadow(holder.rules_dir, rule_id, shadow)
+        except (KeyError, OSError) as exc:
             raise ActionRefused(f"无法修改规则 {rule_id}:{exc}") from exc
         if not holder.reload():
-            raise ActionRefused("规则文件校验失败,已保留原规则集。")
+            restore(path, previous)
+            holder.reload()
+            raise ActionRefused(f"规则文件校验失败,已恢复原规则:{holder.last_error or ''}")
