@@ -90,8 +90,7 @@ def _handler_for(services: Services, adapter: Adapter) -> Callable[[IncomingMess
 
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
-    from bot.staff import StaffBroadcaster, StaffRuleBench
-    from bot.tickets.actions import TicketActions
+    from bot.staff import StaffBroadcaster, StaffRuleBench, StaffTicketActions
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
 
@@ -104,7 +103,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
     app = create_app(
         session_factory=services.sessions,
         settings=settings,
-        ticket_actions=TicketActions(services.workflow),
+        ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
         clock=services.clock.now,

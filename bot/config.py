@@ -79,8 +79,12 @@ class CountyConfig(_Strict):
     townships: list[TownshipConfig] = Field(min_length=1)
 
 
+def _default_working_days() -> dict[TicketKind, int]:
+    return {"demand": 10, "consult": 5, "clue": 10}
+
+
 class DeadlineConfig(_Strict):
-    working_days: dict[TicketKind, int] = Field(default_factory=lambda: {"demand": 10, "consult": 5, "clue": 10})
+    working_days: dict[TicketKind, int] = Field(default_factory=lambda: _default_working_days())
     end_of_day: time = time(17, 30)
     remind_days_before: int = Field(default=2, ge=0)
     rating_wait_days: int = Field(default=3, ge=1)

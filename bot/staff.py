@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from bot.ingest import RED_FLAGS
 from bot.services import Services
+from bot.tickets import TicketActions, TicketNotFound, TicketStateError
 from classifiers import describe_rules, restore, set_rule_shadow
 from dashboards.ports import ActionRefused
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
 from storage.repos import messages as messages_repo
+
+
+class StaffTicketActions:
+    """The ticket workflow's staff actions, with its refusals turned into the dashboard's ActionRefused."""
+
+    def __init__(self, actions: TicketActions) -> None:
+        self._actions = actions
+
+    async def _guard(self, action: Awaitable[None]) -> None:
+        try:
+            await action
+        except (TicketNotFound, TicketStateError) as exc:
+            raise ActionRefused(str(exc)) from exc
+
+    async def transfer(self, ticket_id: int, *, to_member: str, actor: str) -> None:
+        await self._guard(self._actions.transfer(ticket_id, to_member=to_member, actor=actor))
+
+    async def escalate(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        await self._guard(self._actions.escalate(ticket_id, actor=actor, reason=reason))
+
+    async def approve_extension(self, ticket_id: int, *, actor: str, working_days: int) -> None:
+        await self._guard(self._actions.approve_extension(ticket_id, actor=actor, working_days=working_days))
+
+    async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
+        await self._guard(self._actions.add_note(ticket_id, actor=actor, text=text))
+
+    async def upload_resolution_photo(
+        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    ) -> None:
+        await self._guard(
+            self._actions.upload_resolution_photo(ticket_id, actor=actor, image=image, filename=filename, note=note)
+        )
 
 
 class StaffBroadcaster:

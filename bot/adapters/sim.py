@@ -197,7 +197,7 @@ class SimAdapter:
             media=data,
         )
         if self._on_message is not None:
-            task = asyncio.get_running_loop().create_task(self._on_message(incoming))
+            task: asyncio.Task[None] = asyncio.ensure_future(self._on_message(incoming))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return web.json_response({"ok": True})

@@ -68,7 +68,7 @@ async def last_sent(session: AsyncSession, *, account: str, chat_id: str | None 
     if chat_id is not None:
         statement = statement.where(Outbox.chat_id == chat_id)
     value = (await session.exec(statement)).first()
-    return value  # type: ignore[return-value]
+    return value
 
 
 async def pending_count(session: AsyncSession) -> int:
