@@ -9,11 +9,11 @@ from markupsafe import Markup, escape
 PALETTE = ("#2f6fb3", "#d9822b", "#3a9a5b", "#b33a3a")
 
 
-def hbars(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 640, percent: bool = False) -> Markup:
+def hbars(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 480, percent: bool = False) -> Markup:
     """Horizontal bars, one per (label, value); ``percent`` values are 0–1."""
     if not items:
         return Markup('<p class="muted">无数据</p>')
-    row, label_w, pad = 24, 150, 60
+    row, label_w, pad = 26, 130, 56
     height = row * len(items) + 10
     top = max((v for _, v in items), default=0) or 1
     scale = 1.0 if percent else top
@@ -37,8 +37,8 @@ def lines(
     labels: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
     *,
-    width: int = 640,
-    height: int = 220,
+    width: int = 480,
+    height: int = 240,
     percent: bool = False,
 ) -> Markup:
     """One line per series over ``labels`` (e.g. months); ``percent`` series are 0–1."""
