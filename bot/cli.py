@@ -90,13 +90,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         folder = Path(tempfile.mkdtemp(prefix="villagewatch-replay-"))
         db_url = f"sqlite+aiosqlite:///{folder / 'replay.db'}"
         print(f"replay database: {db_url}", file=sys.stderr)
+    media_root = _sqlite_folder(db_url)
     out = open(args.transcript, "w", encoding="utf-8") if args.transcript else sys.stdout  # noqa: SIM115
     try:
-        asyncio.run(run_replay(Path(args.script), config=config, db_url=db_url, transcript=out))
+        asyncio.run(
+            run_replay(
+                Path(args.script),
+                config=config,
+                db_url=db_url,
+                transcript=out,
+                media_root=media_root / "media" if media_root else None,
+            )
+        )
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _sqlite_folder(db_url: str) -> Path | None:
+    """The folder of a SQLite database file: a replay keeps its photos beside its database."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).resolve().parent
+    return None
 
 
 async def _with_session(db_url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:

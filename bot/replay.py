@@ -242,9 +242,12 @@ async def run_replay(
                     )
                     await session.commit()
                 continue
+            # Jobs run at their own times, so a reminder due at 08:30 is sent (and transcribed) at 08:30.
+            while (fire := await services.scheduler.next_due(item.at)) is not None:
+                clock.advance_to(fire)
+                await services.scheduler.run_due(fire)
+                await services.outbox.send_due(adapters, pace=False)
             clock.advance_to(item.at)
-            await services.scheduler.run_due(clock.now())
-            await services.outbox.send_due(adapters, pace=False)
             if isinstance(item, MessageLine):
                 account = config.account_for_group(item.group) if item.group else default_account
                 incoming = _incoming(script, line, item, account)

@@ -75,6 +75,15 @@ class Scheduler:
             if len(due) > 400:  # a bot off for a year must not replay every missed day
                 return due[-400:]
 
+    async def next_due(self, until: datetime) -> datetime | None:
+        """The earliest run not yet done at or before ``until`` (replay steps its clock to each one)."""
+        earliest: datetime | None = None
+        for job in self._jobs:
+            due = await self._due_times(job, until)
+            if due and (earliest is None or due[0] < earliest):
+                earliest = due[0]
+        return earliest
+
     async def run_due(self, until: datetime | None = None) -> int:
         """Run every job due up to ``until`` (default: now), in time order; returns how many runs acted."""
         until = until or self._clock.now()

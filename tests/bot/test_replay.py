@@ -1,0 +1,92 @@
+"""`villagewatch replay`: script validation, the simulated clock, continuation on the same database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.errors import InputError
+from bot.replay import parse_script
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP = "石桥村监督服务群"
+
+
+def write(path: Path, *lines: dict[str, object] | str) -> Path:
+    path.write_text(
+        "\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def message(at: str, sender: str, text: str) -> dict[str, object]:
+    return {"kind": "message", "at": at, "group": GROUP, "sender": sender, "text": text}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("{not json", r"s\.jsonl:2: "),
+        ({"kind": "message", "at": "2026-09-07T06:48:00", "group": GROUP, "sender": "a", "text": "x"}, "time zone"),
+        ({"kind": "message", "at": "2026-09-07T06:48:00+08:00", "sender": "a", "text": "x"}, "private"),
+        ({"kind": "message", "at": "2026-09-07T06:48:00+08:00", "group": GROUP, "sender": "a"}, "text or image"),
+        ({"kind": "dance", "at": "2026-09-07T06:48:00+08:00"}, r"s\.jsonl:2:"),
+        ({"kind": "member", "name": "x", "role": "king"}, "role"),
+        ({"kind": "tick", "at": "2026-09-01T06:48:00+08:00"}, "before the line above"),
+    ],
+)
+def test_bad_lines_name_file_and_line(tmp_path: Path, line: dict[str, object] | str, expected: str) -> None:
+    script = write(tmp_path / "s.jsonl", message("2026-09-07T06:00:00+08:00", "高某林", "早"), line)
+    with pytest.raises(InputError, match=expected):
+        parse_script(script)
+
+
+def test_bad_script_changes_nothing_and_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "db.sqlite"
+    script = write(
+        tmp_path / "s.jsonl",
+        message("2026-09-07T06:48:00+08:00", "高某林", "石桥村张湾组连续三天停水了,老人小孩怎么办"),
+        "{oops",
+    )
+    code = main(["replay", str(script), "--config", str(ROOT / "config.example.toml"), "--db", f"sqlite:///{db}"])
+    assert code == 2
+    assert "s.jsonl:2" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_second_script_continues_tickets_and_clock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    config = str(ROOT / "config.example.toml")
+    first = write(
+        tmp_path / "a.jsonl",
+        message("2026-09-07T06:48:00+08:00", "高某林", "石桥村张湾组连续三天停水了,老人小孩怎么办"),
+    )
+    second = write(
+        tmp_path / "b.jsonl",
+        message("2026-09-07T08:10:00+08:00", "王主任", "#1 已联系水厂,正在抢修"),
+        {"kind": "tick", "at": "2026-09-08T09:30:00+08:00"},
+    )
+    out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
+    assert main(["replay", str(first), "--config", config, "--db", db, "--transcript", str(out_a)]) == 0
+    assert main(["replay", str(second), "--config", config, "--db", db, "--transcript", str(out_b)]) == 0
+    a = [json.loads(x) for x in out_a.read_text(encoding="utf-8").splitlines()]
+    b = [json.loads(x) for x in out_b.read_text(encoding="utf-8").splitlines()]
+    assert a[0]["to"] == GROUP and "#1" in a[0]["text"] and a[0]["mentions"]
+    # the daily digest of 09:00 on both days falls in the second script's time, at its own time
+    times = [line["at"] for line in b]
+    assert times == sorted(times)
+    assert any(line["at"] == "2026-09-07T09:00:00+08:00" for line in b)
+    assert any(line["at"] == "2026-09-08T09:00:00+08:00" for line in b)
+    # replaying the first script again on the same database doubles nothing
+    assert main(["replay", str(first), "--config", config, "--db", db, "--transcript", str(tmp_path / "c.out")]) == 0
+    assert (tmp_path / "c.out").read_text(encoding="utf-8") == ""
+    capsys.readouterr()
+    assert main(["tickets", "--db", db, "--json"]) == 0
+    tickets = json.loads(capsys.readouterr().out)
+    assert len(tickets) == 1
+    types = [e["type"] for e in tickets[0]["events"]]
+    assert types[0] == "opened" and types.count("progress") == 1
