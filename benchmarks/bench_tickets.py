@@ -116,8 +116,15 @@ async def workflow_share(db_url: str, messages: int) -> dict[str, Any]:
             text = rng.choice(CHAT)
         await services.ingest.handle(
             IncomingMessage(
-                platform_id=f"b{index}", account="demo", at=at, kind=MessageKind.TEXT, text=text,
-                sender_id=sender, sender_name=sender, group_id=group, group_topic=group,
+                platform_id=f"b{index}",
+                account="demo",
+                at=at,
+                kind=MessageKind.TEXT,
+                text=text,
+                sender_id=sender,
+                sender_name=sender,
+                group_id=group,
+                group_topic=group,
             )
         )
         if roll < 0.06 and index % 3 == 0:
@@ -150,13 +157,33 @@ async def seed_city(db_url: str, tickets: int, config: Config, now: datetime) ->
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     villages = [(v.name, t.name) for c in config.counties for t in c.townships for v in t.villages]
     members = [
-        {"platform_id": f"{v}书记", "name": f"{v}书记", "role": "cadre", "village": v, "township": t, "county": "县",
-         "group_name": f"{v}群", "categories": [], "is_head": True, "on_roster": True}
+        {
+            "platform_id": f"{v}书记",
+            "name": f"{v}书记",
+            "role": "cadre",
+            "village": v,
+            "township": t,
+            "county": "县",
+            "group_name": f"{v}群",
+            "categories": [],
+            "is_head": True,
+            "on_roster": True,
+        }
         for v, t in villages
     ]
     members += [
-        {"platform_id": f"{t.name}干事", "name": f"{t.name}干事", "role": "staff", "village": "", "township": t.name,
-         "county": "县", "group_name": "", "categories": [], "is_head": False, "on_roster": True}
+        {
+            "platform_id": f"{t.name}干事",
+            "name": f"{t.name}干事",
+            "role": "staff",
+            "village": "",
+            "township": t.name,
+            "county": "县",
+            "group_name": "",
+            "categories": [],
+            "is_head": False,
+            "on_roster": True,
+        }
         for t in config.counties[0].townships
     ]
     rng = random.Random(9)
@@ -165,15 +192,33 @@ async def seed_city(db_url: str, tickets: int, config: Config, now: datetime) ->
     for index in range(tickets):
         village, township = villages[index % len(villages)]
         offset = rng.randrange(-2, 22)  # working days from today: negative = overdue
-        day = calendar.add_working_days(today, offset) if offset >= 0 else calendar.subtract_working_days(today, -offset)
+        day = (
+            calendar.add_working_days(today, offset) if offset >= 0 else calendar.subtract_working_days(today, -offset)
+        )
         rows.append(
-            {"kind": "demand", "category": "water", "account": "demo", "group_name": f"{village}群", "county": "县",
-             "township": township, "village": village, "assignee_name": f"{village}书记",
-             "assignee_platform_id": f"{village}书记", "level": "village", "status": rng.choice(["open", "accepted"]),
-             "overdue": False, "confidential": False, "priority": 0,
-             "deadline": calendar.end_of_day(day, config.deadlines.end_of_day, CHINA),
-             "opened_at": now - timedelta(days=10), "text": "停水", "norm_text": "停水", "keywords": ["停水"],
-             "photo_missing": False, "version": 0}
+            {
+                "kind": "demand",
+                "category": "water",
+                "account": "demo",
+                "group_name": f"{village}群",
+                "county": "县",
+                "township": township,
+                "village": village,
+                "assignee_name": f"{village}书记",
+                "assignee_platform_id": f"{village}书记",
+                "level": "village",
+                "status": rng.choice(["open", "accepted"]),
+                "overdue": False,
+                "confidential": False,
+                "priority": 0,
+                "deadline": calendar.end_of_day(day, config.deadlines.end_of_day, CHINA),
+                "opened_at": now - timedelta(days=10),
+                "text": "停水",
+                "norm_text": "停水",
+                "keywords": ["停水"],
+                "photo_missing": False,
+                "version": 0,
+            }
         )
     async with make_session_factory(engine)() as session:
         await session.exec(insert(Member), params=members)  # type: ignore[call-overload]
@@ -196,7 +241,9 @@ async def daily_check_at_scale(db_url: str, tickets: int) -> dict[str, Any]:
     async with services.sessions() as session:
         outbox = int((await session.exec(select(func.count()).select_from(Outbox))).one())
         events = int((await session.exec(select(func.count()).select_from(TicketEvent))).one())
-        escalated = int((await session.exec(select(func.count()).select_from(Ticket).where(Ticket.level == "township"))).one())
+        escalated = int(
+            (await session.exec(select(func.count()).select_from(Ticket).where(Ticket.level == "township"))).one()
+        )
     started = time.perf_counter()
     await jobs.daily_check(now)
     second = time.perf_counter() - started
@@ -228,8 +275,16 @@ async def main() -> None:
     if args.pg:
         backends.append(("postgresql", lambda: args.pg))
     for name, url in backends:
-        print(json.dumps({"backend": name, "workflow_share": await workflow_share(url(), args.messages)}, ensure_ascii=False))
-        print(json.dumps({"backend": name, "daily_check": await daily_check_at_scale(url(), args.tickets)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"backend": name, "workflow_share": await workflow_share(url(), args.messages)}, ensure_ascii=False
+            )
+        )
+        print(
+            json.dumps(
+                {"backend": name, "daily_check": await daily_check_at_scale(url(), args.tickets)}, ensure_ascii=False
+            )
+        )
 
 
 if __name__ == "__main__":
