@@ -42,6 +42,9 @@ class Scheduler:
         self._sessions = session_factory
         self._clock = clock
         self._jobs = list(jobs)
+        self._last: dict[str, datetime] = {}
+        """Last fire time per job, cached: the database is read once per job, not before every message.
+        Other processes may run a job meanwhile; the job_runs claim still makes each run act once."""
 
     def add(self, job: Job) -> None:
         self._jobs.append(job)
@@ -51,9 +54,14 @@ class Scheduler:
         return list(self._jobs)
 
     async def _last_run(self, job: Job) -> datetime | None:
+        if job.name in self._last:
+            return self._last[job.name]
         async with self._sessions() as session:
             value = await state.get_setting(session, f"job:{job.name}:last")
-        return None if value is None else datetime.fromisoformat(value)
+        if value is None:
+            return None
+        self._last[job.name] = datetime.fromisoformat(value)
+        return self._last[job.name]
 
     async def _due_times(self, job: Job, until: datetime) -> list[datetime]:
         last = await self._last_run(job)
@@ -63,6 +71,7 @@ class Scheduler:
             async with self._sessions() as session:
                 await state.set_setting(session, f"job:{job.name}:last", last.isoformat())
                 await session.commit()
+            self._last[job.name] = last
         due: list[datetime] = []
         previous = last
         while True:
@@ -100,6 +109,7 @@ class Scheduler:
                 )
                 await state.set_setting(session, f"job:{job.name}:last", fire.isoformat())
                 await session.commit()
+            self._last[job.name] = fire
             if not claimed:
                 continue
             try:
