@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from tests.cli import run_cli
 from bot.errors import InputError
 from bot.replay import parse_script
 
@@ -52,7 +52,7 @@ def test_bad_script_changes_nothing_and_exits_non_zero(tmp_path: Path, capsys: p
         message("2026-09-07T06:48:00+08:00", "高某林", "石桥村张湾组连续三天停水了,老人小孩怎么办"),
         "{oops",
     )
-    code = main(["replay", str(script), "--config", str(ROOT / "config.example.toml"), "--db", f"sqlite:///{db}"])
+    code = run_cli("replay", str(script), "--config", str(ROOT / "config.example.toml"), "--db", f"sqlite:///{db}")
     assert code == 2
     assert "s.jsonl:2" in capsys.readouterr().err
     assert not db.exists()
@@ -71,8 +71,8 @@ def test_second_script_continues_tickets_and_clock(tmp_path: Path, capsys: pytes
         {"kind": "tick", "at": "2026-09-08T09:30:00+08:00"},
     )
     out_a, out_b = tmp_path / "a.out", tmp_path / "b.out"
-    assert main(["replay", str(first), "--config", config, "--db", db, "--transcript", str(out_a)]) == 0
-    assert main(["replay", str(second), "--config", config, "--db", db, "--transcript", str(out_b)]) == 0
+    assert run_cli("replay", str(first), "--config", config, "--db", db, "--transcript", str(out_a)) == 0
+    assert run_cli("replay", str(second), "--config", config, "--db", db, "--transcript", str(out_b)) == 0
     a = [json.loads(x) for x in out_a.read_text(encoding="utf-8").splitlines()]
     b = [json.loads(x) for x in out_b.read_text(encoding="utf-8").splitlines()]
     assert a[0]["to"] == GROUP and "#1" in a[0]["text"] and a[0]["mentions"]
@@ -82,10 +82,10 @@ def test_second_script_continues_tickets_and_clock(tmp_path: Path, capsys: pytes
     assert any(line["at"] == "2026-09-07T09:00:00+08:00" for line in b)
     assert any(line["at"] == "2026-09-08T09:00:00+08:00" for line in b)
     # replaying the first script again on the same database doubles nothing
-    assert main(["replay", str(first), "--config", config, "--db", db, "--transcript", str(tmp_path / "c.out")]) == 0
+    assert run_cli("replay", str(first), "--config", config, "--db", db, "--transcript", str(tmp_path / "c.out")) == 0
     assert (tmp_path / "c.out").read_text(encoding="utf-8") == ""
     capsys.readouterr()
-    assert main(["tickets", "--db", db, "--json"]) == 0
+    assert run_cli("tickets", "--db", db, "--json") == 0
     tickets = json.loads(capsys.readouterr().out)
     assert len(tickets) == 1
     types = [e["type"] for e in tickets[0]["events"]]
