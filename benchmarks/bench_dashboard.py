@@ -134,7 +134,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "page": name,
                         "n": len(timings),
                         "p50": statistics.median(timings),
-                        "p95": timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))],
+                        "p95": timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))],
                         "max": timings[-1],
                         "bytes": len(body),
                     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +54,36 @@ async def error_pages(request: web.Request, handler: auth.Handler) -> web.Stream
         raise
 
 
+async def _freeze_gc(_app: web.Application) -> None:
+    """Move everything allocated at start-up (modules, templates) out of the garbage collector's way.
+
+    Without it a full collection walks every imported module's objects and stalls a request by ~150 ms on a
+    small machine; with it only objects made after start-up are scanned. The caches that fill during the
+    first requests (compiled SQL, compiled templates) are frozen again by :func:`_refreeze_after_warmup`.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@dataclass
+class _Warmup:
+    requests: int = 0
+
+
+WARMUP = web.AppKey("warmup", _Warmup)
+REFREEZE_AT = (50, 500)
+
+
+@web.middleware
+async def _refreeze_after_warmup(request: web.Request, handler: auth.Handler) -> web.StreamResponse:
+    state = request.app[WARMUP]
+    state.requests += 1
+    if state.requests in REFREEZE_AT:
+        gc.collect()
+        gc.freeze()
+    return await handler(request)
+
+
 def create_app(
     *,
     session_factory: SessionFactory,
@@ -72,6 +104,10 @@ def create_app(
     app[RULE_BENCH] = rule_bench
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
+    app[WARMUP] = _Warmup()
+    if settings.freeze_gc:
+        app.on_startup.append(_freeze_gc)
+        app.middlewares.append(_refreeze_after_warmup)
     app.add_routes(
         [
             web.get("/login", auth.login_page),

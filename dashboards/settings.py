@@ -24,3 +24,5 @@ class DashboardSettings:
     """Overrides of the Chinese names of categories (the Config's category_names)."""
     title: str = "村级监督服务平台"
     max_upload_bytes: int = 10 * 1024 * 1024
+    freeze_gc: bool = True
+    """gc.freeze() when the app starts, so full garbage collections do not stall page loads."""

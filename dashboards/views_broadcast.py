@@ -9,6 +9,7 @@ from dashboards.ports import ActionRefused
 from storage.repos import dashboard as repo
 
 MAX_TEXT = 1500
+MAX_LISTED = 300
 
 
 async def broadcasts(request: web.Request) -> web.StreamResponse:
@@ -23,10 +24,14 @@ async def broadcasts(request: web.Request) -> web.StreamResponse:
         history = [b for b in history if me.role == "admin" or set(b["groups"]) <= allowed]
         ids = [i for b in history for i in b["outbox_ids"]]
         statuses = await repo.outbox_statuses(session, outbox_ids=ids)
+    # A county has thousands of groups: list them one township at a time.
+    too_many = township is None and len(groups) > MAX_LISTED
     return render(
         request,
         "broadcasts.html",
-        groups=groups,
+        groups=[] if too_many else groups,
+        too_many=too_many,
+        group_count=len(groups),
         townships=sorted({t for t, _ in places}),
         township=township or "",
         history=history,

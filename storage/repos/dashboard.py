@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     Float,
+    Integer,
+    String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     false,
@@ -24,11 +28,12 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    union_all,
+    text,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
@@ -44,6 +49,7 @@ from storage.models import (
     TicketPhoto,
     TicketReporter,
 )
+from storage.types import UTCDateTime
 
 flags: Any = Flag.__table__  # type: ignore[attr-defined]
 reviews: Any = FlagReview.__table__  # type: ignore[attr-defined]
@@ -222,6 +228,43 @@ async def get_flag(session: AsyncSession, *, flag_id: int) -> RowMapping | None:
     return (await conn.execute(stmt)).mappings().first()
 
 
+_CONTEXT_HIDDEN = (
+    " AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.message_id = m.id"
+    " AND (f.confidential OR CAST(f.labels AS TEXT) LIKE '%\"clue\"%'))"
+    " AND NOT EXISTS (SELECT 1 FROM ticket_messages tm JOIN tickets t ON t.id = tm.ticket_id"
+    " WHERE tm.message_id = m.id AND (t.confidential OR t.kind = 'clue'))"
+)
+
+
+@lru_cache(maxsize=128)
+def _context_sql(count: int, hidden: bool) -> TextualSelect:
+    """One statement for ``count`` anchors: the messages just before and just after each, in its group.
+
+    Plain SQL text built once per shape; building it as SQLAlchemy expressions made thousands of objects
+    per page and stalled the garbage collector.
+    """
+    extra = _CONTEXT_HIDDEN if hidden else ""
+    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text"
+    parts = []
+    binds = []
+    for i in range(count):
+        parts.append(
+            f"SELECT * FROM (SELECT CAST(:a{i} AS INTEGER) AS anchor, {cols} FROM messages m WHERE m.group_name = :g{i}"
+            f" AND m.at < :t{i}{extra} ORDER BY m.at DESC LIMIT :before) AS b{i}"
+        )
+        parts.append(
+            f"SELECT * FROM (SELECT CAST(:a{i} AS INTEGER) AS anchor, {cols} FROM messages m WHERE m.group_name = :g{i}"
+            f" AND m.at >= :t{i} AND m.id <> :a{i}{extra} ORDER BY m.at LIMIT :after) AS c{i}"
+        )
+        binds += [
+            bindparam(f"t{i}", type_=UTCDateTime()),
+            bindparam(f"a{i}", type_=Integer()),
+            bindparam(f"g{i}", type_=String()),
+        ]
+    binds += [bindparam("before", type_=Integer()), bindparam("after", type_=Integer())]
+    return text(" UNION ALL ".join(parts)).bindparams(*binds).columns(at=UTCDateTime(), anchor=Integer())
+
+
 async def message_context(
     session: AsyncSession,
     *,
@@ -233,53 +276,20 @@ async def message_context(
     """Messages around each anchor (message id, group, time), in one statement; anchor id → messages.
 
     Without confidential access, messages that are clue/confidential flags or belong to a confidential
-    ticket are left out of the context.
+    or clue ticket are left out of the context.
     """
-    hidden: list[ColumnElement[bool]] = []
-    if not scope.confidential:
-        hidden.append(
-            ~select(flags.c.id)
-            .where(
-                flags.c.message_id == messages.c.id,
-                or_(flags.c.confidential, cast(flags.c.labels, Text).like('%"clue"%')),
-            )
-            .exists()
-        )
-        hidden.append(
-            ~select(ticket_messages.c.id)
-            .select_from(ticket_messages.join(tickets, tickets.c.id == ticket_messages.c.ticket_id))
-            .where(
-                ticket_messages.c.message_id == messages.c.id,
-                or_(tickets.c.confidential, tickets.c.kind == "clue"),
-            )
-            .exists()
-        )
-    parts: list[Any] = []
-    for message_id, group_name, at in anchors:
-        if not group_name:
-            continue
-        cols = [
-            literal(message_id).label("anchor"),
-            messages.c.id,
-            messages.c.at,
-            messages.c.sender_name,
-            messages.c.role,
-            messages.c.kind,
-            messages.c.text,
-        ]
-        base = select(*cols).where(messages.c.group_name == group_name, *hidden)
-        earlier = base.where(messages.c.at < at).order_by(messages.c.at.desc()).limit(before).subquery()
-        later = (
-            base.where(messages.c.at >= at, messages.c.id != message_id).order_by(messages.c.at).limit(after).subquery()
-        )
-        parts.append(select(*earlier.c))
-        parts.append(select(*later.c))
+    anchors = [a for a in anchors if a[1]]
     result: dict[int, list[RowMapping]] = {}
-    if not parts:
+    if not anchors:
         return result
+    params: dict[str, Any] = {"before": before, "after": after}
+    for i, (message_id, group_name, at) in enumerate(anchors):
+        params[f"a{i}"] = message_id
+        params[f"g{i}"] = group_name
+        params[f"t{i}"] = at
     conn = await session.connection()
-    stmt = select(union_all(*parts).subquery())
-    for row in (await conn.execute(stmt)).mappings():
+    stmt = _context_sql(len(anchors), not scope.confidential)
+    for row in (await conn.execute(stmt, params)).mappings():
         result.setdefault(row["anchor"], []).append(row)
     for rows in result.values():
         rows.sort(key=lambda r: (r["at"], r["id"]))
