@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -246,7 +246,7 @@ def _context_sql(count: int, hidden: bool) -> TextualSelect:
     extra = _CONTEXT_HIDDEN if hidden else ""
     cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text"
     parts = []
-    binds = []
+    binds: list[BindParameter[Any]] = []
     for i in range(count):
         parts.append(
             f"SELECT * FROM (SELECT CAST(:a{i} AS INTEGER) AS anchor, {cols} FROM messages m WHERE m.group_name = :g{i}"
