@@ -39,3 +39,7 @@ class SimulatedClock:
         moment = moment.astimezone(self.tz)
         if moment > self._now:
             self._now = moment
+
+    def rewind_to(self, moment: datetime) -> None:
+        """Only for re-handling messages whose transaction was rolled back, at their own times."""
+        self._now = moment.astimezone(self.tz)

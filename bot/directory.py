@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,6 +21,8 @@ from storage.models import Group, Member
 from storage.repos import directory as repo
 
 ROLES = ("villager", "party_member", "cadre", "staff")
+
+_Row = TypeVar("_Row", Group, Member)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,35 @@ def read_roster(path: Path, config: Config) -> list[RosterEntry]:
 
 
 class Directory:
-    def __init__(self, config: Config) -> None:
+    """Looks up groups and people, with a short-lived in-process cache.
+
+    Every message needs its group and sender; reading them from the database each time would cost more
+    than everything else the bot does with a chat message. Entries live ``cache_seconds`` so that a roster
+    change made by another process (a city runs many) is seen within a minute; changes made here drop
+    the cache at once.
+    """
+
+    def __init__(self, config: Config, *, cache_seconds: float = 60.0) -> None:
         self._config = config
+        self._cache_seconds = cache_seconds
+        self._groups: dict[str, tuple[float, Group]] = {}
+        self._members: dict[str, tuple[float, Member]] = {}
+
+    def forget(self) -> None:
+        self._groups.clear()
+        self._members.clear()
+
+    def _cached(self, table: dict[str, tuple[float, _Row]], key: str) -> _Row | None:
+        hit = table.get(key)
+        if hit is None or time.monotonic() - hit[0] > self._cache_seconds:
+            return None
+        return hit[1]
+
+    def _remember(self, table: dict[str, tuple[float, _Row]], key: str, row: _Row) -> _Row:
+        if len(table) > 200_000:
+            table.clear()
+        table[key] = (time.monotonic(), row)
+        return row
 
     async def sync_config(self, session: AsyncSession) -> None:
         """Make the groups table match the configured hierarchy (new groups added, places updated)."""
@@ -106,6 +137,7 @@ class Directory:
 
     async def add_member(self, session: AsyncSession, entry: RosterEntry) -> Member:
         """Add or update a person; their platform id defaults to their name (simulator, replay)."""
+        self.forget()
         platform_id = entry.platform_id or entry.name
         member = await repo.get_member(session, platform_id) or Member(platform_id=platform_id, name=entry.name)
         member.name = entry.name
@@ -137,9 +169,12 @@ class Directory:
 
     async def group_for(self, session: AsyncSession, *, platform_id: str, topic: str | None, account: str) -> Group:
         """The group a room message belongs to; an unknown room is stored as an unassigned group, never dropped."""
+        cached = self._cached(self._groups, platform_id)
+        if cached is not None:
+            return cached
         group = await repo.get_group_by_platform_id(session, platform_id)
         if group is not None:
-            return group
+            return self._remember(self._groups, platform_id, group)
         name = topic or platform_id
         group = await repo.get_group(session, name)
         if group is None:
@@ -149,23 +184,26 @@ class Directory:
             group.account = group.account or account
         await repo.save(session, group)
         await session.flush()
-        return group
+        return self._remember(self._groups, platform_id, group)
 
     async def member_for(self, session: AsyncSession, *, platform_id: str, name: str, group: Group | None) -> Member:
         """The sender: a known person by platform id, else a roster entry of that village with the same name
         (bound to this platform id from now on), else a new villager."""
+        member = self._cached(self._members, platform_id)
+        if member is not None and (not name or member.name == name or member.on_roster):
+            return member
         member = await repo.get_member(session, platform_id)
         if member is not None:
             if name and member.name != name and not member.on_roster:
                 member.name = name
                 await repo.save(session, member)
-            return member
+            return self._remember(self._members, platform_id, member)
         if group is not None and group.village:
             for candidate in await repo.find_members_by_name(session, name):
                 if candidate.village == group.village and candidate.platform_id == candidate.name:
                     candidate.platform_id = platform_id
                     await repo.save(session, candidate)
-                    return candidate
+                    return self._remember(self._members, platform_id, candidate)
         member = Member(
             platform_id=platform_id,
             name=name or platform_id,
@@ -177,4 +215,4 @@ class Directory:
         )
         await repo.save(session, member)
         await session.flush()
-        return member
+        return self._remember(self._members, platform_id, member)

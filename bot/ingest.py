@@ -87,7 +87,6 @@ class Ingest:
             log.exception("failed to handle message %s from %s", incoming.platform_id, incoming.sender_name)
             self.stats.count("failed")
             return await self._store_raw(incoming)
-        self.stats.count("handled" if message_id is not None else "duplicate")
         return message_id
 
     async def _fetch_media(self, incoming: IncomingMessage, download: Downloader | None) -> str | None:
@@ -107,45 +106,78 @@ class Ingest:
 
     async def _store_and_handle(self, incoming: IncomingMessage, media_path: str | None) -> int | None:
         async with self._sessions() as session:
-            group: Group | None = None
-            if incoming.group_id is not None:
-                group = await self._directory.group_for(
-                    session, platform_id=incoming.group_id, topic=incoming.group_topic, account=incoming.account
-                )
-            sender = await self._directory.member_for(
-                session, platform_id=incoming.sender_id, name=incoming.sender_name, group=group
-            )
-            message_id = await messages_repo.insert_message(
-                session, values=self._row(incoming, group, sender, media_path)
-            )
-            if message_id is None:
-                await session.rollback()
-                return None
-            message = await messages_repo.get_message(session, message_id)
-            assert message is not None
-            result = self._classifiers.current.classify(incoming.text, role=sender.role)
-            await messages_repo.add_classification(
-                session,
-                Classification(
-                    message_id=message_id,
-                    labels=list(result.labels),
-                    category=result.category,
-                    severity=result.severity,
-                    matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
-                    shadow_matches=[
-                        {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.shadow_matches
-                    ],
-                    ruleset_version=result.ruleset_version,
-                ),
-            )
-            red = [label for label in result.labels if label in RED_FLAGS]
-            if red:
-                await messages_repo.add_flag(session, self._flag(message, result, red))
-                self.stats.count("flagged")
-            inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
-            await self._workflow.handle(session, inbound)
-            await session.commit()
+            try:
+                message_id = await self.process(session, incoming, media_path)
+                if message_id is None:
+                    await session.rollback()
+                    self.forget_uncommitted()
+                    return None
+                await session.commit()
+            except BaseException:
+                self.forget_uncommitted()
+                raise
             return message_id
+
+    def forget_uncommitted(self) -> None:
+        """After a rollback, cached groups or people created in it may not exist: drop the cache."""
+        self._directory.forget()
+
+    async def prepare(self, incoming: IncomingMessage, *, download: Downloader | None = None) -> str | None:
+        """Fetch and store the message's file, outside any transaction (a download can be slow)."""
+        return await self._fetch_media(incoming, download)
+
+    async def process(
+        self,
+        session: AsyncSession,
+        incoming: IncomingMessage,
+        media_path: str | None,
+        *,
+        deferred: list[Classification] | None = None,
+    ) -> int | None:
+        """Store, classify, flag and hand on one message inside the caller's transaction; raises on failure.
+
+        The live bot commits each message on its own (``handle``); a replay commits a run of messages at
+        once, which is safe there because the script can be replayed again, and passes ``deferred`` to
+        collect the classification rows for one multi-row INSERT before its commit.
+        """
+        group: Group | None = None
+        if incoming.group_id is not None:
+            group = await self._directory.group_for(
+                session, platform_id=incoming.group_id, topic=incoming.group_topic, account=incoming.account
+            )
+        sender = await self._directory.member_for(
+            session, platform_id=incoming.sender_id, name=incoming.sender_name, group=group
+        )
+        values = self._row(incoming, group, sender, media_path)
+        message_id = await messages_repo.insert_message(session, values=values)
+        if message_id is None:
+            self.stats.count("duplicate")
+            return None
+        message = Message(id=message_id, **values)
+        result = self._classifiers.current.classify(incoming.text, role=sender.role)
+        row = Classification(
+            message_id=message_id,
+            labels=list(result.labels),
+            category=result.category,
+            severity=result.severity,
+            matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
+            shadow_matches=[
+                {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.shadow_matches
+            ],
+            ruleset_version=result.ruleset_version,
+        )
+        if deferred is not None:
+            deferred.append(row)
+        else:
+            await messages_repo.add_classifications(session, [row])
+        red = [label for label in result.labels if label in RED_FLAGS]
+        if red:
+            await messages_repo.add_flag(session, self._flag(message, result, red))
+            self.stats.count("flagged")
+        inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
+        await self._workflow.handle(session, inbound)
+        self.stats.count("handled")
+        return message_id
 
     def _row(
         self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None

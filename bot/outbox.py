@@ -36,6 +36,8 @@ class OutboxService:
         self._clock = clock
         self._config = config
         self._wakeup = asyncio.Event()
+        self.enqueued = 0
+        """How many rows this process has queued; a replay sends only when it grew."""
         self._last_account: dict[str, datetime] = {}
         self._last_chat: dict[tuple[str, str], datetime] = {}
 
@@ -125,6 +127,7 @@ class OutboxService:
                 "attempts": 0,
             },
         )
+        self.enqueued += 1
         self._wakeup.set()
         return outbox_id
 

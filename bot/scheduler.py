@@ -43,6 +43,8 @@ class Scheduler:
         self._clock = clock
         self._jobs = list(jobs)
         self._last: dict[str, datetime] = {}
+        self._next_fire: dict[str, tuple[datetime, datetime]] = {}
+        """Per job: (last run, the next fire time after it), so an idle check costs no trigger arithmetic."""
         """Last fire time per job, cached: the database is read once per job, not before every message.
         Other processes may run a job meanwhile; the job_runs claim still makes each run act once."""
 
@@ -73,10 +75,15 @@ class Scheduler:
                 await session.commit()
             self._last[job.name] = last
         due: list[datetime] = []
+        known = self._next_fire.get(job.name)
+        if known is not None and known[0] == last and known[1] > until:
+            return due  # the common case, checked before every replayed message: nothing due yet
         previous = last
         while True:
             fire = job.trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
             if fire is None or fire > until:
+                if fire is not None and not due:
+                    self._next_fire[job.name] = (last, fire)
                 return due
             if fire > last:
                 due.append(fire)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,8 +39,11 @@ async def set_media_path(session: AsyncSession, message_id: int, path: str) -> N
         session.add(message)
 
 
-async def add_classification(session: AsyncSession, classification: Classification) -> None:
-    session.add(classification)
+async def add_classifications(session: AsyncSession, rows: list[Classification]) -> None:
+    """One multi-row Core INSERT: adding ORM objects would make the next statement flush the unit of
+    work, which costs more than the rest of handling a chat message."""
+    if rows:
+        await session.exec(insert(Classification).values([row.model_dump() for row in rows]))
 
 
 async def get_classification(session: AsyncSession, message_id: int) -> Classification | None:
@@ -47,7 +51,7 @@ async def get_classification(session: AsyncSession, message_id: int) -> Classifi
 
 
 async def add_flag(session: AsyncSession, flag: Flag) -> None:
-    session.add(flag)
+    await session.exec(insert(Flag).values(**flag.model_dump(exclude={"id"})))
 
 
 async def list_flags(session: AsyncSession) -> list[tuple[Flag, Message]]:
