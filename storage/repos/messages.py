@@ -10,16 +10,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import insert_ignore
+from storage.repos.common import dialect_name, insert_ignore_returning_id
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
     """Store a message once: returns its new id, or None when (account, platform_id) is already stored."""
-    statement = (
-        insert_ignore(session, Message, ["account", "platform_id"]).values(**values).returning(Message.__table__.c.id)  # type: ignore[attr-defined]
-    )
-    result = await session.exec(statement)
-    row = result.first()
+    statement = insert_ignore_returning_id(dialect_name(session), Message, ("account", "platform_id"))
+    row = (await session.exec(statement, params=values)).first()
     return None if row is None else int(row[0])
 
 
@@ -43,7 +40,7 @@ async def add_classifications(session: AsyncSession, rows: list[Classification])
     """One multi-row Core INSERT: adding ORM objects would make the next statement flush the unit of
     work, which costs more than the rest of handling a chat message."""
     if rows:
-        await session.exec(insert(Classification).values([row.model_dump() for row in rows]))
+        await session.exec(insert(Classification), params=[row.model_dump() for row in rows])
 
 
 async def get_classification(session: AsyncSession, message_id: int) -> Classification | None:
