@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -181,7 +181,7 @@ class Ingest:
 
     def _row(
         self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         place = group if group is not None else sender
         return {
             "account": incoming.account,
