@@ -177,6 +177,16 @@ class Ingest:
         inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
         await self._workflow.handle(session, inbound)
         self.stats.count("handled")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "message %s in %s from %s (%s): %s %s",
+                message_id,
+                message.group_name or "private",
+                message.sender_name,
+                sender.role,
+                "/".join(result.labels),
+                ",".join(m.rule for m in result.matches),
+            )
         return message_id
 
     def _row(
