@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from dashboards.views_tickets import parse_day
 from storage.repos import dashboard as repo
 
 DIMENSIONS = {"township": "乡镇", "village": "村", "category": "类别", "kind": "类型"}
+MAX_ROWS = 300
 GRANULARITIES = {"month": "按月", "week": "按周", "day": "按日"}
 
 
@@ -37,13 +39,18 @@ async def stats(request: web.Request) -> web.StreamResponse:
     since = parse_day(request, q.get("since")) or (until - timedelta(days=365) if until else None)
     assert since is not None and until is not None
     end = until + timedelta(days=1)
+    scope = me.scope
+    township = q.get("township") or None
+    if township and scope.township is None:
+        scope = replace(scope, township=township)
     async with request.app[SESSION_FACTORY]() as session:
+        places = await repo.places(session, scope=me.scope)
         by_dim, total = await repo.ticket_stats(
-            session, scope=me.scope, since=since, until=end, dimension=dimension, tz_hours=settings.tz_hours
+            session, scope=scope, since=since, until=end, dimension=dimension, tz_hours=settings.tz_hours
         )
         by_time, _ = await repo.ticket_stats(
             session,
-            scope=me.scope,
+            scope=scope,
             since=since,
             until=end,
             dimension=granularity,
@@ -54,11 +61,16 @@ async def stats(request: web.Request) -> web.StreamResponse:
     for r in by_dim:
         r["name"] = names.get(r["key"], r["key"]) or "（未分类）"
     top = sorted(by_dim, key=lambda r: r["received"], reverse=True)[:20]
+    # Thousands of villages make an unreadable (and slow) table: show the busiest, say so.
+    shown = by_dim if len(by_dim) <= MAX_ROWS else sorted(by_dim, key=lambda r: r["received"], reverse=True)[:MAX_ROWS]
     labels = [str(r["key"]) for r in by_time]
     return render(
         request,
         "stats.html",
-        rows=by_dim,
+        rows=shown,
+        hidden_rows=len(by_dim) - len(shown),
+        townships=sorted({t for t, _ in places}),
+        township=township or "",
         total=total,
         by_time=by_time,
         dimension=dimension,

@@ -553,7 +553,14 @@ async def ticket_stats(
         r["median_response"] = r["median_resolution"] = None
     total: dict[str, Any] = {k: sum(r[k] for r in rows) for k in counts}
     total["median_response"] = total["median_resolution"] = None
-    if medians and rows:
+    if medians and rows and _is_pg(session):
+        # PostgreSQL computes medians itself; shipping every duration to Python costs more.
+        grouped = await _pg_medians(session, key=key, conds=conds)
+        for r in rows:
+            r["median_response"], r["median_resolution"] = grouped.get(r["key"], (None, None))
+        overall = await _pg_medians(session, key=literal("all").label("key"), conds=conds)
+        total["median_response"], total["median_resolution"] = overall.get("all", (None, None))
+    elif medians and rows:
         durations = await _durations(session, key=key, conds=conds)
         for r in rows:
             resp, res = durations.get(r["key"], ([], []))
@@ -562,6 +569,27 @@ async def ticket_stats(
         total["median_response"] = _median([v for resp, _ in durations.values() for v in resp])
         total["median_resolution"] = _median([v for _, res in durations.values() for v in res])
     return rows, total
+
+
+async def _pg_medians(
+    session: AsyncSession, *, key: Any, conds: list[ColumnElement[bool]]
+) -> dict[Any, tuple[float | None, float | None]]:
+    conn = await session.connection()
+    resp = _seconds(session, tickets.c.first_response_at, tickets.c.opened_at)
+    res = _seconds(session, tickets.c.resolved_at, tickets.c.opened_at)
+    stmt = (
+        select(
+            key,
+            cast(func.percentile_cont(0.5).within_group(resp), Float),
+            cast(func.percentile_cont(0.5).within_group(res), Float),
+        )
+        .where(*conds)
+        .group_by(key)
+    )
+    return {
+        k: (float(a) if a is not None else None, float(b) if b is not None else None)
+        for k, a, b in (await conn.execute(stmt)).all()
+    }
 
 
 async def _durations(

@@ -230,3 +230,13 @@ async def test_first_admin_on_an_empty_database(engine) -> None:  # type: ignore
     login = await ensure_first_admin(factory)
     assert login is not None and login[0] == "admin" and len(login[1]) >= 12
     assert await ensure_first_admin(factory) is None
+
+
+async def test_statistics_can_narrow_to_a_township(dash: Dash) -> None:
+    await dash.login("admin")
+    page = await (await dash.client.get("/stats?since=2026-09-01&until=2026-09-30&township=龙山镇&dim=village")).text()
+    assert "龙山镇 / 龙山村" in page and "城关镇 / 石桥村" not in page
+    await dash.login("town_b")
+    # a township's staff cannot widen their scope with the filter
+    page = await (await dash.client.get("/stats?since=2026-09-01&until=2026-09-30&township=城关镇&dim=village")).text()
+    assert "城关镇 / 石桥村" not in page
