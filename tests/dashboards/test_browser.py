@@ -156,6 +156,14 @@ async def test_staff_patrols_reviews_and_exports_in_a_real_browser(served: Any, 
         mobile = await phone.new_page()
         await mobile.context.add_cookies(await context.cookies())
         for path, name in [
+            ("/broadcasts", "broadcasts"),
+            ("/rules", "rules"),
+            ("/bench", "bench"),
+            ("/exports", "exports"),
+        ]:
+            await page.goto(base + path)
+            await _shot(page, name)
+        for path, name in [
             ("/digest?all=1", "digest_phone"),
             ("/tickets", "board_phone"),
             ("/stats", "stats_phone"),
