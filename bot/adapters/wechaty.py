@@ -28,7 +28,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -159,9 +159,44 @@ _LINK_ERRORS = (
 _CALL_ERRORS = (*_LINK_ERRORS, grpclib.exceptions.GRPCError)
 
 
+class _Channel(Channel):
+    """A grpclib Channel whose sockets can be awaited until really closed.
+
+    ``Channel.close()`` only starts closing (a TLS socket sends close_notify first) and grpclib offers
+    no wait; an event loop that ends right after ``stop()`` would then leave a half-closed socket (a
+    ResourceWarning). This hooks the protocol grpclib creates per connection (``_protocol_factory``).
+    """
+
+    def __init__(self, host: str, port: int, *, ssl: ssl.SSLContext | None, config: Configuration) -> None:
+        super().__init__(host, port, ssl=ssl, config=config)
+        self._live: set[object] = set()
+
+    def _protocol_factory(self) -> Any:
+        protocol = super()._protocol_factory()
+        made, lost = protocol.connection_made, protocol.connection_lost
+
+        def connection_made(transport: Any) -> None:
+            self._live.add(protocol)
+            made(transport)
+
+        def connection_lost(exc: BaseException | None) -> None:
+            self._live.discard(protocol)
+            lost(exc)
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+        return protocol
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        self.close()
+        deadline = time.monotonic() + timeout
+        while self._live and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
 @dataclass(slots=True)
 class _Connection:
-    channel: Channel
+    channel: _Channel
     stub: PuppetStub
 
 
@@ -191,9 +226,7 @@ class _TtlCache:
 
 
 def _parse_endpoint(endpoint: str) -> tuple[str, int]:
-    match = re.fullmatch(
-        r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\s/\[\]]+):(?P<p>\d+)", endpoint
-    )
+    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\s/\[\]]+):(?P<p>\d+)", endpoint)
     if not match:
         raise WechatyConnectError(f"Wechaty endpoint {endpoint!r} is not host:port (e.g. 127.0.0.1:8788)")
     host = match["v6"] or match["host"]
@@ -209,6 +242,13 @@ def _to_datetime(timestamp: int) -> datetime:
         return datetime.now(UTC)
     seconds = timestamp / 1000 if timestamp > 100_000_000_000 else float(timestamp)
     return datetime.fromtimestamp(seconds, UTC)
+
+
+async def _own_task(call: Coroutine[Any, Any, T]) -> T:
+    """Run one gRPC call in a task of its own. When a connection drops, grpclib cancels every task inside
+    a call on it and re-raises the cancellation as StreamTerminatedError; confined to this task, that
+    never leaves a stray cancellation request on the caller's task (the bot's outbox, our worker)."""
+    return await asyncio.create_task(call)
 
 
 def _wire(value: int) -> _Wire | None:
@@ -316,13 +356,18 @@ class WechatyAdapter:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._logged_in is not None:
+            self._logged_in.set()  # wakes a worker waiting for a login; it sees _stopping and ends
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._drop_connection()
+        # Worker first, while its calls' channel is still open; then the supervisor. grpclib turns a
+        # cancellation that meets a closing connection into StreamTerminatedError, so cancel until done.
+        for task in reversed(tasks):
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.cancelled() and task.exception() is not None:
+                self._log.error("account %s: %s ended with %r", self.account, task.get_name(), task.exception())
+        await self._drop_connection()
         self._set_state(AdapterState.STOPPED, "stopped")
 
     def health(self) -> AdapterHealth:
@@ -386,8 +431,7 @@ class WechatyAdapter:
                 )
         except _CALL_ERRORS as exc:
             raise AdapterError(
-                f"account {self.account}: downloading message {ref} from {self._endpoint} failed: "
-                f"{self._describe(exc)}"
+                f"account {self.account}: downloading message {ref} from {self._endpoint} failed: {self._describe(exc)}"
             ) from exc
         if not data:
             raise AdapterError(f"account {self.account}: message {ref} has no downloadable content")
@@ -400,9 +444,7 @@ class WechatyAdapter:
 
             async def one(member_id: str) -> RoomMember:
                 async with limit:
-                    return RoomMember(
-                        platform_id=member_id, name=await self._member_name(group_id, member_id)
-                    )
+                    return RoomMember(platform_id=member_id, name=await self._member_name(group_id, member_id))
 
             return list(await asyncio.gather(*(one(m) for m in reply.member_ids)))
         except _CALL_ERRORS as exc:
@@ -412,7 +454,7 @@ class WechatyAdapter:
 
     # ------------------------------------------------------------------ connection
 
-    def _new_channel(self) -> Channel:
+    def _new_channel(self) -> _Channel:
         context: ssl.SSLContext | None = None
         if self._tls:
             context = self._ssl_context or ssl.create_default_context()
@@ -426,7 +468,7 @@ class WechatyAdapter:
             _http2_min_sent_ping_interval_without_data=_KEEPALIVE_TIME,
             ssl_target_name_override=self._tls_server_name if context is not None else None,
         )
-        return Channel(self._host, self._port, ssl=context, config=config)
+        return _Channel(self._host, self._port, ssl=context, config=config)
 
     async def _connect(self) -> _Connection:
         """A fresh channel whose ``version`` call succeeded, or ``_Transient`` / ``WechatyConnectError``."""
@@ -434,11 +476,12 @@ class WechatyAdapter:
         stub = PuppetStub(channel, timeout=_RPC_TIMEOUT, metadata=self._metadata)
         try:
             async with asyncio.timeout(_VERIFY_TIMEOUT):
-                version = await stub.version()
+                version = await _own_task(stub.version())
         except BaseException as exc:
-            channel.close()
             if isinstance(exc, asyncio.CancelledError):
+                channel.close()
                 raise
+            await channel.aclose()
             raise self._classify(exc) from exc
         self._log.info(
             "account %s: Wechaty puppet service at %s answers (puppet %s)",
@@ -457,9 +500,7 @@ class WechatyAdapter:
             if exc.status == Status.PERMISSION_DENIED:
                 return WechatyConnectError(f"{where} denied access ({detail}); is the token still valid?")
             if exc.status == Status.UNIMPLEMENTED:
-                return WechatyConnectError(
-                    f"{where} is a gRPC server but not a Wechaty puppet service ({detail})"
-                )
+                return WechatyConnectError(f"{where} is a gRPC server but not a Wechaty puppet service ({detail})")
             if exc.status in (Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED):
                 return _Transient(f"{exc.status.name}: {detail}")
             return WechatyConnectError(f"{where} failed the version check: {exc.status.name} {detail}")
@@ -493,9 +534,7 @@ class WechatyAdapter:
                     conn = await self._connect()
                 except (WechatyConnectError, _Transient) as exc:
                     self._note_failure(exc, delay)
-                    await asyncio.sleep(
-                        self._reconnect_max if isinstance(exc, WechatyConnectError) else delay
-                    )
+                    await asyncio.sleep(self._reconnect_max if isinstance(exc, WechatyConnectError) else delay)
                     delay = min(delay * 2, self._reconnect_max)
                     continue
             try:
@@ -510,7 +549,7 @@ class WechatyAdapter:
                         "running with the same token?"
                     )
             finally:
-                self._drop_connection(conn)
+                await self._drop_connection(conn)
             conn = None
             if self._stopping:
                 break
@@ -541,9 +580,7 @@ class WechatyAdapter:
         last_reason, last_at = self._last_warning
         if str(exc) != last_reason or time.monotonic() - last_at > 60:
             self._last_warning = (str(exc), time.monotonic())
-            self._log.log(
-                logging.ERROR if isinstance(exc, WechatyConnectError) else logging.WARNING, "%s", message
-            )
+            self._log.log(logging.ERROR if isinstance(exc, WechatyConnectError) else logging.WARNING, "%s", message)
         else:
             self._log.debug("%s", message)
 
@@ -588,14 +625,14 @@ class WechatyAdapter:
                 self._describe(exc),
             )
 
-    def _drop_connection(self, conn: _Connection | None = None) -> None:
+    async def _drop_connection(self, conn: _Connection | None = None) -> None:
         conn = conn or self._conn
         if self._conn is conn:
             self._conn = None
         if self._logged_in is not None:
             self._logged_in.clear()
         if conn is not None:
-            conn.channel.close()
+            await conn.channel.aclose()
 
     # ------------------------------------------------------------------ events
 
@@ -617,9 +654,7 @@ class WechatyAdapter:
             self._set_state(AdapterState.CONNECTED, f"logged in as {self._self_id} via {self._endpoint}")
             if self._logged_in is not None:
                 self._logged_in.set()
-            self._log.info(
-                "account %s: connected to %s, logged in as %s", self.account, self._endpoint, self._self_id
-            )
+            self._log.info("account %s: connected to %s, logged in as %s", self.account, self._endpoint, self._self_id)
         elif kind == _Event.LOGOUT:
             if self._logged_in is not None:
                 self._logged_in.clear()
@@ -667,16 +702,14 @@ class WechatyAdapter:
 
     async def _work(self) -> None:
         assert self._queue is not None
-        while True:
+        while not self._stopping:
             message_id = await self._queue.get()
             try:
                 message = await self._convert(message_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._log.exception(
-                    "account %s: converting message %s failed; skipped", self.account, message_id
-                )
+                self._log.exception("account %s: converting message %s failed; skipped", self.account, message_id)
                 continue
             if message is None or self._handler is None:
                 continue
@@ -731,9 +764,7 @@ class WechatyAdapter:
         if kind == MessageKind.TEXT and (quoted := _QUOTE.match(text)):
             quote_text, text = quoted["quote"], quoted["reply"]
         elif kind == MessageKind.LINK:
-            link = await self._best_effort(
-                lambda stub: stub.message_url(id=message_id), f"link of {message_id}"
-            )
+            link = await self._best_effort(lambda stub: stub.message_url(id=message_id), f"link of {message_id}")
             if link is not None and link.url_link:
                 with contextlib.suppress(ValueError):
                     raw_payload["urlLink"] = json.loads(link.url_link)
@@ -799,9 +830,7 @@ class WechatyAdapter:
         cached = self._contacts.get(contact_id)
         if cached is not None:
             return str(cached)
-        contact = await self._best_effort(
-            lambda stub: stub.contact_payload(id=contact_id), f"contact {contact_id}"
-        )
+        contact = await self._best_effort(lambda stub: stub.contact_payload(id=contact_id), f"contact {contact_id}")
         if contact is None:
             return contact_id
         name = contact.name or contact.alias or contact_id
@@ -833,13 +862,13 @@ class WechatyAdapter:
 
     # ------------------------------------------------------------------ calls
 
-    async def _unary(self, call: Callable[[PuppetStub], Awaitable[T]]) -> T:
+    async def _unary(self, call: Callable[[PuppetStub], Coroutine[Any, Any, T]]) -> T:
         conn = self._conn
         if conn is None:
             raise _NotConnected(f"not connected to {self._endpoint} ({self._detail})")
-        return await call(conn.stub)
+        return await _own_task(call(conn.stub))
 
-    async def _best_effort(self, call: Callable[[PuppetStub], Awaitable[T]], what: str) -> T | None:
+    async def _best_effort(self, call: Callable[[PuppetStub], Coroutine[Any, Any, T]], what: str) -> T | None:
         try:
             return await self._unary(call)
         except asyncio.CancelledError:
@@ -851,24 +880,31 @@ class WechatyAdapter:
     async def _wait_logged_in(self) -> None:
         assert self._logged_in is not None
         await self._logged_in.wait()
+        if self._stopping:
+            raise asyncio.CancelledError
 
     async def _read_stream(self, route: str, request: Any, reply_type: type[Any]) -> bytes:
+        """All data chunks of a server-streamed FileBox (``MessageImageStream``/``MessageFileStream``)."""
         conn = self._conn
         if conn is None:
             raise _NotConnected(f"not connected to {self._endpoint} ({self._detail})")
-        data = bytearray()
-        async with conn.channel.request(
-            route,
-            Cardinality.UNARY_STREAM,
-            type(request),
-            reply_type,
-            timeout=_TRANSFER_TIMEOUT,
-            metadata=self._metadata,
-        ) as stream:
-            await stream.send_message(request, end=True)
-            async for reply in stream:
-                data += reply.file_box_chunk.data
-        return bytes(data)
+
+        async def read() -> bytes:
+            data = bytearray()
+            async with conn.channel.request(
+                route,
+                Cardinality.UNARY_STREAM,
+                type(request),
+                reply_type,
+                timeout=_TRANSFER_TIMEOUT,
+                metadata=self._metadata,
+            ) as stream:
+                await stream.send_message(request, end=True)
+                async for reply in stream:
+                    data += reply.file_box_chunk.data
+            return bytes(data)
+
+        return await _own_task(read())
 
     async def _send_file(self, chat_id: str, path: Path) -> str | None:
         data = await asyncio.to_thread(path.read_bytes)
@@ -879,31 +915,33 @@ class WechatyAdapter:
                 {"type": 1, "boxType": 1, "base64": base64.b64encode(data).decode("ascii"), "name": name},
                 ensure_ascii=False,
             )
-            reply = await self._unary(
-                lambda stub: stub.message_send_file(conversation_id=chat_id, filebox=filebox)
-            )
+            reply = await self._unary(lambda stub: stub.message_send_file(conversation_id=chat_id, filebox=filebox))
             return reply.id or None
         conn = self._conn
         if conn is None:
             raise _NotConnected(f"not connected to {self._endpoint} ({self._detail})")
         request_type = pb.MessageSendFileStreamRequest
-        async with conn.channel.request(
-            "/wechaty.Puppet/MessageSendFileStream",
-            Cardinality.STREAM_UNARY,
-            request_type,
-            pb.MessageSendFileStreamResponse,
-            timeout=_TRANSFER_TIMEOUT,
-            metadata=self._metadata,
-        ) as stream:
-            await stream.send_message(request_type(conversation_id=chat_id))
-            await stream.send_message(request_type(file_box_chunk=pb.FileBoxChunk(name=name)))
-            for offset in range(0, len(data), _CHUNK):
-                await stream.send_message(
-                    request_type(file_box_chunk=pb.FileBoxChunk(data=data[offset : offset + _CHUNK]))
-                )
-            await stream.end()
-            reply = await stream.recv_message()
-        return (reply.id or None) if reply is not None else None
+
+        async def upload() -> str | None:
+            # Conversation id, then a chunk with the file name, then data chunks (the service's order).
+            async with conn.channel.request(
+                "/wechaty.Puppet/MessageSendFileStream",
+                Cardinality.STREAM_UNARY,
+                request_type,
+                pb.MessageSendFileStreamResponse,
+                timeout=_TRANSFER_TIMEOUT,
+                metadata=self._metadata,
+            ) as stream:
+                await stream.send_message(request_type(conversation_id=chat_id))
+                await stream.send_message(request_type(file_box_chunk=pb.FileBoxChunk(name=name)))
+                for offset in range(0, len(data), _CHUNK):
+                    chunk = pb.FileBoxChunk(data=data[offset : offset + _CHUNK])
+                    await stream.send_message(request_type(file_box_chunk=chunk))
+                await stream.end()
+                reply = await stream.recv_message()
+            return (reply.id or None) if reply is not None else None
+
+        return await _own_task(upload())
 
     # ------------------------------------------------------------------ state
 

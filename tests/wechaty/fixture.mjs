@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     token: { type: 'string', default: 'villagewatch-test-token' },
     tls: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'warn' },
+    'parent-pid': { type: 'string' },
   },
 })
 
@@ -304,6 +305,17 @@ async function shutdown (signal) {
   process.exit(0)
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'))
+// A test run that dies (or is killed) must not leave this service behind: exit when the parent goes.
+if (args['parent-pid']) {
+  const parentPid = Number(args['parent-pid'])
+  setInterval(() => {
+    try {
+      process.kill(parentPid, 0)
+    } catch {
+      void shutdown('parent gone')
+    }
+  }, 1000).unref()
+}
 process.on('SIGINT', () => void shutdown('SIGINT'))
 
 process.stdout.write('READY ' + JSON.stringify({ grpc: Number(args['grpc-port']), http: Number(args['http-port']), tls: args.tls }) + '\n')
