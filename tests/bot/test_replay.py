@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
 from bot.errors import InputError
 from bot.replay import parse_script
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "石桥村监督服务群"
