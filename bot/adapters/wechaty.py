@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -270,7 +271,8 @@ class WechatyAdapter:
     gateway keeps the WeChat session for the next start).
 
     ``tls_server_name`` overrides the name the server certificate must carry (default: the endpoint host;
-    the Wechaty community certificate says ``insecure``).
+    the Wechaty community certificate says ``insecure``); ``media_root`` is where relative image paths of
+    outgoing messages live (the bot's media store).
     """
 
     adapter_name = "wechaty"
@@ -287,6 +289,7 @@ class WechatyAdapter:
         reconnect_max: float = 10.0,
         logger: logging.Logger | None = None,
         tls_server_name: str | None = None,
+        media_root: Path | None = None,
     ) -> None:
         self.account = account
         self._endpoint = endpoint
@@ -301,6 +304,7 @@ class WechatyAdapter:
         self._tls = tls or ssl_context is not None
         self._ssl_context = ssl_context
         self._tls_server_name = tls_server_name
+        self._media_root = media_root
         self._reconnect_min = max(0.05, reconnect_min)
         self._reconnect_max = max(self._reconnect_min, reconnect_max)
         self._log = logger or logging.getLogger(__name__)
@@ -319,6 +323,8 @@ class WechatyAdapter:
         self._contacts = _TtlCache()
         self._rooms = _TtlCache()
         self._members = _TtlCache()
+        self._member_lists = _TtlCache()
+        """room id → list of member ids"""
         self._last_warning: tuple[str, float] = ("", 0.0)
 
     # ------------------------------------------------------------------ Adapter protocol
@@ -380,21 +386,31 @@ class WechatyAdapter:
         )
 
     async def send(self, message: OutgoingMessage) -> str | None:
+        """Text (with @mentions) and/or an image; with both, the text goes first and its id is returned.
+
+        For a group, ``chat_id`` may also be the group's name (a group the bot has not heard from yet),
+        and a mention id that is no member id (a roster person who never spoke) is looked up by the
+        matching entry of ``mention_names`` among the group's members; one that cannot be found is left
+        out of the mention list (the text still reads "@name"). A relative ``image_path`` is taken from
+        ``media_root``.
+        """
         if message.text is None and message.image_path is None:
             raise AdapterError(f"account {self.account}: nothing to send to {message.chat_id}")
         first_id: str | None = None
         try:
+            chat_id = await self._room_id(message.chat_id) if message.is_group else message.chat_id
             if message.text is not None:
+                mentions = list(message.mention_ids)
+                if message.is_group and (message.mention_ids or message.mention_names):
+                    mentions = await self._mention_ids(chat_id, message.mention_ids, message.mention_names)
                 reply = await self._unary(
                     lambda stub: stub.message_send_text(
-                        conversation_id=message.chat_id,
-                        text=message.text or "",
-                        mentonal_ids=list(message.mention_ids),
+                        conversation_id=chat_id, text=message.text or "", mentonal_ids=mentions
                     )
                 )
                 first_id = reply.id or None
             if message.image_path is not None:
-                image_id = await self._send_file(message.chat_id, Path(message.image_path))
+                image_id = await self._send_file(chat_id, self._image_file(message.image_path))
                 first_id = first_id or image_id
         except _CALL_ERRORS as exc:
             raise AdapterError(
@@ -439,14 +455,10 @@ class WechatyAdapter:
 
     async def room_members(self, group_id: str) -> list[RoomMember]:
         try:
-            reply = await self._unary(lambda stub: stub.room_member_list(id=group_id))
-            limit = asyncio.Semaphore(_MEMBER_LOOKUPS)
-
-            async def one(member_id: str) -> RoomMember:
-                async with limit:
-                    return RoomMember(platform_id=member_id, name=await self._member_name(group_id, member_id))
-
-            return list(await asyncio.gather(*(one(m) for m in reply.member_ids)))
+            room_id = await self._room_id(group_id)
+            member_ids = await self._member_ids(room_id, fresh=True)
+            names = await self._member_names(room_id, member_ids)
+            return [RoomMember(platform_id=m, name=name) for m, name in zip(member_ids, names, strict=True)]
         except _CALL_ERRORS as exc:
             raise AdapterError(
                 f"account {self.account}: listing members of {group_id} failed: {self._describe(exc)}"
@@ -697,6 +709,7 @@ class WechatyAdapter:
         elif payload_type in (_PayloadType.ROOM, _PayloadType.ROOM_MEMBER):
             self._rooms.drop(lambda key: key == payload_id)
             self._members.drop(lambda key: key[0] == payload_id)
+            self._member_lists.drop(lambda key: key == payload_id)
 
     # ------------------------------------------------------------------ messages
 
@@ -859,6 +872,84 @@ class WechatyAdapter:
         if room_id:
             return await self._member_name(room_id, sender_id)
         return await self._contact_name(sender_id)
+
+    async def _member_ids(self, room_id: str, *, fresh: bool = False) -> list[str]:
+        cached = None if fresh else self._member_lists.get(room_id)
+        if cached is None:
+            reply = await self._unary(lambda stub: stub.room_member_list(id=room_id))
+            cached = list(reply.member_ids)
+            self._member_lists.put(room_id, cached)
+        return list(cached)
+
+    async def _member_names(self, room_id: str, member_ids: list[str]) -> list[str]:
+        limit = asyncio.Semaphore(_MEMBER_LOOKUPS)
+
+        async def one(member_id: str) -> str:
+            async with limit:
+                return await self._member_name(room_id, member_id)
+
+        return list(await asyncio.gather(*(one(m) for m in member_ids)))
+
+    async def _room_id(self, chat_id: str) -> str:
+        """``chat_id`` itself when it is a room id, else the id of the one room with that topic."""
+        if self._rooms.get(chat_id) is not None:
+            return chat_id
+        try:
+            room = await self._unary(lambda stub: stub.room_payload(id=chat_id))
+        except grpclib.exceptions.GRPCError:
+            room = None
+        if room is not None and room.id:
+            self._rooms.put(chat_id, room.topic)
+            return chat_id
+        rooms = await self._unary(lambda stub: stub.room_list())
+        matches = [room_id for room_id in rooms.ids if await self._room_topic(room_id) == chat_id]
+        if len(matches) != 1:
+            how = "no group" if not matches else f"{len(matches)} groups"
+            raise AdapterError(f"account {self.account}: {how} with the id or name {chat_id!r}")
+        return matches[0]
+
+    async def _mention_ids(
+        self, room_id: str, mention_ids: tuple[str, ...], mention_names: tuple[str, ...]
+    ) -> list[str]:
+        try:
+            members = await self._member_ids(room_id)
+        except _CALL_ERRORS as exc:
+            self._log.warning(
+                "account %s: members of %s unknown (%s); mentions sent as given",
+                self.account,
+                room_id,
+                self._describe(exc),
+            )
+            return list(mention_ids)
+        wanted = list(itertools.zip_longest(mention_ids, mention_names, fillvalue=""))
+        names: dict[str, list[str]] | None = None
+        resolved: list[str] = []
+        for member_id, name in wanted:
+            if member_id in members:
+                resolved.append(member_id)
+                continue
+            if names is None:
+                names = {}
+                for candidate, candidate_name in zip(members, await self._member_names(room_id, members), strict=True):
+                    names.setdefault(candidate_name, []).append(candidate)
+            found = names.get(name or member_id, [])
+            if len(found) == 1:
+                resolved.append(found[0])
+            else:
+                self._log.info(
+                    "account %s: cannot @%s in %s (%s); mentioned by name only",
+                    self.account,
+                    name or member_id,
+                    room_id,
+                    "no such member" if not found else "name not unique",
+                )
+        return list(dict.fromkeys(resolved))
+
+    def _image_file(self, image_path: str) -> Path:
+        path = Path(image_path)
+        if not path.is_absolute() and self._media_root is not None:
+            path = self._media_root / path
+        return path
 
     # ------------------------------------------------------------------ calls
 

@@ -23,7 +23,7 @@ import pytest
 from bot.adapters.base import Adapter, AdapterError, AdapterState
 from bot.adapters.wechaty import WechatyAdapter, WechatyConnectError
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage
-from tests.wechaty.service import BOT_ID, GAO, LI_CADRE, ROOM_ID, ROOM_TOPIC, WANG, ZHANG, Inbox, WechatyService
+from tests.wechaty.service import GAO, LI_CADRE, PEOPLE, ROOM_ID, ROOM_TOPIC, WANG, ZHANG, Inbox, WechatyService
 
 pytestmark = [pytest.mark.wechaty]
 
@@ -149,6 +149,43 @@ async def test_bot_sends_text_with_mention_and_skips_its_own_echo(live) -> None:
     assert record["conversationId"] == LI_CADRE and not record["inRoom"]
 
 
+async def test_group_and_mentions_given_by_name_are_resolved(live, tmp_path: Path) -> None:
+    """A group the bot has not heard from yet is addressed by name, a roster person who never spoke by
+    name (the bot core then has no platform id for them); unknown names go out as plain text."""
+    adapter, service = live.adapter, live.service
+    await adapter.send(
+        OutgoingMessage(
+            account=ACCOUNT,
+            chat_id=ROOM_TOPIC,
+            is_group=True,
+            text="@李书记 @不在群里的人 请查收",
+            mention_ids=("李书记", "不在群里的人"),
+            mention_names=("李书记", "不在群里的人"),
+        )
+    )
+    record = await service.wait_sent(lambda item: item["kind"] == "text")
+    assert record["conversationId"] == ROOM_ID and record["mentionIds"] == [LI_CADRE]
+
+    media_root = tmp_path / "media"
+    (media_root / "ab").mkdir(parents=True)
+    (media_root / "ab" / "photo.jpg").write_bytes(image_bytes(50_000))
+    with_media = make_adapter(service, media_root=media_root)
+    adapter_inbox = Inbox()
+    await adapter.stop()  # one event stream per service
+    await with_media.start(adapter_inbox)
+    try:
+        await wait_state(with_media, AdapterState.CONNECTED, 10)
+        await with_media.send(
+            OutgoingMessage(account=ACCOUNT, chat_id=ROOM_ID, is_group=True, image_path="ab/photo.jpg")
+        )
+        record = await service.wait_sent(lambda item: item["kind"] == "file")
+        assert record["size"] == 50_000
+        with pytest.raises(AdapterError, match="no group"):
+            await with_media.send(OutgoingMessage(account=ACCOUNT, chat_id="不存在的群", is_group=True, text="x"))
+    finally:
+        await with_media.stop()
+
+
 async def test_large_image_downloads_byte_exact(live) -> None:
     adapter = live.adapter
     inbox = live.inbox
@@ -265,7 +302,7 @@ async def test_a_failing_handler_is_logged_and_the_stream_goes_on(wechaty_servic
 async def test_room_members(live) -> None:
     adapter = live.adapter
     members = {m.platform_id: m.name for m in await adapter.room_members(ROOM_ID)}
-    assert members == {BOT_ID: "石桥村监督服务助手", GAO: "高某林", ZHANG: "张三", WANG: "王大妈", LI_CADRE: "李书记"}
+    assert members == PEOPLE
     with pytest.raises(AdapterError, match="no-such-room"):
         await adapter.room_members("no-such-room@chatroom")
 

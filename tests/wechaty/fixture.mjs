@@ -49,6 +49,8 @@ const PEOPLE = [
   { id: 'wxid_zhangsan', name: '张三', role: 'villager' },
   { id: 'wxid_wangdama', name: '王大妈', role: 'villager' },
   { id: 'wxid_lishuji', name: '李书记', role: 'cadre' },
+  { id: 'wxid_wangzhuren', name: '王主任', role: 'cadre' },
+  { id: 'wxid_zhangwanggeyuan', name: '张网格员', role: 'cadre' },
 ]
 const ROOM = { id: 'shiqiao-supervision@chatroom', topic: '石桥村监督服务群' }
 

@@ -38,6 +38,18 @@ GAO = "wxid_gaomoulin"
 ZHANG = "wxid_zhangsan"
 WANG = "wxid_wangdama"
 LI_CADRE = "wxid_lishuji"
+WANG_CADRE = "wxid_wangzhuren"
+ZHANG_CADRE = "wxid_zhangwanggeyuan"
+PEOPLE = {
+    BOT_ID: "石桥村监督服务助手",
+    GAO: "高某林",
+    ZHANG: "张三",
+    WANG: "王大妈",
+    LI_CADRE: "李书记",
+    WANG_CADRE: "王主任",
+    ZHANG_CADRE: "张网格员",
+}
+"""Everyone in the fixture's room 石桥村监督服务群, by platform id (the cadres are on roster.example.csv)."""
 
 
 def _free_port() -> int:
