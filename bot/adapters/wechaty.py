@@ -304,7 +304,7 @@ class WechatyAdapter:
         self._tls = tls or ssl_context is not None
         self._ssl_context = ssl_context
         self._tls_server_name = tls_server_name
-        self._media_root = media_root
+        self.media_root = media_root
         self._reconnect_min = max(0.05, reconnect_min)
         self._reconnect_max = max(self._reconnect_min, reconnect_max)
         self._log = logger or logging.getLogger(__name__)
@@ -947,8 +947,8 @@ class WechatyAdapter:
 
     def _image_file(self, image_path: str) -> Path:
         path = Path(image_path)
-        if not path.is_absolute() and self._media_root is not None:
-            path = self._media_root / path
+        if not path.is_absolute() and self.media_root is not None:
+            path = self.media_root / path
         return path
 
     # ------------------------------------------------------------------ calls

@@ -1,0 +1,129 @@
+"""End to end through real WeChat plumbing: the whole service (`bot.app.start_service`) on the Wechaty
+adapter against the real puppet service, on the example county's config and roster.
+
+A villager's report in 石桥村监督服务群 becomes a ticket acknowledged in the group with an @mention of
+the cadre in charge; the cadre's "#N 已修好" and a large photo resolve it, and the resolution goes back
+to the group with the photo, byte for byte, and an @mention of the reporter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import bot.app
+from bot.adapters.base import AdapterState
+from bot.adapters.wechaty import WechatyAdapter
+from bot.app import Running, start_service
+from bot.config import AccountConfig, Config, PacingConfig, WechatyAccountConfig, load_config
+from bot.tickets.report import tickets_as_json
+from tests.wechaty.service import GAO, PEOPLE, ROOM_ID, WechatyService
+
+pytestmark = [pytest.mark.wechaty]
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN_ENV = "VILLAGEWATCH_TEST_WECHATY_TOKEN"
+
+
+def e2e_config(service: WechatyService, data_dir: Path) -> Config:
+    example = load_config(REPO / "config.example.toml")
+    account = AccountConfig(
+        name="shiqiao",
+        adapter="wechaty",
+        wechaty=WechatyAccountConfig(endpoint=service.endpoint, token_env=TOKEN_ENV),
+        pacing=PacingConfig(per_group_seconds=0, per_account_seconds=0),
+    )
+    return example.model_copy(
+        update={
+            "data_dir": data_dir,
+            "accounts": [account],
+            "dashboard": example.dashboard.model_copy(update={"enabled": False}),
+        }
+    )
+
+
+@pytest.fixture
+async def running(
+    wechaty_service: WechatyService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    if wechaty_service.proc is None or wechaty_service.proc.poll() is not None:
+        wechaty_service.start()
+    await wechaty_service.clear_sent()
+    monkeypatch.setenv(TOKEN_ENV, wechaty_service.token)
+
+    # Outgoing image paths are relative to the bot's media store; until bot.app passes
+    # media_root=services.media.root to WechatyAdapter itself, give it here (a no-op once it does).
+    make_adapter = bot.app.make_adapter
+
+    def with_media_root(config, account, services, *, index):  # type: ignore[no-untyped-def]
+        adapter = make_adapter(config, account, services, index=index)
+        if isinstance(adapter, WechatyAdapter) and adapter.media_root is None:
+            adapter.media_root = services.media.root
+        return adapter
+
+    monkeypatch.setattr(bot.app, "make_adapter", with_media_root)
+
+    service = await start_service(e2e_config(wechaty_service, tmp_path / "data"))
+    try:
+        adapter = service.adapters["shiqiao"]
+        deadline = time.monotonic() + 10
+        while adapter.health().state != AdapterState.CONNECTED:
+            assert time.monotonic() < deadline, adapter.health()
+            await asyncio.sleep(0.05)
+        yield service
+    finally:
+        await service.stop()
+
+
+def photo_bytes(size: int) -> bytes:
+    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    return head + hashlib.shake_256(b"resolution").digest(size - len(head) - 2) + b"\xff\xd9"
+
+
+async def test_report_ticket_ack_then_cadre_photo_resolution(running: Running, wechaty_service: WechatyService) -> None:
+    service = wechaty_service
+    await service.say(GAO, "村口的路灯坏了好几天了，晚上走路看不见，请村里尽快派人来修一下")
+
+    ack = await service.wait_sent(lambda item: item["kind"] == "text" and "【工单 #" in item["text"], timeout=20)
+    assert ack["conversationId"] == ROOM_ID and ack["inRoom"]
+    match = re.search(r"#(\d+)", ack["text"])
+    assert match
+    ticket_id = int(match.group(1))
+    assert ack["mentionIds"], ack
+    assignee = ack["mentionIds"][0]
+    assert assignee in PEOPLE and f"@{PEOPLE[assignee]}" in ack["text"]
+
+    await service.say(assignee, f"#{ticket_id} 已修好，换了新灯泡")
+    await service.wait_sent(lambda item: item["kind"] == "text" and "照片" in item["text"], timeout=20)
+
+    photo = photo_bytes(1_600_000)
+    await service.say(assignee, image=photo, name="路灯修好了.jpg")
+    posted = await service.wait_sent(lambda item: item["kind"] == "file", timeout=20)
+    assert posted["conversationId"] == ROOM_ID
+    assert posted["size"] == len(photo) and posted["sha256"] == hashlib.sha256(photo).hexdigest()
+    resolution = await service.wait_sent(
+        lambda item: (
+            item["kind"] == "text"
+            and f"#{ticket_id}" in item["text"]
+            and "办结" in item["text"]
+            and GAO in item["mentionIds"]
+        ),
+        timeout=20,
+    )
+    assert "@高某林" in resolution["text"]
+
+    async with running.services.sessions() as session:
+        tickets = {t["id"]: t for t in await tickets_as_json(session)}
+    ticket = tickets[ticket_id]
+    assert ticket["status"] == "resolved"
+    assert ticket["group"] == "石桥村监督服务群" and ticket["reporters"] == ["高某林"]
+    assert ticket["assignee"] == PEOPLE[assignee]
+    assert len(ticket["photos"]) == 1
+    stored = running.services.media.path(ticket["photos"][0])
+    assert stored.read_bytes() == photo
