@@ -14,8 +14,13 @@ Wire facts this module relies on (verified against wechaty-puppet-service 1.19.9
 * one event stream per service: a second client gets ``ALREADY_EXISTS``;
 * the stubs' ``message_send_file_stream`` needs ``ServiceStub._stream_unary``, which betterproto 1.2.5
   does not have, and the stubs' server-streaming helpers are async generators that are awkward to
-  cancel; streams are therefore opened with ``grpclib`` directly (``_open_stream``). No other shim is
-  needed on Python 3.11.
+  cancel; the event stream and file transfers therefore use ``grpclib`` requests directly
+  (``_run_session``, ``_read_stream``, ``_send_file``). No shim is needed for Python 3.11 itself.
+
+Health: STARTING until the first login, CONNECTED while the event stream is open and the account logged
+in, RECONNECTING while the service is unreachable or the account logged out, FAILED while the service
+answers but refuses us (token, TLS; the supervisor still retries every ``reconnect_max`` seconds, so a
+renewed token recovers without a restart), STOPPED after ``stop()``.
 """
 
 from __future__ import annotations
@@ -270,9 +275,10 @@ class WechatyAdapter:
     handler; nothing a handler raises stops it. The service's puppet is never stopped by ``stop`` (a
     gateway keeps the WeChat session for the next start).
 
-    ``tls_server_name`` overrides the name the server certificate must carry (default: the endpoint host;
-    the Wechaty community certificate says ``insecure``); ``media_root`` is where relative image paths of
-    outgoing messages live (the bot's media store).
+    ``tls`` with no ``ssl_context`` trusts the system's CAs; an ``ssl_context`` (which implies TLS) gets
+    ALPN ``h2`` set on it. ``tls_server_name`` overrides the name the server certificate must carry
+    (default: the endpoint host; the Wechaty community certificate says ``insecure``). ``media_root`` is
+    where relative image paths of outgoing messages live (the bot's media store).
     """
 
     adapter_name = "wechaty"
@@ -319,7 +325,6 @@ class WechatyAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._self_id: str | None = None
-        self._ever_logged_in = False
         self._contacts = _TtlCache()
         self._rooms = _TtlCache()
         self._members = _TtlCache()
@@ -565,7 +570,7 @@ class WechatyAdapter:
             conn = None
             if self._stopping:
                 break
-            if self._ever_logged_in and self._state == AdapterState.CONNECTED:
+            if self._state == AdapterState.CONNECTED:  # it was working: start the backoff over
                 delay = self._reconnect_min
             self._set_state(AdapterState.RECONNECTING, f"connection lost: {reason}")
             self._log.warning(
@@ -662,7 +667,6 @@ class WechatyAdapter:
                 self._queue.put_nowait(str(message_id))
         elif kind == _Event.LOGIN:
             self._self_id = str(payload.get("contactId") or "") or None
-            self._ever_logged_in = True
             self._set_state(AdapterState.CONNECTED, f"logged in as {self._self_id} via {self._endpoint}")
             if self._logged_in is not None:
                 self._logged_in.set()

@@ -399,3 +399,29 @@ async def test_reconnects_after_the_service_is_killed_and_restarted(live, caplog
     sent_id = await adapter.send(OutgoingMessage(account=ACCOUNT, chat_id=ROOM_ID, is_group=True, text="恢复了"))
     assert sent_id
     assert "lost the Wechaty puppet service" in caplog.text
+
+
+async def test_a_token_revoked_while_running_shows_failed_and_recovers(wechaty_service: WechatyService) -> None:
+    service = wechaty_service
+    if service.proc is None or service.proc.poll() is not None:
+        service.start()
+    inbox = Inbox()
+    adapter = make_adapter(service, reconnect_min=0.2, reconnect_max=1.0)
+    await adapter.start(inbox)
+    good_token = service.token
+    try:
+        await wait_state(adapter, AdapterState.CONNECTED, 10)
+        service.token = "rotated-token"  # the provider revokes ours
+        await asyncio.to_thread(service.restart)
+        await wait_state(adapter, AdapterState.FAILED, 10)
+        assert "token" in adapter.health().detail and good_token not in adapter.health().detail
+        service.token = good_token  # renewed: the adapter recovers without a restart
+        await asyncio.to_thread(service.restart)
+        await wait_state(adapter, AdapterState.CONNECTED, 10)
+        await service.say(GAO, "换了令牌也能收到")
+        assert (await inbox.next()).text == "换了令牌也能收到"
+    finally:
+        await adapter.stop()
+        if service.token != good_token:
+            service.token = good_token
+            service.restart()
