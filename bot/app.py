@@ -44,6 +44,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
             endpoint=account.wechaty.endpoint,
             token=account.wechaty.token(),
             tls=account.wechaty.tls,
+            media_root=services.media.root,
         )
 
     async def people() -> dict[str, list[dict[str, str]]]:

@@ -289,13 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot.adapters.base import AdapterError
     from classifiers import RuleLoadError
     from storage.engine import StorageError
 
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (VillagewatchError, ConfigError, RuleLoadError, StorageError) as exc:
+    except (VillagewatchError, ConfigError, RuleLoadError, StorageError, AdapterError) as exc:
         print(f"villagewatch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

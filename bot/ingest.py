@@ -28,6 +28,7 @@ from storage.repos import messages as messages_repo
 log = logging.getLogger(__name__)
 
 RED_FLAGS = ("banquet", "gambling", "abuse", "clue", "spam")
+UNKNOWN_SENDER = "unknown-sender"
 
 Downloader = Callable[[IncomingMessage], Awaitable[bytes]]
 
@@ -145,8 +146,12 @@ class Ingest:
             group = await self._directory.group_for(
                 session, platform_id=incoming.group_id, topic=incoming.group_topic, account=incoming.account
             )
+        # A payload that failed to load may come without a sender: keep the message, under "unknown".
         sender = await self._directory.member_for(
-            session, platform_id=incoming.sender_id, name=incoming.sender_name, group=group
+            session,
+            platform_id=incoming.sender_id or UNKNOWN_SENDER,
+            name=incoming.sender_name or "未知发送者",
+            group=group,
         )
         values = self._row(incoming, group, sender, media_path)
         message_id = await messages_repo.insert_message(session, values=values)

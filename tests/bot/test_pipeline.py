@@ -245,3 +245,10 @@ async def test_scheduler_runs_due_jobs_in_order_once(engine: AsyncEngine) -> Non
     twin = Scheduler(session_factory=sessions, clock=clock, jobs=scheduler.jobs)
     assert await twin.run_due() == 0  # another process (or a restart) finds them done
     assert await scheduler.run_due() == 0
+
+
+async def test_a_message_without_a_sender_is_kept(world: World) -> None:
+    message_id = await world.ingest.handle(incoming("ns1", "", sender="", kind=MessageKind.OTHER, raw='{"error": "x"}'))
+    async with world.sessions() as session:
+        stored = await session.get(Message, message_id)
+    assert stored is not None and stored.raw == '{"error": "x"}' and stored.kind == "other"
