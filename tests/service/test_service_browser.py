@@ -19,17 +19,6 @@ from bot.config import load_config
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -51,19 +40,6 @@ async def service(tmp_path: Path) -> AsyncIterator[Running]:
         yield running
     finally:
         await running.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed (make test installs it)"
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def test_villager_is_answered_and_staff_broadcast_reaches_groups(service: Running, browser: Any) -> None:
