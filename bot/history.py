@@ -11,8 +11,8 @@ from typing import TextIO
 
 from bot.clock import CHINA, SimulatedClock
 from bot.config import Config
-from bot.directory import Directory, RosterEntry
-from bot.ingest import RED_FLAGS, Ingest, NoWorkflow
+from bot.directory import Directory, RosterEntry, read_roster
+from bot.ingest import Ingest, NoWorkflow, build_flag, classification_row
 from bot.media import MediaStore
 from bot.replay import MemberLine, MessageLine, _incoming, parse_script
 from bot.services import load_rules
@@ -45,6 +45,9 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
     try:
         async with sessions() as session:
             await directory.sync_config(session)
+            await session.flush()
+            for entry in read_roster(config.roster, config) if config.roster else []:
+                await directory.add_member(session, entry)
             await session.commit()
         for line in lines:
             item = line.item
@@ -107,19 +110,10 @@ async def reclassify(
                     if old is not None and list(result.labels) == old.labels and result.category == old.category:
                         continue
                     changed += 1
-                    red = [label for label in result.labels if label in RED_FLAGS]
                     await history_repo.replace_classification(
                         session,
-                        message=message,
-                        labels=list(result.labels),
-                        category=result.category,
-                        severity=result.severity,
-                        matches=[
-                            {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches
-                        ],
-                        ruleset_version=result.ruleset_version,
-                        red=red,
-                        keywords=sorted({k for m in result.matches for k in m.keywords}),
+                        classification=classification_row(message.id, result),
+                        flag=build_flag(message, result),
                     )
                 await session.commit()
             if progress is not None:

@@ -20,7 +20,7 @@ from bot.media import MediaStore
 from bot.messages import IncomingMessage, MessageKind
 from bot.stats import Stats
 from classifiers import Classification as Result
-from classifiers import ClassifierHolder
+from classifiers import ClassifierHolder, Match
 from storage.engine import SessionFactory
 from storage.models import Classification, Flag, Group, Member, Message
 from storage.repos import messages as messages_repo
@@ -57,6 +57,49 @@ class Workflow(Protocol):
 class NoWorkflow:
     async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
         return None
+
+
+def _matches(matches: tuple[Match, ...]) -> list[dict[str, Any]]:
+    return [{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in matches]
+
+
+def classification_row(message_id: int, result: Result) -> Classification:
+    """The stored form of a classifier result (also used by `reclassify`)."""
+    return Classification(
+        message_id=message_id,
+        labels=list(result.labels),
+        category=result.category,
+        severity=result.severity,
+        matches=_matches(result.matches),
+        shadow_matches=_matches(result.shadow_matches),
+        ruleset_version=result.ruleset_version,
+    )
+
+
+def build_flag(message: Message, result: Result) -> Flag | None:
+    """The patrol-digest entry for a message with a red-flag label, else None (also used by `reclassify`).
+
+    Clues and private reports are confidential: staff only, never a cadre.
+    """
+    red = [label for label in result.labels if label in RED_FLAGS]
+    if not red:
+        return None
+    assert message.id is not None
+    return Flag(
+        message_id=message.id,
+        at=message.at,
+        group_name=message.group_name,
+        sender_name=message.sender_name,
+        role=message.role,
+        county=message.county,
+        township=message.township,
+        village=message.village,
+        labels=list(result.labels),
+        severity=result.severity or "normal",
+        rules=[m.rule for m in result.matches],
+        keywords=sorted({k for m in result.matches for k in m.keywords}),
+        confidential="clue" in red or message.private,
+    )
 
 
 class Ingest:
@@ -160,24 +203,14 @@ class Ingest:
             return None
         message = Message(id=message_id, **values)
         result = self._classifiers.current.classify(incoming.text, role=sender.role)
-        row = Classification(
-            message_id=message_id,
-            labels=list(result.labels),
-            category=result.category,
-            severity=result.severity,
-            matches=[{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.matches],
-            shadow_matches=[
-                {"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in result.shadow_matches
-            ],
-            ruleset_version=result.ruleset_version,
-        )
+        row = classification_row(message_id, result)
         if deferred is not None:
             deferred.append(row)
         else:
             await messages_repo.add_classifications(session, [row])
-        red = [label for label in result.labels if label in RED_FLAGS]
-        if red:
-            await messages_repo.add_flag(session, self._flag(message, result, red))
+        flag = build_flag(message, result)
+        if flag is not None:
+            await messages_repo.add_flag(session, flag)
             self.stats.count("flagged")
         inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
         await self._workflow.handle(session, inbound)
@@ -217,27 +250,6 @@ class Ingest:
             "township": place.township,
             "village": place.village,
         }
-
-    @staticmethod
-    def _flag(message: Message, result: Result, red: list[str]) -> Flag:
-        assert message.id is not None
-        keywords = sorted({k for m in result.matches for k in m.keywords})
-        severity = result.severity or "normal"
-        return Flag(
-            message_id=message.id,
-            at=message.at,
-            group_name=message.group_name,
-            sender_name=message.sender_name,
-            role=message.role,
-            county=message.county,
-            township=message.township,
-            village=message.village,
-            labels=list(result.labels),
-            severity=severity,
-            rules=[m.rule for m in result.matches],
-            keywords=keywords,
-            confidential="clue" in red or message.private,
-        )
 
     async def _store_raw(self, incoming: IncomingMessage) -> int | None:
         """Last resort after a failure: keep the message as it came, unclassified, so nothing is lost."""

@@ -589,31 +589,20 @@ class TicketWorkflow:
         if updated is None or problem is not None:
             return
         assignee = await self.service.member(session, updated.assignee_platform_id)
-        text = self.service.render(
-            "ticket_escalated",
-            ticket_id=ticket.id,
-            level=updated.level,
-            assignee=updated.assignee_name or "",
-            actor=sender.name,
-            reason=reason,
-            deadline=self.service.fmt(updated.deadline),
-        )
+        values: dict[str, Any] = {
+            "ticket_id": ticket.id,
+            "level": updated.level,
+            "assignee": updated.assignee_name or "",
+            "actor": sender.name,
+            "reason": reason,
+            "deadline": self.service.fmt(updated.deadline),
+        }
+        text = self.service.render("ticket_escalated", **values)
         await self.service.post(
             session, updated, key=f"escalated:{inbound.message_id}", text=text, mentions=[assignee] if assignee else []
         )
         if inbound.group is None:
-            await self._answer(
-                session,
-                inbound,
-                "ticket_escalated",
-                suffix=":self",
-                ticket_id=ticket.id,
-                level=updated.level,
-                assignee=updated.assignee_name or "",
-                actor=sender.name,
-                reason=reason,
-                deadline=self.service.fmt(updated.deadline),
-            )
+            await self._answer(session, inbound, "ticket_escalated", suffix=":self", **values)
         await self.service.tell(
             session,
             key=f"escalated:{inbound.message_id}:assignee",

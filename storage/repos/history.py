@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,56 +26,22 @@ async def messages_after(
     return [(m, c) for m, c in (await session.exec(statement)).all()]
 
 
-async def replace_classification(
-    session: AsyncSession,
-    *,
-    message: Message,
-    labels: list[str],
-    category: str | None,
-    severity: str | None,
-    matches: list[dict[str, Any]],
-    ruleset_version: str,
-    red: list[str],
-    keywords: list[str],
-) -> None:
-    assert message.id is not None
-    row = await session.get(Classification, message.id)
-    if row is None:
-        row = Classification(message_id=message.id)
-    row.labels, row.category, row.severity, row.matches, row.ruleset_version = (
-        labels,
-        category,
-        severity,
-        matches,
-        ruleset_version,
-    )
-    session.add(row)
-    flag = (await session.exec(select(Flag).where(Flag.message_id == message.id))).first()
-    if red and flag is None:
-        session.add(
-            Flag(
-                message_id=message.id,
-                at=message.at,
-                group_name=message.group_name,
-                sender_name=message.sender_name,
-                role=message.role,
-                county=message.county,
-                township=message.township,
-                village=message.village,
-                labels=labels,
-                severity=severity or "normal",
-                rules=[m["rule"] for m in matches],
-                keywords=keywords,
-                confidential="clue" in red or message.private,
+async def replace_classification(session: AsyncSession, *, classification: Classification, flag: Flag | None) -> None:
+    """Store a new classification; add the flag it raises, update or drop an unreviewed one. A flag staff
+    have reviewed is kept as it is: a verdict is a record of what staff did."""
+    await session.merge(classification)
+    existing = (await session.exec(select(Flag).where(Flag.message_id == classification.message_id))).first()
+    if existing is None:
+        if flag is not None:
+            session.add(flag)
+    elif existing.verdict is None:
+        if flag is None:
+            await session.exec(delete(Flag).where(col(Flag.id) == existing.id))
+        else:
+            existing.labels, existing.severity, existing.rules, existing.keywords = (
+                flag.labels,
+                flag.severity,
+                flag.rules,
+                flag.keywords,
             )
-        )
-    elif red and flag is not None and flag.verdict is None:
-        flag.labels, flag.severity, flag.rules, flag.keywords = (
-            labels,
-            severity or "normal",
-            [m["rule"] for m in matches],
-            keywords,
-        )
-        session.add(flag)
-    elif not red and flag is not None and flag.verdict is None:
-        await session.exec(delete(Flag).where(col(Flag.id) == flag.id))
+            session.add(existing)
