@@ -1,32 +1,77 @@
-"""Helpers shared by repositories: dialect-aware INSERT … ON CONFLICT DO NOTHING."""
+"""Helpers shared by repositories: a dialect-aware INSERT … ON CONFLICT DO NOTHING that SQLAlchemy can cache."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-
-def insert_ignore(session: AsyncSession, model: type[SQLModel], conflict: list[str]) -> Insert:
-    """An INSERT that silently skips a row violating the unique key ``conflict``."""
-    table: Any = model.__table__  # type: ignore[attr-defined]
-    if dialect_name(session) == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
 def dialect_name(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
-@lru_cache(maxsize=32)
-def insert_ignore_returning_id(dialect: str, model: type[SQLModel], conflict: tuple[str, ...]) -> Insert:
-    """The same INSERT built once per dialect and executed with parameters: building a statement with
-    literal values for every message costs more than executing it."""
+async def insert_ignore(
+    session: AsyncSession, model: type[SQLModel], conflict: tuple[str, ...], values: dict[str, Any]
+) -> int | None:
+    """Insert one row unless it violates the unique key ``conflict``: the new id, or None when skipped.
+
+    This is how a redelivered message, a second reporter or a job run twice becomes a no-op.
+    """
+    defaults = _column_defaults(model)
+    missing = [name for name in defaults if name not in values]
+    if missing:
+        # Rendered as text, the statement no longer fills Python-side column defaults itself.
+        values = {**values, **{name: defaults[name](None) for name in missing}}
+    statement = _insert_ignore_text(dialect_name(session), model, conflict, tuple(values))
+    row = (await session.exec(statement, params=values)).first()
+    return None if row is None else int(row[0])
+
+
+@lru_cache(maxsize=64)
+def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[Any], Any]]:
+    """Each column's Python-side default as a callable (SQLAlchemy wraps callables to take a context)."""
+    table: Any = model.__table__  # type: ignore[attr-defined]
+    defaults: dict[str, Callable[[Any], Any]] = {}
+    for column in table.columns:
+        default = column.default
+        if default is None:
+            continue
+        if default.is_scalar:
+            defaults[column.name] = lambda _context, value=default.arg: value
+        elif default.is_callable:
+            defaults[column.name] = default.arg
+    return defaults
+
+
+@lru_cache(maxsize=128)
+def _insert_ignore_text(
+    dialect: str, model: type[SQLModel], conflict: tuple[str, ...], columns: tuple[str, ...]
+) -> TextClause:
+    """The statement rendered once per dialect and column set, as typed text.
+
+    SQLAlchemy 2.0 never caches the compiled form of a dialect ``insert().on_conflict_do_nothing()``
+    (``inherit_cache = False``), so built per call it was compiled again for every message, a third of
+    the cost of storing one. Text with typed parameters is cached and keeps the columns' bind processing
+    (time zones, JSON).
+    """
     table: Any = model.__table__  # type: ignore[attr-defined]
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c.id)
+    statement = (
+        module.insert(table)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(table.c.id)
+    )
+    sql = str(statement.compile(dialect=module.dialect(paramstyle="named")))
+    sql = sql.replace("::", r"\:\:")  # PostgreSQL casts (:raw::JSON) are not parameters to text()
+    return (
+        text(sql)
+        .bindparams(*(bindparam(name, type_=table.c[name].type) for name in columns))
+        .columns(table.c.id)
+    )

@@ -10,14 +10,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import dialect_name, insert_ignore_returning_id
+from storage.repos.common import insert_ignore
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
     """Store a message once: returns its new id, or None when (account, platform_id) is already stored."""
-    statement = insert_ignore_returning_id(dialect_name(session), Message, ("account", "platform_id"))
-    row = (await session.exec(statement, params=values)).first()
-    return None if row is None else int(row[0])
+    return await insert_ignore(session, Message, ("account", "platform_id"), values)
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:

@@ -15,9 +15,7 @@ from storage.repos.common import insert_ignore
 
 async def enqueue(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
     """Add a reply unless one with the same dedupe_key exists; returns the new id or None."""
-    statement = insert_ignore(session, Outbox, ["dedupe_key"]).values(**values).returning(Outbox.__table__.c.id)  # type: ignore[attr-defined]
-    row = (await session.exec(statement)).first()
-    return None if row is None else int(row[0])
+    return await insert_ignore(session, Outbox, ("dedupe_key",), values)
 
 
 async def claim_due(

@@ -26,6 +26,5 @@ async def set_setting(session: AsyncSession, key: str, value: str) -> None:
 
 async def claim_job_run(session: AsyncSession, *, job: str, run_key: str, at: datetime) -> bool:
     """True for the first caller only: the unique (job, run_key) makes a job run twice act once."""
-    statement = insert_ignore(session, JobRun, ["job", "run_key"]).values(job=job, run_key=run_key, at=at)
-    result = await session.exec(statement.returning(JobRun.__table__.c.id))  # type: ignore[attr-defined]
-    return result.first() is not None
+    values = {"job": job, "run_key": run_key, "at": at}
+    return await insert_ignore(session, JobRun, ("job", "run_key"), values) is not None

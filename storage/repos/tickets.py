@@ -73,12 +73,8 @@ async def add_reporter(
     session: AsyncSession, *, ticket_id: int, platform_id: str, name: str, message_id: int | None, at: datetime
 ) -> bool:
     """True when this person was not yet a reporter of the ticket."""
-    statement = (
-        insert_ignore(session, TicketReporter, ["ticket_id", "platform_id"])
-        .values(ticket_id=ticket_id, platform_id=platform_id, name=name, message_id=message_id, at=at)
-        .returning(TicketReporter.__table__.c.id)  # type: ignore[attr-defined]
-    )
-    return (await session.exec(statement)).first() is not None
+    values = {"ticket_id": ticket_id, "platform_id": platform_id, "name": name, "message_id": message_id, "at": at}
+    return await insert_ignore(session, TicketReporter, ("ticket_id", "platform_id"), values) is not None
 
 
 async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
@@ -94,10 +90,8 @@ async def is_reporter(session: AsyncSession, *, ticket_id: int, platform_id: str
 
 
 async def link_message(session: AsyncSession, *, ticket_id: int, message_id: int) -> None:
-    statement = insert_ignore(session, TicketMessage, ["ticket_id", "message_id"]).values(
-        ticket_id=ticket_id, message_id=message_id
-    )
-    await session.exec(statement)
+    values = {"ticket_id": ticket_id, "message_id": message_id}
+    await insert_ignore(session, TicketMessage, ("ticket_id", "message_id"), values)
 
 
 async def add_photo(
