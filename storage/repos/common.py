@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import TextualSelect, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,8 +29,13 @@ async def insert_ignore(
         # Rendered as text, the statement no longer fills Python-side column defaults itself.
         values = {**values, **{name: defaults[name](None) for name in missing}}
     statement = _insert_ignore_text(dialect_name(session), model, conflict, tuple(values))
-    row = (await session.exec(statement, params=values)).first()
+    connection = await session.connection()
+    row = (await connection.execute(statement, values)).first()
     return None if row is None else int(row[0])
+
+
+def _constant(value: Any, _context: Any) -> Any:
+    return value
 
 
 @lru_cache(maxsize=64)
@@ -43,7 +48,7 @@ def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[Any], Any]]:
         if default is None:
             continue
         if default.is_scalar:
-            defaults[column.name] = lambda _context, value=default.arg: value
+            defaults[column.name] = partial(_constant, default.arg)
         elif default.is_callable:
             defaults[column.name] = default.arg
     return defaults
@@ -52,7 +57,7 @@ def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[Any], Any]]:
 @lru_cache(maxsize=128)
 def _insert_ignore_text(
     dialect: str, model: type[SQLModel], conflict: tuple[str, ...], columns: tuple[str, ...]
-) -> TextClause:
+) -> TextualSelect:
     """The statement rendered once per dialect and column set, as typed text.
 
     SQLAlchemy 2.0 never caches the compiled form of a dialect ``insert().on_conflict_do_nothing()``
