@@ -18,6 +18,7 @@ from bot.replay import MemberLine, MessageLine, _incoming, parse_script
 from bot.services import load_rules
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
+from storage.models import Classification
 from storage.repos import history as history_repo
 
 
@@ -112,7 +113,7 @@ async def reclassify(
                     changed += 1
                     await history_repo.replace_classification(
                         session,
-                        classification=classification_row(message.id, result),
+                        classification=Classification(**classification_row(message.id, result)),
                         flag=build_flag(message, result),
                     )
                 await session.commit()

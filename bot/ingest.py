@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from bot.stats import Stats
 from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
 from storage.engine import SessionFactory
-from storage.models import Classification, Flag, Group, Member, Message
+from storage.models import Flag, Group, Member, Message
 from storage.repos import messages as messages_repo
 
 log = logging.getLogger(__name__)
@@ -53,27 +53,54 @@ class Inbound:
 class Workflow(Protocol):
     async def handle(self, session: AsyncSession, inbound: Inbound) -> None: ...
 
+    def wants(self, inbound: Inbound) -> bool:
+        """Whether ``handle`` could do anything with the message; decided without the database."""
+        ...
+
 
 class NoWorkflow:
     async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
         return None
+
+    def wants(self, inbound: Inbound) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows a replay or an import stores many to a statement, before it commits.
+
+    Only messages nothing else refers to wait here: chat that raises no flag and that the workflow has
+    no step for. They leave nothing behind but their own two rows, so storing them a little later, with
+    ON CONFLICT DO NOTHING deciding which are new, ends exactly as storing each at once would.
+    """
+
+    messages: list[tuple[dict[str, Any], Result]] = field(default_factory=list)
+    classifications: list[dict[str, Any]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.classifications.clear()
 
 
 def _matches(matches: tuple[Match, ...]) -> list[dict[str, Any]]:
     return [{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in matches]
 
 
-def classification_row(message_id: int, result: Result) -> Classification:
-    """The stored form of a classifier result (also used by `reclassify`)."""
-    return Classification(
-        message_id=message_id,
-        labels=list(result.labels),
-        category=result.category,
-        severity=result.severity,
-        matches=_matches(result.matches),
-        shadow_matches=_matches(result.shadow_matches),
-        ruleset_version=result.ruleset_version,
-    )
+def classification_row(message_id: int, result: Result) -> dict[str, Any]:
+    """The stored form of a classifier result, as the row's values (also used by `reclassify`).
+
+    Values, not a model: building a validated model cost more than classifying a chat message.
+    """
+    return {
+        "message_id": message_id,
+        "labels": list(result.labels),
+        "category": result.category,
+        "severity": result.severity,
+        "matches": _matches(result.matches),
+        "shadow_matches": _matches(result.shadow_matches),
+        "ruleset_version": result.ruleset_version,
+    }
 
 
 def build_flag(message: Message, result: Result) -> Flag | None:
@@ -176,13 +203,14 @@ class Ingest:
         incoming: IncomingMessage,
         media_path: str | None,
         *,
-        deferred: list[Classification] | None = None,
+        batch: Batch | None = None,
     ) -> int | None:
         """Store, classify, flag and hand on one message inside the caller's transaction; raises on failure.
 
-        The live bot commits each message on its own (``handle``); a replay commits a run of messages at
-        once, which is safe there because the script can be replayed again, and passes ``deferred`` to
-        collect the classification rows for one multi-row INSERT before its commit.
+        Returns the stored id, or None when the message was stored before. The live bot commits each
+        message on its own (``handle``). A replay or an import commits a run of messages at once, which
+        is safe there because the script can be run again, and passes ``batch``: chat that needs nothing
+        more waits in it (None is returned) until ``store_batch`` writes it many rows to a statement.
         """
         group: Group | None = None
         if incoming.group_id is not None:
@@ -197,35 +225,63 @@ class Ingest:
             group=group,
         )
         values = self._row(incoming, group, sender, media_path)
+        result = self._classifiers.current.classify(incoming.text, role=sender.role)
+        message = Message.model_construct(**values)  # the row being stored: no validation
+        inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
+        red = any(label in RED_FLAGS for label in result.labels)
+        if batch is not None and not red and not self._workflow.wants(inbound):
+            batch.messages.append((values, result))
+            self._log(incoming.platform_id, message, sender, result)
+            return None
+        if batch is not None:
+            await self.store_batch(session, batch)  # earlier messages first: ids keep arrival order
         message_id = await messages_repo.insert_message(session, values=values)
         if message_id is None:
             self.stats.count("duplicate")
             return None
-        message = Message(id=message_id, **values)
-        result = self._classifiers.current.classify(incoming.text, role=sender.role)
+        message = Message.model_construct(id=message_id, **values)
+        inbound = Inbound(message, incoming, group, sender, result, inbound.now)
         row = classification_row(message_id, result)
-        if deferred is not None:
-            deferred.append(row)
+        if batch is not None:
+            batch.classifications.append(row)
         else:
             await messages_repo.add_classifications(session, [row])
         flag = build_flag(message, result)
         if flag is not None:
             await messages_repo.add_flag(session, flag)
             self.stats.count("flagged")
-        inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
         await self._workflow.handle(session, inbound)
         self.stats.count("handled")
+        self._log(message_id, message, sender, result)
+        return message_id
+
+    async def store_batch(self, session: AsyncSession, batch: Batch) -> None:
+        """Write the batch's waiting messages (one INSERT) and classifications (one more)."""
+        if batch.messages:
+            ids = await messages_repo.insert_messages(session, [values for values, _ in batch.messages])
+            for values, result in batch.messages:
+                message_id = ids.pop((values["account"], values["platform_id"]), None)
+                if message_id is None:
+                    self.stats.count("duplicate")
+                    continue
+                batch.classifications.append(classification_row(message_id, result))
+                self.stats.count("handled")
+            batch.messages.clear()
+        if batch.classifications:
+            await messages_repo.add_classifications(session, batch.classifications)
+            batch.classifications.clear()
+
+    def _log(self, ref: int | str, message: Message, sender: Member, result: Result) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "message %s in %s from %s (%s): %s %s",
-                message_id,
+                ref,
                 message.group_name or "private",
                 message.sender_name,
                 sender.role,
                 "/".join(result.labels),
                 ",".join(m.rule for m in result.matches),
             )
-        return message_id
 
     def _row(
         self, incoming: IncomingMessage, group: Group | None, sender: Member, media_path: str | None

@@ -71,6 +71,8 @@ class OutgoingMessage:
     """What a person calls the chat: the group's name, or ``private:<name>``; for logs and transcripts."""
     dedupe_key: str | None = None
     """The outbox row's key; an adapter that can make sending idempotent (the simulator) uses it."""
+    queued_at: datetime | None = None
+    """When the bot decided to say it; a replay's transcript shows this time."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
+CLAIM = 50
+"""Rows claimed per round trip."""
 
 
 class OutboxService:
@@ -149,24 +151,49 @@ class OutboxService:
         return max(waits)
 
     async def send_due(self, adapters: Mapping[str, Adapter], *, pace: bool) -> int:
-        """Send every due row for the given accounts; with ``pace`` it waits between sends as configured."""
+        """Send every due row for the given accounts; with ``pace`` it waits between sends as configured.
+
+        Paced (the live bot), each row is marked sent in its own transaction right after it went.
+        Unpaced (a replay), a claimed chunk is marked sent in one statement after it went, each row at the
+        time it became due, which is when a bot that never waits would have sent it.
+        """
         sent = 0
         for account, adapter in adapters.items():
             while True:
                 async with self._sessions() as session:
-                    rows = await outbox_repo.claim_due(session, account=account, now=self._clock.now(), lease=LEASE)
+                    rows = await outbox_repo.claim_due(
+                        session, account=account, now=self._clock.now(), lease=LEASE, limit=CLAIM
+                    )
                     await session.commit()
-                if not rows:
-                    break
+                done: list[tuple[int, datetime, str | None]] = []
                 for row in rows:
+                    assert row.id is not None
                     if pace:
                         delay = self._wait_needed(row, self._clock.now())
                         if delay > 0:
                             await asyncio.sleep(delay)
-                    sent += await self._send_one(adapter, row)
+                    ok, platform_id = await self._send_one(adapter, row)
+                    if not ok:
+                        continue
+                    sent += 1
+                    if pace:
+                        await self._mark_sent([(row.id, self._clock.now(), platform_id)])
+                    else:
+                        done.append((row.id, row.not_before, platform_id))
+                await self._mark_sent(done)
+                if len(rows) < CLAIM:
+                    break
         return sent
 
-    async def _send_one(self, adapter: Adapter, row: Outbox) -> int:
+    async def _mark_sent(self, rows: list[tuple[int, datetime, str | None]]) -> None:
+        if rows:
+            async with self._sessions() as session:
+                await outbox_repo.mark_sent(session, rows)
+                await session.commit()
+
+    async def _send_one(self, adapter: Adapter, row: Outbox) -> tuple[bool, str | None]:
+        """Hand one row to its adapter: (sent, the platform's id for it). A failure is logged and the row
+        retried later with backoff, or given up after MAX_ATTEMPTS."""
         assert row.id is not None
         message = OutgoingMessage(
             account=row.account,
@@ -178,6 +205,7 @@ class OutboxService:
             mention_ids=tuple(row.mention_ids),
             mention_names=tuple(row.mention_names),
             dedupe_key=row.dedupe_key,
+            queued_at=row.created_at,
         )
         try:
             platform_id = await adapter.send(message)
@@ -194,14 +222,11 @@ class OutboxService:
                     give_up=give_up,
                 )
                 await session.commit()
-            return 0
+            return False, None
         now = self._clock.now()
         self._last_account[row.account] = now
         self._last_chat[(row.account, row.chat_id)] = now
-        async with self._sessions() as session:
-            await outbox_repo.mark_sent(session, row.id, at=now, platform_message_id=platform_id)
-            await session.commit()
-        return 1
+        return True, platform_id
 
     async def run(self, adapters: Mapping[str, Adapter], *, poll_seconds: float = 1.0) -> None:
         """The live sender: drains due rows, then sleeps until woken by an enqueue or the poll interval."""

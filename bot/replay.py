@@ -23,10 +23,9 @@ from bot.clock import CHINA, SimulatedClock
 from bot.config import Config
 from bot.directory import RosterEntry
 from bot.errors import InputError
+from bot.ingest import Batch
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, RoomMember
 from bot.services import Services, build_services
-from storage.models import Classification
-from storage.repos import messages as messages_repo
 from storage.repos import state
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ class TranscriptAdapter:
         if message.image_path:
             image = str(self.services.media.path(message.image_path))
         line: dict[str, object] = {
-            "at": self.services.clock.now().isoformat(),
+            "at": (message.queued_at or self.services.clock.now()).astimezone(CHINA).isoformat(),
             "to": message.chat_name or message.chat_id,
             "text": message.text,
             "image": image,
@@ -167,22 +166,24 @@ class TranscriptAdapter:
 
 
 class _BatchRunner:
-    """Handles a run of replayed messages in one transaction, committing when the bot has something to say.
+    """Handles a run of replayed messages in one transaction, then sends what the bot said in it.
 
-    Replies are sent as soon as the message that caused them is committed, so the transcript's times stay
-    exact; a run of chat in between costs one commit instead of one per message. If anything in a run
-    fails, the run is rolled back and its messages are handled again one by one, each with the live
-    bot's error boundary, so one bad message never takes its neighbours with it.
+    A run ends after ``MAX_RUN`` messages, before a member line, a tick or a due job, and at the end of
+    the script. Chat waits in the ingest's batch and is stored many rows to a statement; replies are
+    sent once the run is committed and transcribed at the time they were queued, so the transcript
+    reads as if each was sent at once. If anything in a run fails, the run is rolled back and its
+    messages are handled again one by one, each with the live bot's error boundary, so one bad message
+    never takes its neighbours with it.
     """
 
-    MAX_RUN = 200
+    MAX_RUN = 500
 
     def __init__(self, services: Services, adapters: dict[str, TranscriptAdapter]) -> None:
         self._services = services
         self._adapters = adapters
         self._session: AsyncSession | None = None
         self._run: list[tuple[IncomingMessage, str | None]] = []
-        self._classifications: list[Classification] = []
+        self._batch = Batch()
 
     async def add(self, incoming: IncomingMessage) -> None:
         services = self._services
@@ -191,14 +192,13 @@ class _BatchRunner:
         if self._session is None:
             self._session = services.sessions()
         self._run.append((incoming, media_path))
-        before = services.outbox.enqueued
         try:
-            await services.ingest.process(self._session, incoming, media_path, deferred=self._classifications)
+            await services.ingest.process(self._session, incoming, media_path, batch=self._batch)
         except Exception:
             log.exception("replayed message %s failed; handling its run one by one", incoming.platform_id)
             await self._retry_one_by_one()
             return
-        if services.outbox.enqueued != before or len(self._run) >= self.MAX_RUN:
+        if len(self._run) >= self.MAX_RUN:
             await self.flush()
 
     async def flush(self) -> None:
@@ -206,7 +206,7 @@ class _BatchRunner:
             return
         session, self._session = self._session, None
         try:
-            await messages_repo.add_classifications(session, self._classifications)
+            await self._services.ingest.store_batch(session, self._batch)
             await session.commit()
         except Exception:
             log.exception("committing a replayed run failed; handling it one by one")
@@ -215,7 +215,6 @@ class _BatchRunner:
             return
         await session.close()
         self._run.clear()
-        self._classifications.clear()
         await self._services.outbox.send_due(self._adapters, pace=False)
 
     async def _retry_one_by_one(self) -> None:
@@ -225,7 +224,7 @@ class _BatchRunner:
             await self._session.close()
             self._session = None
         services.ingest.forget_uncommitted()
-        self._classifications.clear()
+        self._batch.clear()
         clock = services.clock
         now = clock.now()
         for incoming, _ in self._run:
@@ -243,7 +242,7 @@ class _BatchRunner:
             await self._session.rollback()
             await self._session.close()
             self._session = None
-        self._classifications.clear()
+        self._batch.clear()
 
 
 def _platform_id(script: Path, line: ParsedLine) -> str:

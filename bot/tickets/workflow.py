@@ -5,7 +5,9 @@ them, photos close them, reporters rate them. Called by the ingest inside the me
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +31,9 @@ from storage.models import Member, Ticket
 from storage.repos import tickets as repo
 
 log = logging.getLogger(__name__)
+
+Step = Callable[[AsyncSession], Awaitable[None]]
+"""The workflow's handling of one message, bound to it, waiting for the transaction."""
 
 OFFICIAL = ("cadre", "staff")
 REPEAT_WINDOW = timedelta(days=30)
@@ -67,15 +72,26 @@ class TicketWorkflow:
     # --- routing ------------------------------------------------------------------------------------
 
     async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
+        step = self.route(inbound)
+        if step is not None:
+            await step(session)
+
+    def wants(self, inbound: Inbound) -> bool:
+        return self.route(inbound) is not None
+
+    def route(self, inbound: Inbound) -> Step | None:
+        """What this message asks of the workflow, decided without the database; None when nothing.
+
+        Most of a group's messages are chat that no ticket cares about; knowing that before storing
+        them lets a replay or an import store such messages many to a statement.
+        """
         message, sender = inbound.message, inbound.sender
         official = sender.role in OFFICIAL
         if message.kind == "image":
-            if official:
-                await self._photo(session, inbound)
-            return
+            return partial(self._photo, inbound=inbound) if official else None
         text = (inbound.incoming.text or "").strip()
         if not text:
-            return
+            return None
         command = commands.parse_command(text)
         if command is None and inbound.incoming.quote_text:
             quoted = commands.ticket_refs(inbound.incoming.quote_text)
@@ -84,27 +100,37 @@ class TicketWorkflow:
                 if not official and command is not None and command.action != Action.PROGRESS:
                     command = Command(command.ticket_id, Action.PROGRESS, command.text)
         if official and command is not None:
-            await self._command(session, inbound, command)
-            return
+            return partial(self._command, inbound=inbound, command=command)
+        rest = self._route_text(inbound, text, command, official=official)
         rating = commands.parse_rating(text)
-        if rating is not None and await self._rating(session, inbound, str(rating), command):
-            return
+        if rating is not None:
+            return partial(self._rating_or, inbound=inbound, rating=str(rating), command=command, rest=rest)
+        return rest
+
+    def _route_text(self, inbound: Inbound, text: str, command: Command | None, *, official: bool) -> Step | None:
         if command is not None and command.action != Action.PROGRESS:
-            await self._answer(session, inbound, "ticket_not_allowed", ticket_id=command.ticket_id)
-            return
-        if message.private:
+            return partial(self._answer, inbound=inbound, template="ticket_not_allowed", ticket_id=command.ticket_id)
+        if inbound.message.private:
             if official:
-                await self._answer(session, inbound, "ticket_cadre_help")
-            else:
-                await self._private_report(session, inbound, text)
-            return
+                return partial(self._answer, inbound=inbound, template="ticket_cadre_help")
+            return partial(self._private_report, inbound=inbound, text=text)
         labels = inbound.result.labels
         if "clue" in labels:
-            await self._clue_in_group(session, inbound, text)
-        elif "demand" in labels:
-            await self._report(session, inbound, "demand", text)
-        elif "consult" in labels:
-            await self._report(session, inbound, "consult", text)
+            return partial(self._clue_in_group, inbound=inbound, text=text)
+        if "demand" in labels:
+            return partial(self._report, inbound=inbound, kind="demand", text=text)
+        if "consult" in labels:
+            return partial(self._report, inbound=inbound, kind="consult", text=text)
+        return None
+
+    async def _rating_or(
+        self, session: AsyncSession, *, inbound: Inbound, rating: str, command: Command | None, rest: Step | None
+    ) -> None:
+        """A rating word rates the ticket waiting for one; with none waiting, the message goes on its way."""
+        if await self._rating(session, inbound, rating, command):
+            return
+        if rest is not None:
+            await rest(session)
 
     async def _answer(
         self, session: AsyncSession, inbound: Inbound, template: str, *, suffix: str = "", **values: Any

@@ -6,16 +6,39 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import insert_ignore
+from storage.repos.common import dialect_name, insert_ignore
+
+INSERT_CHUNK = 500
+"""Rows per multi-row INSERT: 500 rows of 17 columns stay under SQLite's 32,766 parameters."""
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
     """Store a message once: returns its new id, or None when (account, platform_id) is already stored."""
     return await insert_ignore(session, Message, ("account", "platform_id"), values)
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Store many messages (each row with the same keys) in one statement per chunk, skipping those
+    already stored; returns (account, platform_id) → new id for the rows that were new."""
+    table: Any = Message.__table__  # type: ignore[attr-defined]
+    module: Any = postgresql if dialect_name(session) == "postgresql" else sqlite
+    connection = await session.connection()
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(rows), INSERT_CHUNK):
+        statement = (
+            module.insert(table)
+            .values(rows[start : start + INSERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=["account", "platform_id"])
+            .returning(table.c.id, table.c.account, table.c.platform_id)
+        )
+        for message_id, account, platform_id in await connection.execute(statement):
+            ids[(account, platform_id)] = int(message_id)
+    return ids
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
@@ -34,11 +57,11 @@ async def set_media_path(session: AsyncSession, message_id: int, path: str) -> N
         session.add(message)
 
 
-async def add_classifications(session: AsyncSession, rows: list[Classification]) -> None:
-    """One multi-row Core INSERT: adding ORM objects would make the next statement flush the unit of
-    work, which costs more than the rest of handling a chat message."""
+async def add_classifications(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Classification rows (their values) in one multi-row Core INSERT: adding ORM objects would make the
+    next statement flush the unit of work, which costs more than the rest of handling a chat message."""
     if rows:
-        await session.exec(insert(Classification), params=[row.model_dump() for row in rows])
+        await session.exec(insert(Classification), params=rows)
 
 
 async def get_classification(session: AsyncSession, message_id: int) -> Classification | None:

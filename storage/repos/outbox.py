@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,12 +43,19 @@ async def claim_due(
     return rows
 
 
-async def mark_sent(session: AsyncSession, outbox_id: int, *, at: datetime, platform_message_id: str | None) -> None:
-    await session.exec(
+async def mark_sent(session: AsyncSession, rows: list[tuple[int, datetime, str | None]]) -> None:
+    """Mark rows (id, sent at, platform message id) sent, in one statement."""
+    statement = (
         update(Outbox)
-        .where(col(Outbox.id) == outbox_id)
-        .values(status="sent", sent_at=at, platform_message_id=platform_message_id, lease_until=None)
+        .where(col(Outbox.id) == bindparam("outbox_id"))
+        .values(
+            status="sent", sent_at=bindparam("sent"), platform_message_id=bindparam("platform_id"), lease_until=None
+        )
+        .execution_options(synchronize_session=False)
     )
+    params = [{"outbox_id": i, "sent": at, "platform_id": platform_id} for i, at, platform_id in rows]
+    connection = await session.connection()
+    await connection.execute(statement, params)
 
 
 async def mark_retry(session: AsyncSession, outbox_id: int, *, error: str, retry_at: datetime, give_up: bool) -> None:

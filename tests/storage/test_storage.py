@@ -90,7 +90,7 @@ async def test_outbox_dedupes_and_leases(engine: AsyncEngine) -> None:
         )
         assert len(again) == 1 and again[0].attempts == 2
         assert again[0].id is not None
-        await outbox.mark_sent(session, again[0].id, at=T0 + timedelta(seconds=62), platform_message_id="x")
+        await outbox.mark_sent(session, [(again[0].id, T0 + timedelta(seconds=62), "x")])
         await session.commit()
     async with sessions() as session:
         assert (
