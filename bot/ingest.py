@@ -87,13 +87,14 @@ def _matches(matches: tuple[Match, ...]) -> list[dict[str, Any]]:
     return [{"rule": m.rule, "keywords": list(m.keywords), "label": m.label} for m in matches]
 
 
-def classification_row(message_id: int, result: Result) -> dict[str, Any]:
-    """The stored form of a classifier result, as the row's values (also used by `reclassify`).
+def classification_row(message_id: int | None, result: Result) -> dict[str, Any]:
+    """The stored form of a classifier result, as the row's values (also used by `reclassify`); without
+    ``message_id`` when the message is not stored yet.
 
     Values, not a model: building a validated model cost more than classifying a chat message.
     """
-    return {
-        "message_id": message_id,
+    row: dict[str, Any] = {} if message_id is None else {"message_id": message_id}
+    return row | {
         "labels": list(result.labels),
         "category": result.category,
         "severity": result.severity,
@@ -256,16 +257,12 @@ class Ingest:
         return message_id
 
     async def store_batch(self, session: AsyncSession, batch: Batch) -> None:
-        """Write the batch's waiting messages (one INSERT) and classifications (one more)."""
+        """Write the batch: its waiting chat and the classifications of messages already stored."""
         if batch.messages:
-            ids = await messages_repo.insert_messages(session, [values for values, _ in batch.messages])
-            for values, result in batch.messages:
-                message_id = ids.pop((values["account"], values["platform_id"]), None)
-                if message_id is None:
-                    self.stats.count("duplicate")
-                    continue
-                batch.classifications.append(classification_row(message_id, result))
-                self.stats.count("handled")
+            rows = [(values, classification_row(None, result)) for values, result in batch.messages]
+            stored = await messages_repo.store_chat(session, rows)
+            self.stats.count("handled", stored)
+            self.stats.count("duplicate", len(rows) - stored)
             batch.messages.clear()
         if batch.classifications:
             await messages_repo.add_classifications(session, batch.classifications)
