@@ -71,8 +71,9 @@ class Batch:
     """Rows a replay or an import stores many to a statement, before it commits.
 
     Only messages nothing else refers to wait here: chat that raises no flag and that the workflow has
-    no step for. They leave nothing behind but their own two rows, so storing them a little later, with
-    ON CONFLICT DO NOTHING deciding which are new, ends exactly as storing each at once would.
+    no step for. They leave nothing behind but their own two rows, so storing them at the end of the run,
+    with ON CONFLICT DO NOTHING deciding which are new, ends as storing each at once would; only their
+    ids come after those of the run's other messages (everything orders messages by time, not id).
     """
 
     messages: list[tuple[dict[str, Any], Result]] = field(default_factory=list)
@@ -234,8 +235,6 @@ class Ingest:
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
-        if batch is not None:
-            await self.store_batch(session, batch)  # earlier messages first: ids keep arrival order
         message_id = await messages_repo.insert_message(session, values=values)
         if message_id is None:
             self.stats.count("duplicate")

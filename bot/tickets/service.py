@@ -93,8 +93,9 @@ class TicketService:
             problem = check(ticket)
             if problem is not None:
                 return ticket, problem
-            if await repo.update_ticket(session, ticket_id, version=ticket.version, values=values(ticket)):
-                return await repo.get_ticket(session, ticket_id), None
+            changed = await repo.update_ticket(session, ticket_id, version=ticket.version, values=values(ticket))
+            if changed is not None:
+                return changed, None
         return await repo.get_ticket(session, ticket_id), "conflict"
 
     async def event(

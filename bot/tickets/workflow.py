@@ -249,7 +249,7 @@ class TicketWorkflow:
             keywords=keywords,
         )
         assert ticket.id is not None
-        count = len(await repo.reporters(session, ticket.id))
+        count = await repo.count_reporters(session, ticket.id)
         assignee = await self.service.member(session, ticket.assignee_platform_id)
         await self.service.post(
             session,

@@ -108,7 +108,7 @@ async def get_classification(session: AsyncSession, message_id: int) -> Classifi
 
 
 async def add_flag(session: AsyncSession, flag: Flag) -> None:
-    await session.exec(insert(Flag).values(**flag.model_dump(exclude={"id"})))
+    await session.exec(insert(Flag), params=[flag.model_dump(exclude={"id"})])
 
 
 async def list_flags(session: AsyncSession) -> list[tuple[Flag, Message]]:

@@ -41,21 +41,26 @@ async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
     return (await session.exec(statement)).first()
 
 
-async def update_ticket(session: AsyncSession, ticket_id: int, *, version: int, values: dict[str, Any]) -> bool:
-    """Apply ``values`` if the ticket is still at ``version``; True when this call changed it."""
+async def update_ticket(
+    session: AsyncSession, ticket_id: int, *, version: int, values: dict[str, Any]
+) -> Ticket | None:
+    """Apply ``values`` if the ticket is still at ``version``: the ticket as changed (read back by the
+    same statement), or None when another writer changed it first."""
     statement = (
         update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.version) == version)
         .values(**values, version=version + 1)
-        .execution_options(synchronize_session=False)
+        .returning(Ticket)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     result = await session.exec(statement)
-    return bool(result.rowcount)
+    changed: Ticket | None = result.scalars().first()
+    return changed
 
 
 async def add_event(session: AsyncSession, *, ticket_id: int, at: datetime, type: str, actor: str, text: str) -> None:
-    session.add(TicketEvent(ticket_id=ticket_id, at=at, type=type, actor=actor, text=text))
-    await session.flush()
+    values = {"ticket_id": ticket_id, "at": at, "type": type, "actor": actor, "text": text}
+    await session.exec(insert(TicketEvent), params=[values])
 
 
 async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -75,6 +80,11 @@ async def add_reporter(
     """True when this person was not yet a reporter of the ticket."""
     values = {"ticket_id": ticket_id, "platform_id": platform_id, "name": name, "message_id": message_id, "at": at}
     return await insert_ignore(session, TicketReporter, ("ticket_id", "platform_id"), values) is not None
+
+
+async def count_reporters(session: AsyncSession, ticket_id: int) -> int:
+    statement = select(func.count()).select_from(TicketReporter).where(TicketReporter.ticket_id == ticket_id)
+    return int((await session.exec(statement)).one())
 
 
 async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
@@ -113,21 +123,20 @@ async def merge_candidates(
     session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
 ) -> list[Ticket]:
     """Open tickets of the same village, category and kind with a report since ``since``, newest first."""
-    last_report = (
-        select(TicketReporter.ticket_id, func.max(TicketReporter.at).label("last_at"))
-        .group_by(col(TicketReporter.ticket_id))
-        .subquery()
+    reported_since = (
+        select(TicketReporter.id)
+        .where(TicketReporter.ticket_id == Ticket.id, col(TicketReporter.at) >= since)
+        .exists()
     )
     statement = (
         select(Ticket)
-        .join(last_report, last_report.c.ticket_id == Ticket.id)
         .where(
             Ticket.village == village,
             Ticket.category == category,
             Ticket.kind == kind,
             col(Ticket.status).in_(ACTIVE),
             col(Ticket.confidential).is_(False),
-            last_report.c.last_at >= since,
+            reported_since,
         )
         .order_by(col(Ticket.id).desc())
     )

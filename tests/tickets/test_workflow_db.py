@@ -138,9 +138,11 @@ async def test_version_check_lets_one_of_two_stale_writers_through(world: World)
         ticket = await repo.get_ticket(session, 1)  # type: ignore[arg-type]
         assert ticket is not None
         await barrier.wait()  # both have read the same version
-        changed = await repo.update_ticket(session, 1, version=ticket.version, values={"status": status})  # type: ignore[arg-type]
+        old = ticket.version
+        changed = await repo.update_ticket(session, 1, version=old, values={"status": status})  # type: ignore[arg-type]
         await session.commit()  # type: ignore[attr-defined]
-        return changed
+        assert changed is None or (changed.status == status and changed.version == old + 1)
+        return changed is not None
 
     try:
         outcomes = await asyncio.gather(write(first, "resolved"), write(second, "accepted"))
