@@ -104,10 +104,12 @@ class Directory:
         self._config = config
         self._cache_seconds = cache_seconds
         self._groups: dict[str, tuple[float, Group]] = {}
+        self._groups_by_name: dict[str, tuple[float, Group]] = {}
         self._members: dict[str, tuple[float, Member]] = {}
 
     def forget(self) -> None:
         self._groups.clear()
+        self._groups_by_name.clear()
         self._members.clear()
 
     def _cached(self, table: dict[str, tuple[float, _Row]], key: str) -> _Row | None:
@@ -166,6 +168,22 @@ class Directory:
             group.village, group.township, group.county, group.configured = village, township, county, True
             await repo.save(session, group)
         return group
+
+    async def group_named(self, session: AsyncSession, name: str) -> Group | None:
+        """A stored group by name (a ticket's group), from the cache when fresh."""
+        cached = self._cached(self._groups_by_name, name)
+        if cached is not None:
+            return cached
+        group = await repo.get_group(session, name)
+        return None if group is None else self._remember(self._groups_by_name, name, group)
+
+    async def member(self, session: AsyncSession, platform_id: str) -> Member | None:
+        """A stored person by platform id (a ticket's assignee), from the cache when fresh."""
+        cached = self._cached(self._members, platform_id)
+        if cached is not None:
+            return cached
+        member = await repo.get_member(session, platform_id)
+        return None if member is None else self._remember(self._members, platform_id, member)
 
     async def group_for(self, session: AsyncSession, *, platform_id: str, topic: str | None, account: str) -> Group:
         """The group a room message belongs to; an unknown room is stored as an unassigned group, never dropped."""

@@ -84,6 +84,7 @@ async def build_services(
         clock=clock,
         classifiers=holder,
         media=media,
+        directory=directory,
     )
     stats = Stats()
     ingest = Ingest(

@@ -17,12 +17,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.directory import Directory
 from bot.outbox import OutboxService
 from bot.templates import Templates
 from bot.tickets import calendar
 from bot.tickets.roster import next_level, responsible
 from storage.models import Group, Member, Ticket
-from storage.repos import directory as directory_repo
 from storage.repos import tickets as repo
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,11 @@ Check = Callable[[Ticket], str | None]
 
 
 class TicketService:
-    def __init__(self, *, outbox: OutboxService, templates: Templates, config: Config, clock: Clock) -> None:
+    def __init__(
+        self, *, outbox: OutboxService, templates: Templates, config: Config, clock: Clock, directory: Directory
+    ) -> None:
         self.outbox = outbox
+        self.directory = directory
         self.templates = templates
         self.config = config
         self.clock = clock
@@ -107,7 +110,7 @@ class TicketService:
     async def group_of(self, session: AsyncSession, ticket: Ticket) -> Group | None:
         if ticket.confidential or not ticket.group_name:
             return None
-        return await directory_repo.get_group(session, ticket.group_name)
+        return await self.directory.group_named(session, ticket.group_name)
 
     async def reporter_members(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
         assert ticket.id is not None
@@ -118,7 +121,7 @@ class TicketService:
     async def member(self, session: AsyncSession, platform_id: str | None) -> Member | None:
         if not platform_id:
             return None
-        return await directory_repo.get_member(session, platform_id)
+        return await self.directory.member(session, platform_id)
 
     async def post(
         self,

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.directory import Directory
 from bot.ingest import Inbound
 from bot.media import MediaStore
 from bot.outbox import OutboxService
@@ -53,11 +54,14 @@ class TicketWorkflow:
         clock: Clock,
         classifiers: ClassifierSource,
         media: MediaStore,
+        directory: Directory,
     ) -> None:
         self._sessions = session_factory
         self._config = config
         self._classifiers = classifiers
-        self.service = TicketService(outbox=outbox, templates=templates, config=config, clock=clock)
+        self.service = TicketService(
+            outbox=outbox, templates=templates, config=config, clock=clock, directory=directory
+        )
         self.actions = TicketActions(session_factory=session_factory, service=self.service, media=media)
         self._jobs = TicketJobs(session_factory=session_factory, service=self.service)
 

@@ -96,6 +96,7 @@ async def world(engine: AsyncEngine, holder: ClassifierHolder, tmp_path: Path) -
         clock=clock,
         classifiers=holder,
         media=media,
+        directory=directory,
     )
     ingest = Ingest(
         session_factory=sessions, classifiers=holder, directory=directory, workflow=workflow, media=media, clock=clock
