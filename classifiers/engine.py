@@ -96,8 +96,7 @@ class Classifier:
         # For the prefilter: how much each rule can add to its label (shadow rules add nothing, but are
         # still evaluated when some label can be reached, so their hits are recorded).
         self._potential = [
-            0.0 if (r.shadow or not self._is_label_rule[i]) else max(r.weight, 0.0)
-            for i, r in enumerate(self._rules)
+            0.0 if (r.shadow or not self._is_label_rule[i]) else max(r.weight, 0.0) for i, r in enumerate(self._rules)
         ]
         by_literal: dict[str, list[int]] = defaultdict(list)
         for i, term in enumerate(self._terms):
@@ -198,8 +197,10 @@ class Classifier:
         # categories when a demand or consult is reachable, and shadow rules (to record them).
         want_cat = "demand" in reachable or "consult" in reachable
         cands = [
-            ri for ri in cands
-            if self._rules[ri].shadow or self._rules[ri].label in reachable
+            ri
+            for ri in cands
+            if self._rules[ri].shadow
+            or self._rules[ri].label in reachable
             or (want_cat and not self._is_label_rule[ri])
         ]
         tokens = self._tokens(core)
@@ -355,15 +356,17 @@ class Classifier:
         for lab in labels:
             sev = cfg.severity_roles.get(lab, {}).get(role) or cfg.severity.get(lab)
             for r, _ in fired:
-                if r.label == lab and not r.shadow and r.severity is not None and (
-                    sev is None or _SEV_RANK[r.severity] > _SEV_RANK[sev]
+                if (
+                    r.label == lab
+                    and not r.shadow
+                    and r.severity is not None
+                    and (sev is None or _SEV_RANK[r.severity] > _SEV_RANK[sev])
                 ):
                     sev = r.severity
             if sev is not None and (severity is None or _SEV_RANK[sev] > _SEV_RANK[severity]):
                 severity = sev
         cat_label = f"category:{category}" if category is not None else None
         acted = tuple(
-            m for r, m in fired
-            if not r.shadow and (r.label in labels or r.weight < 0 or r.label == cat_label)
+            m for r, m in fired if not r.shadow and (r.label in labels or r.weight < 0 or r.label == cat_label)
         )
         return Classification(tuple(labels), category, severity, acted, tuple(shadow), self.version)

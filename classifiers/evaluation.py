@@ -32,10 +32,18 @@ NAIVE_KEYWORDS: dict[str, tuple[str, ...]] = {
     "feedback": ("满意", "谢谢", "感谢"),
 }
 NAIVE_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "water": ("水",), "power": ("电", "灯"), "road_traffic": ("路", "桥"), "sanitation": ("垃圾", "厕所"),
-    "safety_hazard": ("危险",), "public_order": ("吵", "偷"), "land_housing": ("房", "宅基地"),
-    "welfare": ("低保", "补贴", "养老"), "village_affairs": ("村委", "账"), "education_health": ("学", "医"),
-    "agriculture": ("田", "种"), "environment": ("污染", "烟"),
+    "water": ("水",),
+    "power": ("电", "灯"),
+    "road_traffic": ("路", "桥"),
+    "sanitation": ("垃圾", "厕所"),
+    "safety_hazard": ("危险",),
+    "public_order": ("吵", "偷"),
+    "land_housing": ("房", "宅基地"),
+    "welfare": ("低保", "补贴", "养老"),
+    "village_affairs": ("村委", "账"),
+    "education_health": ("学", "医"),
+    "agriculture": ("田", "种"),
+    "environment": ("污染", "烟"),
 }
 
 
@@ -122,15 +130,14 @@ def evaluate(items: list[Item], predict: Callable[[str, str | None], tuple[tuple
 
     rep.ticket = binary(TICKET)
     rep.red_flag = binary(RED_FLAG)
-    cat_items = [(it, pc) for it, (pl, pc) in zip(items, preds, strict=True)
-                 if it.labels & {"demand", "consult"} and it.category]
+    cat_items = [
+        (it, pc) for it, (pl, pc) in zip(items, preds, strict=True) if it.labels & {"demand", "consult"} and it.category
+    ]
     rep.category_n = len(cat_items)
     rep.category_accuracy = sum(1 for it, pc in cat_items if pc == it.category) / len(cat_items) if cat_items else 1.0
     notices = [(it, pl) for it, (pl, _) in zip(items, preds, strict=True) if it.labels == {"notice"}]
     rep.notices_n = len(notices)
-    rep.notices_ticketed = (
-        sum(1 for _, pl in notices if set(pl) & TICKET) / len(notices) if notices else 0.0
-    )
+    rep.notices_ticketed = sum(1 for _, pl in notices if set(pl) & TICKET) / len(notices) if notices else 0.0
     for it, (pl, pc) in zip(items, preds, strict=True):
         wrong_cat = bool(it.labels & {"demand", "consult"}) and it.category and pc != it.category
         if set(pl) != it.labels or wrong_cat:
@@ -176,8 +183,13 @@ def run_eval(rules_dir: Path, dataset_paths: list[Path], outfile: TextIO, *, sho
         print(format_report(f"rules {clf.version} on {path}", rep), file=outfile)
         if show_errors:
             for it, pl, pc in rep.errors:
-                err: dict[str, Any] = {"id": it.id, "text": it.text, "role": it.role,
-                                       "gold": [sorted(it.labels), it.category], "got": [list(pl), pc]}
+                err: dict[str, Any] = {
+                    "id": it.id,
+                    "text": it.text,
+                    "role": it.role,
+                    "gold": [sorted(it.labels), it.category],
+                    "got": [list(pl), pc],
+                }
                 print(json.dumps(err, ensure_ascii=False), file=outfile)
         base = evaluate(items, naive_baseline)
         print(format_report(f"naive substring baseline on {path}", base), file=outfile)

@@ -37,14 +37,16 @@ def _shorten_run(m: re.Match[str]) -> str:
         return ch
     run = m.group(0)
     return run if len(run) == 2 else ch + ch
+
+
 _NON_CORE_RE = re.compile(r"[^\w#@%]+")
 
 
 # Emoji, pictographs, dingbats, variation selectors, zero-width joiners, private use, tags, controls and
 # lone surrogates: never meaningful for the rules, and removed in one regular-expression pass.
 _JUNK_RE = re.compile(
-    "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE00-\uFE0F\u200B-\u200D\u2060\u20E3"
-    "\uFEFF\uFFFD\uE000-\uF8FF\U000E0000-\U000E007F\U000F0000-\U0010FFFF\x00-\x08\x0b\x0c"
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe00-\ufe0f\u200b-\u200d\u2060\u20e3"
+    "\ufeff\ufffd\ue000-\uf8ff\U000e0000-\U000e007f\U000f0000-\U0010ffff\x00-\x08\x0b\x0c"
     "\x0e-\x1f\x7f-\x9f\ud800-\udfff]+"
 )
 

@@ -86,8 +86,23 @@ class RuleSet:
 
 
 _RULE_KEYS = {
-    "id", "label", "category", "any", "all", "none", "window", "roles", "not_roles", "negatable",
-    "weight", "severity", "shadow", "fuzzy", "start", "max_len", "note",
+    "id",
+    "label",
+    "category",
+    "any",
+    "all",
+    "none",
+    "window",
+    "roles",
+    "not_roles",
+    "negatable",
+    "weight",
+    "severity",
+    "shadow",
+    "fuzzy",
+    "start",
+    "max_len",
+    "note",
 }
 _HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -180,8 +195,7 @@ class _PackParser:
             out.append(self.rule(r, start, end, default_label, default_shadow))
         return out
 
-    def rule(self, r: dict[str, Any], start: int, end: int, default_label: object,
-             default_shadow: bool) -> Rule:
+    def rule(self, r: dict[str, Any], start: int, end: int, default_label: object, default_shadow: bool) -> Rule:
         hdr = start + 1
 
         def line(key: str) -> int:
@@ -193,7 +207,7 @@ class _PackParser:
             raise self.err(line(k), f"unknown key {k!r} (allowed: {', '.join(sorted(_RULE_KEYS))})")
         rid = r.get("id")
         if not isinstance(rid, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", rid):
-            raise self.err(line("id") if "id" in r else hdr, "every rule needs an id like \"water.outage\"")
+            raise self.err(line("id") if "id" in r else hdr, 'every rule needs an id like "water.outage"')
         label = r.get("label", default_label)
         cat = r.get("category")
         if cat is not None:
@@ -203,14 +217,16 @@ class _PackParser:
                 raise self.err(line("category"), f"unknown category {cat!r}; one of {', '.join(CATEGORIES)}")
             label = f"category:{cat}"
         if not isinstance(label, str) or (label not in LABELS and not label.startswith("category:")):
-            raise self.err(line("label") if "label" in r else hdr,
-                           f"rule {rid}: unknown or missing label {label!r}; one of {', '.join(LABELS)}")
+            raise self.err(
+                line("label") if "label" in r else hdr,
+                f"rule {rid}: unknown or missing label {label!r}; one of {', '.join(LABELS)}",
+            )
         if label.startswith("category:") and label[9:] not in CATEGORIES:
             raise self.err(hdr, f"rule {rid}: unknown category {label[9:]!r}")
         any_terms = self.terms(r.get("any", []), "any", line("any"))
         all_raw = r.get("all", [])
         if not isinstance(all_raw, list) or not all(isinstance(g, list) for g in all_raw):
-            raise self.err(line("all"), "'all' must be a list of lists: all = [[\"水管\"], [\"爆\", \"漏\"]]")
+            raise self.err(line("all"), '\'all\' must be a list of lists: all = [["水管"], ["爆", "漏"]]')
         all_groups = tuple(self.terms(g, "all", line("all")) for g in all_raw)
         if any(not g for g in all_groups):
             raise self.err(line("all"), "an 'all' group is empty")
@@ -244,9 +260,19 @@ class _PackParser:
         if not isinstance(note, str):
             raise self.err(line("note"), "'note' must be a string")
         return Rule(
-            id=rid, label=label, file=self.display, line=hdr, any=any_terms, all=all_groups,
-            none=none_terms, negatable=r.get("negatable", True), shadow=r.get("shadow", default_shadow),
-            fuzzy=r.get("fuzzy", False), severity=r.get("severity"), note=note, **kw,
+            id=rid,
+            label=label,
+            file=self.display,
+            line=hdr,
+            any=any_terms,
+            all=all_groups,
+            none=none_terms,
+            negatable=r.get("negatable", True),
+            shadow=r.get("shadow", default_shadow),
+            fuzzy=r.get("fuzzy", False),
+            severity=r.get("severity"),
+            note=note,
+            **kw,
         )
 
 
@@ -259,8 +285,19 @@ def _str_list(p: _PackParser, key: str, value: object) -> tuple[str, ...]:
 def _engine_config(path: Path, display: str, normalise: Any) -> EngineConfig:
     p = _PackParser(path, display, normalise)
     d = p.data
-    allowed = {"threshold", "order", "pairs", "suppress", "negation", "negation_bridge", "severity",
-               "severity_roles", "fallback_category", "max_chars", "stopwords"}
+    allowed = {
+        "threshold",
+        "order",
+        "pairs",
+        "suppress",
+        "negation",
+        "negation_bridge",
+        "severity",
+        "severity_roles",
+        "fallback_category",
+        "max_chars",
+        "stopwords",
+    }
     for k in d:
         if k not in allowed:
             raise p.err(_key_line(p.lines, 0, len(p.lines), k), f"unknown key {k!r}")
@@ -292,8 +329,10 @@ def _engine_config(path: Path, display: str, normalise: Any) -> EngineConfig:
         severity[k] = v
     sev_roles: dict[str, dict[str, str]] = {}
     for k, v in d.get("severity_roles", {}).items():
-        if k not in LABELS or not isinstance(v, dict) or any(
-            r not in ROLES or s not in SEVERITIES for r, s in v.items()
+        if (
+            k not in LABELS
+            or not isinstance(v, dict)
+            or any(r not in ROLES or s not in SEVERITIES for r, s in v.items())
         ):
             raise p.err(ln(k), f"severity_roles.{k}: a table of role = severity expected")
         sev_roles[k] = dict(v)
@@ -310,9 +349,17 @@ def _engine_config(path: Path, display: str, normalise: Any) -> EngineConfig:
     bridge = [normalise(x) for x in _str_list(p, "negation_bridge", d.get("negation_bridge", []))]
     stop = _str_list(p, "stopwords", d.get("stopwords", []))
     return EngineConfig(
-        threshold=float(thr), order=order, pairs=frozenset(pairs), suppress=suppress,
-        negation=frozenset(norm), negation_bridge=frozenset(bridge), severity=severity,
-        severity_roles=sev_roles, fallback_category=fb, max_chars=mc, stopwords=frozenset(stop),
+        threshold=float(thr),
+        order=order,
+        pairs=frozenset(pairs),
+        suppress=suppress,
+        negation=frozenset(norm),
+        negation_bridge=frozenset(bridge),
+        severity=severity,
+        severity_roles=sev_roles,
+        fallback_category=fb,
+        max_chars=mc,
+        stopwords=frozenset(stop),
     )
 
 
@@ -360,9 +407,7 @@ def load_ruleset(rules_dir: Path, normalise: Any) -> RuleSet:
         parser = _PackParser(path, disp, normalise)
         for rule in parser.rules():
             if rule.id in seen:
-                raise RuleLoadError(
-                    f"{disp}:{rule.line}: duplicate rule id {rule.id!r} (first in {seen[rule.id]})"
-                )
+                raise RuleLoadError(f"{disp}:{rule.line}: duplicate rule id {rule.id!r} (first in {seen[rule.id]})")
             seen[rule.id] = f"{disp}:{rule.line}"
             rules.append(rule)
         files.append(path)
@@ -377,8 +422,13 @@ def load_ruleset(rules_dir: Path, normalise: Any) -> RuleSet:
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
-    return RuleSet(config=config, rules=tuple(rules), userdict=tuple(userdict),
-                   version=digest.hexdigest()[:12], files=tuple(str(f) for f in sorted(files)))
+    return RuleSet(
+        config=config,
+        rules=tuple(rules),
+        userdict=tuple(userdict),
+        version=digest.hexdigest()[:12],
+        files=tuple(str(f) for f in sorted(files)),
+    )
 
 
 def fingerprint(rules_dir: Path) -> str:

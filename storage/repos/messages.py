@@ -37,9 +37,7 @@ async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dic
     if not connection.dialect.supports_sane_multi_rowcount:  # asyncpg: executemany counts nothing
         known = await _count_stored(session, [(values["account"], values["platform_id"]) for values, _ in rows])
     stored = await connection.execute(messages, [values for values, _ in rows])
-    params = [
-        {**labels, "account": values["account"], "platform_id": values["platform_id"]} for values, labels in rows
-    ]
+    params = [{**labels, "account": values["account"], "platform_id": values["platform_id"]} for values, labels in rows]
     await connection.execute(classifications, params)
     return len(rows) - known if known is not None else int(stored.rowcount)
 

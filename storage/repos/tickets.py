@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,9 +36,13 @@ async def add_ticket(session: AsyncSession, ticket: Ticket) -> Ticket:
     return ticket
 
 
+# The hottest queries are built once, with parameters: building a statement and its cache key on every
+# call cost as much as running it (see BENCHMARKS.md, Pipeline).
+_GET_TICKET = select(Ticket).where(Ticket.id == bindparam("ticket_id")).execution_options(populate_existing=True)
+
+
 async def get_ticket(session: AsyncSession, ticket_id: int) -> Ticket | None:
-    statement = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
-    return (await session.exec(statement)).first()
+    return (await session.exec(_GET_TICKET, params={"ticket_id": ticket_id})).first()
 
 
 async def update_ticket(
@@ -82,9 +86,13 @@ async def add_reporter(
     return await insert_ignore(session, TicketReporter, ("ticket_id", "platform_id"), values) is not None
 
 
+_COUNT_REPORTERS = (
+    select(func.count()).select_from(TicketReporter).where(TicketReporter.ticket_id == bindparam("ticket_id"))
+)
+
+
 async def count_reporters(session: AsyncSession, ticket_id: int) -> int:
-    statement = select(func.count()).select_from(TicketReporter).where(TicketReporter.ticket_id == ticket_id)
-    return int((await session.exec(statement)).one())
+    return int((await session.exec(_COUNT_REPORTERS, params={"ticket_id": ticket_id})).one())
 
 
 async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
@@ -119,47 +127,55 @@ async def photos(session: AsyncSession, ticket_id: int) -> list[TicketPhoto]:
 # --- finding tickets for a message ----------------------------------------------------------------
 
 
+def _same_problem_tickets(*conditions: Any, category: bool) -> Any:
+    """Tickets of a village, category (or none) and kind that also meet ``conditions``, newest first."""
+    same_category = Ticket.category == bindparam("category") if category else col(Ticket.category).is_(None)
+    return (
+        select(Ticket)
+        .where(
+            Ticket.village == bindparam("village"),
+            same_category,
+            Ticket.kind == bindparam("kind"),
+            col(Ticket.confidential).is_(False),
+            *conditions,
+        )
+        .order_by(col(Ticket.id).desc())
+    )
+
+
+_REPORTED_SINCE = (
+    select(TicketReporter.id)
+    .where(TicketReporter.ticket_id == Ticket.id, col(TicketReporter.at) >= bindparam("since"))
+    .exists()
+)
+_MERGE_CANDIDATES = {
+    has_category: _same_problem_tickets(col(Ticket.status).in_(ACTIVE), _REPORTED_SINCE, category=has_category)
+    for has_category in (True, False)
+}
+_REPEAT_CANDIDATES = {
+    has_category: _same_problem_tickets(
+        col(Ticket.status).in_(("resolved", "closed")),
+        col(Ticket.resolved_at) >= bindparam("since"),
+        category=has_category,
+    )
+    for has_category in (True, False)
+}
+
+
 async def merge_candidates(
     session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
 ) -> list[Ticket]:
     """Open tickets of the same village, category and kind with a report since ``since``, newest first."""
-    reported_since = (
-        select(TicketReporter.id)
-        .where(TicketReporter.ticket_id == Ticket.id, col(TicketReporter.at) >= since)
-        .exists()
-    )
-    statement = (
-        select(Ticket)
-        .where(
-            Ticket.village == village,
-            Ticket.category == category,
-            Ticket.kind == kind,
-            col(Ticket.status).in_(ACTIVE),
-            col(Ticket.confidential).is_(False),
-            reported_since,
-        )
-        .order_by(col(Ticket.id).desc())
-    )
-    return list((await session.exec(statement)).all())
+    params = {"village": village, "category": category, "kind": kind, "since": since}
+    return list((await session.exec(_MERGE_CANDIDATES[category is not None], params=params)).all())
 
 
 async def repeat_candidates(
     session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
 ) -> list[Ticket]:
     """Resolved or closed tickets of the same village, category and kind resolved since ``since``."""
-    statement = (
-        select(Ticket)
-        .where(
-            Ticket.village == village,
-            Ticket.category == category,
-            Ticket.kind == kind,
-            col(Ticket.status).in_(("resolved", "closed")),
-            col(Ticket.confidential).is_(False),
-            col(Ticket.resolved_at) >= since,
-        )
-        .order_by(col(Ticket.id).desc())
-    )
-    return list((await session.exec(statement)).all())
+    params = {"village": village, "category": category, "kind": kind, "since": since}
+    return list((await session.exec(_REPEAT_CANDIDATES[category is not None], params=params)).all())
 
 
 async def awaiting_rating(session: AsyncSession, *, platform_id: str) -> list[Ticket]:

@@ -20,8 +20,13 @@ def classify_bytes(data: bytes, rules: Path = RULES) -> tuple[int, list[dict], s
 
 def test_contract_output_in_order() -> None:
     lines = [
-        {"id": "a", "text": "石桥村张湾组连续三天停水了,老人小孩怎么办", "role": "villager",
-         "group": "g", "sender": "s"},
+        {
+            "id": "a",
+            "text": "石桥村张湾组连续三天停水了,老人小孩怎么办",
+            "role": "villager",
+            "group": "g",
+            "sender": "s",
+        },
         {"id": 2, "text": "【停水通知】明天8点到17点检修停水", "role": "cadre"},
         {"id": None, "text": "哈哈"},
     ]
@@ -42,7 +47,7 @@ def test_bad_lines_are_reported_and_processing_continues() -> None:
         b"\xff\xfe\x00garbage\n"
         b"not json\n"
         b'{"id": 4}\n'
-        b'[1, 2]\n'
+        b"[1, 2]\n"
         b'{"id": 6, "text": "ok", "role": "king"}\n'
         b'{"id": 7, "text": "\xe6\xbb\xa1\xe6\x84\x8f"}'
     )

@@ -37,8 +37,9 @@ def labels(c: Classification) -> set[str]:
         ("#12 办结 管道已修好", "cadre", {"chat"}, None),
     ],
 )
-def test_contract_examples(clf: Classifier, text: str, role: str | None, want_labels: set[str],
-                           want_category: str | None) -> None:
+def test_contract_examples(
+    clf: Classifier, text: str, role: str | None, want_labels: set[str], want_category: str | None
+) -> None:
     c = clf.classify(text, role=role)
     assert labels(c) == want_labels, c
     assert c.category == want_category, c

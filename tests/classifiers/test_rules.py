@@ -32,7 +32,7 @@ def test_toml_syntax_error_names_file_and_line(rules_copy: Path) -> None:
 
 
 def test_unknown_key_names_its_line(rules_copy: Path) -> None:
-    write(rules_copy, "bad.toml", PACK + 'windw = 3\n')
+    write(rules_copy, "bad.toml", PACK + "windw = 3\n")
     with pytest.raises(RuleLoadError, match=r"rules/labels/bad\.toml:8: unknown key 'windw'"):
         load_classifier(rules_copy)
 
@@ -47,7 +47,7 @@ def test_bad_label_and_category(rules_copy: Path) -> None:
 
 
 def test_wrong_types_and_empty_rules(rules_copy: Path) -> None:
-    write(rules_copy, "bad.toml", PACK + "window = \"three\"\n")
+    write(rules_copy, "bad.toml", PACK + 'window = "three"\n')
     with pytest.raises(RuleLoadError, match=r"bad\.toml:8: 'window' must be a positive integer"):
         load_classifier(rules_copy)
     write(rules_copy, "bad.toml", '[pack]\nlabel = "spam"\n\n[[rule]]\nid = "x.z"\n')
@@ -72,15 +72,19 @@ def test_bad_userdict_and_engine(rules_copy: Path) -> None:
 
 def test_engine_config_errors(rules_copy: Path) -> None:
     eng = rules_copy / "engine.toml"
-    eng.write_text(eng.read_text(encoding="utf-8").replace('["demand", "abuse"]', '["demand", "abus"]'),
-                   encoding="utf-8")
+    eng.write_text(
+        eng.read_text(encoding="utf-8").replace('["demand", "abuse"]', '["demand", "abus"]'), encoding="utf-8"
+    )
     with pytest.raises(RuleLoadError, match=r"rules/engine\.toml:\d+: bad pair"):
         load_classifier(rules_copy)
 
 
 def test_shadow_rule_is_recorded_not_acted_on(rules_copy: Path) -> None:
-    write(rules_copy, "trial.toml", '[pack]\nlabel = "spam"\nshadow = true\n\n[[rule]]\nid = "trial.fish"\n'
-          'weight = 5.0\nany = ["大鱼"]\n')
+    write(
+        rules_copy,
+        "trial.toml",
+        '[pack]\nlabel = "spam"\nshadow = true\n\n[[rule]]\nid = "trial.fish"\nweight = 5.0\nany = ["大鱼"]\n',
+    )
     clf = load_classifier(rules_copy)
     c = clf.classify("今天钓了一条大鱼")
     assert c.labels == ("chat",)

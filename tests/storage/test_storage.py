@@ -57,7 +57,7 @@ async def test_chat_is_stored_many_to_a_statement_once(engine: AsyncEngine) -> N
         "shadow_matches": [],
         "ruleset_version": "v1",
     }
-    rows = [(_message(f"c{i}", text=f"第{i}条", raw=f"{{\"n\": {i}}}"), dict(label)) for i in range(3)]
+    rows = [(_message(f"c{i}", text=f"第{i}条", raw=f'{{"n": {i}}}'), dict(label)) for i in range(3)]
     async with sessions() as session:
         assert await messages.insert_message(session, values=_message("c1", text="first")) is not None
         assert await messages.store_chat(session, rows) == 2
@@ -68,7 +68,7 @@ async def test_chat_is_stored_many_to_a_statement_once(engine: AsyncEngine) -> N
     async with sessions() as session:
         stored = {m.platform_id: m for m in await messages.messages_between(session, start=T0, end=T0 + timedelta(1))}
         assert stored["c1"].text == "first"  # stored before: kept as it was
-        assert stored["c2"].text == "第2条" and stored["c2"].raw == "{\"n\": 2}" and stored["c2"].at == T0
+        assert stored["c2"].text == "第2条" and stored["c2"].raw == '{"n": 2}' and stored["c2"].at == T0
         # every message has one classification; c1, stored without one (as a raw message is), gets it too
         for platform_id in ("c0", "c1", "c2"):
             found = await messages.get_classification(session, stored[platform_id].id or 0)
