@@ -6,9 +6,11 @@ over, and the villagers must not be answered about last year.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.batch import BatchRunner
 from bot.clock import CHINA, SimulatedClock
 from bot.config import Config
 from bot.directory import Directory, RosterEntry, read_roster
@@ -30,10 +32,7 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
     await upgrade(engine)
     sessions = make_session_factory(engine)
     directory = Directory(config)
-    first = next((ln.item.at for ln in lines if isinstance(ln.item, MessageLine)), None)
-    from datetime import datetime
-
-    clock = SimulatedClock(first or datetime.now(CHINA))
+    clock = SimulatedClock(lines.first_at or datetime.now(CHINA))
     ingest = Ingest(
         session_factory=sessions,
         classifiers=holder,
@@ -42,7 +41,7 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
         media=MediaStore(config.data_dir / "media"),
         clock=clock,
     )
-    stored = duplicates = 0
+    runner = BatchRunner(ingest=ingest, sessions=sessions, clock=clock)
     try:
         async with sessions() as session:
             await directory.sync_config(session)
@@ -53,6 +52,7 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
         for line in lines:
             item = line.item
             if isinstance(item, MemberLine):
+                await runner.flush()
                 async with sessions() as session:
                     await directory.add_member(
                         session,
@@ -71,13 +71,13 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
             elif isinstance(item, MessageLine):
                 clock.advance_to(item.at)
                 account = config.account_for_group(item.group) if item.group else config.accounts[0].name
-                if await ingest.handle(_incoming(path, line, item, account)) is None:
-                    duplicates += 1
-                else:
-                    stored += 1
+                await runner.add(_incoming(path, line, item, account))
+        await runner.flush()
     finally:
+        await runner.close()
         await engine.dispose()
-    return stored, duplicates
+    counts = ingest.stats.total
+    return counts["handled"] + counts["failed"], counts["duplicate"]
 
 
 async def reclassify(

@@ -10,20 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.adapters.base import AdapterHealth, AdapterState, MessageHandler
+from bot.batch import BatchRunner
 from bot.clock import CHINA, SimulatedClock
 from bot.config import Config
 from bot.directory import RosterEntry
 from bot.errors import InputError
-from bot.ingest import Batch
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, RoomMember
 from bot.services import Services, build_services
 from storage.repos import state
@@ -93,35 +93,61 @@ class ParsedLine:
     item: MemberLine | MessageLine | TickLine
 
 
-def parse_script(path: Path) -> list[ParsedLine]:
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A script validated from end to end; iterating reads it again, a line at a time.
+
+    Validating first means a bad line stops the run before anything is applied; reading again instead of
+    keeping the parsed lines keeps a replay or import of a year of history in constant memory.
+    """
+
+    path: Path
+    first_at: datetime | None
+    """The time of the first message or tick, where a new replay's clock starts."""
+    lines: int
+
+    def __iter__(self) -> Iterator[ParsedLine]:
+        return _read_script(self.path)
+
+
+def parse_script(path: Path) -> Script:
     """Every line validated up front; the error names the file and line."""
+    first: datetime | None = None
+    count = 0
+    for line in _read_script(path):
+        count += 1
+        if first is None and isinstance(line.item, MessageLine | TickLine):
+            first = line.item.at
+    return Script(path, first, count)
+
+
+def _read_script(path: Path) -> Iterator[ParsedLine]:
+    previous: datetime | None = None
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    lines: list[ParsedLine] = []
-    previous: datetime | None = None
-    for number, raw_bytes in enumerate(data.splitlines(), start=1):
-        try:
-            raw = raw_bytes.decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}:{number}: not UTF-8 (byte {exc.start})") from exc
-        if not raw or raw.startswith("//"):
-            continue
-        try:
-            item = _LINE.validate_json(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                (".".join(str(p) for p in err["loc"][1:]) + ": " if len(err["loc"]) > 1 else "") + err["msg"]
-                for err in exc.errors()
-            )
-            raise InputError(f"{path}:{number}: {problems}") from exc
-        if isinstance(item, MessageLine | TickLine):
-            if previous is not None and item.at < previous:
-                raise InputError(f"{path}:{number}: time {item.at.isoformat()} is before the line above")
-            previous = item.at
-        lines.append(ParsedLine(number, raw, item))
-    return lines
+    with handle:
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{number}: not UTF-8 (byte {exc.start})") from exc
+            if not raw or raw.startswith("//"):
+                continue
+            try:
+                item = _LINE.validate_json(raw)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    (".".join(str(p) for p in err["loc"][1:]) + ": " if len(err["loc"]) > 1 else "") + err["msg"]
+                    for err in exc.errors()
+                )
+                raise InputError(f"{path}:{number}: {problems}") from exc
+            if isinstance(item, MessageLine | TickLine):
+                if previous is not None and item.at < previous:
+                    raise InputError(f"{path}:{number}: time {item.at.isoformat()} is before the line above")
+                previous = item.at
+            yield ParsedLine(number, raw, item)
 
 
 @dataclass
@@ -163,86 +189,6 @@ class TranscriptAdapter:
 
     def health(self) -> AdapterHealth:
         return AdapterHealth(self.account, "replay", AdapterState.CONNECTED, self.services.clock.now())
-
-
-class _BatchRunner:
-    """Handles a run of replayed messages in one transaction, then sends what the bot said in it.
-
-    A run ends after ``MAX_RUN`` messages, before a member line, a tick or a due job, and at the end of
-    the script. Chat waits in the ingest's batch and is stored many rows to a statement; replies are
-    sent once the run is committed and transcribed at the time they were queued, so the transcript
-    reads as if each was sent at once. If anything in a run fails, the run is rolled back and its
-    messages are handled again one by one, each with the live bot's error boundary, so one bad message
-    never takes its neighbours with it.
-    """
-
-    MAX_RUN = 500
-
-    def __init__(self, services: Services, adapters: dict[str, TranscriptAdapter]) -> None:
-        self._services = services
-        self._adapters = adapters
-        self._session: AsyncSession | None = None
-        self._run: list[tuple[IncomingMessage, str | None]] = []
-        self._batch = Batch()
-
-    async def add(self, incoming: IncomingMessage) -> None:
-        services = self._services
-        adapter = self._adapters.get(incoming.account)
-        media_path = await services.ingest.prepare(incoming, download=adapter.download if adapter else None)
-        if self._session is None:
-            self._session = services.sessions()
-        self._run.append((incoming, media_path))
-        try:
-            await services.ingest.process(self._session, incoming, media_path, batch=self._batch)
-        except Exception:
-            log.exception("replayed message %s failed; handling its run one by one", incoming.platform_id)
-            await self._retry_one_by_one()
-            return
-        if len(self._run) >= self.MAX_RUN:
-            await self.flush()
-
-    async def flush(self) -> None:
-        if self._session is None:
-            return
-        session, self._session = self._session, None
-        try:
-            await self._services.ingest.store_batch(session, self._batch)
-            await session.commit()
-        except Exception:
-            log.exception("committing a replayed run failed; handling it one by one")
-            self._session = session
-            await self._retry_one_by_one()
-            return
-        await session.close()
-        self._run.clear()
-        await self._services.outbox.send_due(self._adapters, pace=False)
-
-    async def _retry_one_by_one(self) -> None:
-        services = self._services
-        if self._session is not None:
-            await self._session.rollback()
-            await self._session.close()
-            self._session = None
-        services.ingest.forget_uncommitted()
-        self._batch.clear()
-        clock = services.clock
-        now = clock.now()
-        for incoming, _ in self._run:
-            if isinstance(clock, SimulatedClock):
-                clock.rewind_to(incoming.at)
-            adapter = self._adapters.get(incoming.account)
-            await services.ingest.handle(incoming, download=adapter.download if adapter else None)
-            await services.outbox.send_due(self._adapters, pace=False)
-        if isinstance(clock, SimulatedClock):
-            clock.rewind_to(now)
-        self._run.clear()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.rollback()
-            await self._session.close()
-            self._session = None
-        self._batch.clear()
 
 
 def _platform_id(script: Path, line: ParsedLine) -> str:
@@ -302,11 +248,18 @@ async def run_replay(
 ) -> list[dict[str, object]]:
     """Replay ``script`` on the database at ``db_url``; returns the transcript lines it wrote."""
     lines = parse_script(script)
-    first = next((ln.item.at for ln in lines if isinstance(ln.item, MessageLine | TickLine)), None)
-    clock = await _start_clock(db_url, first)
+    clock = await _start_clock(db_url, lines.first_at)
     services = await build_services(config, clock=clock, db_url=db_url, media_root=media_root, migrate=False)
     adapters = {account.name: TranscriptAdapter(account.name, services, transcript) for account in config.accounts}
-    runner = _BatchRunner(services, adapters)
+    # Replies are sent once their run is committed and transcribed at the time they were queued, so the
+    # transcript reads as if each was sent at once.
+    runner = BatchRunner(
+        ingest=services.ingest,
+        sessions=services.sessions,
+        clock=clock,
+        downloader=lambda account: adapters[account].download if account in adapters else None,
+        after_commit=lambda: services.outbox.send_due(adapters, pace=False),
+    )
     default_account = config.accounts[0].name
     try:
         for line in lines:

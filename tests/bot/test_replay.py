@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from bot.clock import CHINA
+from bot.config import load_config
 from bot.errors import InputError
-from bot.replay import parse_script
+from bot.replay import parse_script, run_replay
+from classifiers.engine import Classifier
+from storage.engine import make_engine, make_session_factory
+from storage.repos import messages as messages_repo
 from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +96,47 @@ def test_second_script_continues_tickets_and_clock(tmp_path: Path, capsys: pytes
     assert len(tickets) == 1
     types = [e["type"] for e in tickets[0]["events"]]
     assert types[0] == "opened" and types.count("progress") == 1
+
+
+async def test_a_message_that_fails_mid_run_is_kept_raw_and_its_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is redone one message at a time: neighbours stored and handled, the bad one kept raw."""
+    original = Classifier.classify
+
+    def classify(self: Classifier, text: str, **kwargs: object) -> object:
+        if "💥" in text:
+            raise RuntimeError("a message the classifier cannot take")
+        return original(self, text, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Classifier, "classify", classify)
+    script = write(
+        tmp_path / "s.jsonl",
+        message("2026-09-07T06:40:00+08:00", "张三", "大家早上好"),
+        message("2026-09-07T06:41:00+08:00", "李四", "今天天气不错💥"),
+        message("2026-09-07T06:48:00+08:00", "高某林", "石桥村张湾组连续三天停水了,老人小孩怎么办"),
+        message("2026-09-07T06:49:00+08:00", "王五", "收到"),
+    )
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    sink = tmp_path / "t.out"
+    with sink.open("w", encoding="utf-8") as out:
+        lines = await run_replay(
+            script, config=load_config(ROOT / "config.example.toml"), db_url=db_url, transcript=out
+        )
+    assert any(line["to"] == GROUP and "#1" in str(line["text"]) for line in lines)  # the demand after it: answered
+    engine = make_engine(db_url)
+    try:
+        async with make_session_factory(engine)() as session:
+            found = await messages_repo.messages_between(
+                session, start=datetime(2026, 9, 7, tzinfo=CHINA), end=datetime(2026, 9, 8, tzinfo=CHINA)
+            )
+            assert [m.sender_name for m in found] == ["张三", "李四", "高某林", "王五"]  # each stored once
+            for m in found:
+                assert m.id is not None
+                classification = await messages_repo.get_classification(session, m.id)
+                if m.sender_name == "李四":
+                    assert classification is None and m.unassigned  # kept raw, as it came
+                else:
+                    assert classification is not None
+    finally:
+        await engine.dispose()
