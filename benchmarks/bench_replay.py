@@ -1,12 +1,12 @@
 """End-to-end throughput, latency and memory of the real pipeline (issue 2).
 
-Measures, in one process:
+Measures, each phase in a fresh child process so that its peak resident memory (VmHWM) is its own:
 1. `replay` throughput on N messages (default 100,000) on SQLite and on PostgreSQL, against a baseline
-   in the same run: the same messages stored with one INSERT each and no classification or workflow
-   (what any logger costs), so the pipeline's own cost is visible;
-2. per-message latency p50/p99 at a steady rate (default 200 messages/s for 20 s) through Ingest on SQLite,
-   wall clock, messages paced by the benchmark;
-3. resident memory (RSS) after the runs.
+   in the same process: the same messages stored with one INSERT and commit each and no classification or
+   workflow (what any logger costs), so the pipeline's own cost is visible;
+2. `import` throughput of the same script on SQLite (history: stored, classified, flagged, no tickets);
+3. per-message latency p50/p99 at a steady rate (default 200 messages/s for 20 s) through the live bot's
+   Ingest on SQLite, wall clock, messages paced by the benchmark, and that process's peak memory: the bot's.
 
 Usage: .venv/bin/python benchmarks/bench_replay.py [--messages 100000] [--rate 200] [--seconds 20] [--pg URL]
 """
@@ -17,9 +17,11 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.clock import CHINA, SystemClock  # noqa: E402
 from bot.config import load_config  # noqa: E402
+from bot.history import import_history  # noqa: E402
 from bot.messages import IncomingMessage, MessageKind  # noqa: E402
 from bot.replay import run_replay  # noqa: E402
 from bot.services import build_services  # noqa: E402
@@ -94,9 +97,11 @@ async def baseline_inserts(db_url: str, script: Path) -> float:
     engine = make_engine(db_url)
     await upgrade(engine)
     sessions = make_session_factory(engine)
-    lines = [json.loads(raw) for raw in script.read_text(encoding="utf-8").splitlines()]
     started = time.perf_counter()
-    for index, item in enumerate(lines):
+    count = 0
+    for index, raw in enumerate(script.open(encoding="utf-8")):
+        item = json.loads(raw)
+        count += 1
         async with sessions() as session:
             await messages_repo.insert_message(
                 session,
@@ -113,7 +118,7 @@ async def baseline_inserts(db_url: str, script: Path) -> float:
             await session.commit()
     elapsed = time.perf_counter() - started
     await engine.dispose()
-    return len(lines) / elapsed
+    return count / elapsed
 
 
 async def replay_throughput(db_url: str, script: Path, config_path: Path, media: Path) -> tuple[float, int]:
@@ -170,64 +175,107 @@ async def steady_latency(
     return p50, p99, len(latencies)
 
 
-def rss_mb() -> float:
+async def import_throughput(db_url: str, script: Path, config_path: Path) -> float:
+    config = load_config(config_path)
+    started = time.perf_counter()
+    stored, duplicates = await import_history(script, config=config, db_url=db_url)
+    elapsed = time.perf_counter() - started
+    return (stored + duplicates) / elapsed
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--skip-pg", action="store_true")
-    args = parser.parse_args()
-    config_path = ROOT / "config.example.toml"
-    config = load_config(config_path)
-    groups = [g for c in config.counties for t in c.townships for v in t.villages for g in v.groups]
-    work = Path(tempfile.mkdtemp(prefix="vw-bench-"))
+async def run_phase(args: argparse.Namespace) -> dict[str, object]:
+    work, config_path = Path(args.work), ROOT / "config.example.toml"
     script = work / "script.jsonl"
-    make_script(script, args.messages, groups, datetime(2026, 9, 7, 8, 0, tzinfo=CHINA))
-    print(f"messages: {args.messages}, machine: 2 cores; work dir {work}")
-
-    results: dict[str, object] = {}
-    sqlite_base = await baseline_inserts(f"sqlite+aiosqlite:///{work / 'base.db'}", script)
-    sqlite_rate, sent = await replay_throughput(
-        f"sqlite+aiosqlite:///{work / 'replay.db'}", script, config_path, work / "media"
-    )
-    print(
-        f"SQLite: replay {sqlite_rate:,.0f} msg/s ({sent} bot messages sent); "
-        f"baseline bare INSERT {sqlite_base:,.0f} msg/s"
-    )
-    results["sqlite"] = {"replay_per_s": sqlite_rate, "baseline_insert_per_s": sqlite_base, "bot_messages": sent}
-
-    if not args.skip_pg:
+    if args.phase == "sqlite":
+        base = await baseline_inserts(f"sqlite+aiosqlite:///{work / 'base.db'}", script)
+        rate, sent = await replay_throughput(
+            f"sqlite+aiosqlite:///{work / 'replay.db'}", script, config_path, work / "media"
+        )
+        return {"replay_per_s": rate, "baseline_insert_per_s": base, "bot_messages": sent, "peak_rss_mb": peak_rss_mb()}
+    if args.phase == "import":
+        rate = await import_throughput(f"sqlite+aiosqlite:///{work / 'import.db'}", script, config_path)
+        return {"import_per_s": rate, "peak_rss_mb": peak_rss_mb()}
+    if args.phase == "postgres":
         import asyncpg
 
         admin = await asyncpg.connect(args.pg)
         names = [f"vw_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
         for name in names:
             await admin.execute(f'CREATE DATABASE "{name}"')
-        base = args.pg.rsplit("/", 1)[0]
+        base_url = args.pg.rsplit("/", 1)[0]
         try:
-            pg_base = await baseline_inserts(f"{base}/{names[0]}", script)
-            pg_rate, sent = await replay_throughput(f"{base}/{names[1]}", script, config_path, work / "media")
-            print(f"PostgreSQL: replay {pg_rate:,.0f} msg/s; baseline bare INSERT {pg_base:,.0f} msg/s")
-            results["postgres"] = {"replay_per_s": pg_rate, "baseline_insert_per_s": pg_base}
+            base = await baseline_inserts(f"{base_url}/{names[0]}", script)
+            rate, sent = await replay_throughput(f"{base_url}/{names[1]}", script, config_path, work / "media")
         finally:
             for name in names:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
-
+        return {"replay_per_s": rate, "baseline_insert_per_s": base, "peak_rss_mb": peak_rss_mb()}
     p50, p99, n = await steady_latency(
         f"sqlite+aiosqlite:///{work / 'latency.db'}", config_path, args.rate, args.seconds, work / "media"
     )
-    print(f"steady {args.rate:.0f} msg/s on SQLite for {n} messages: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    print(f"peak resident memory: {rss_mb():.0f} MB")
-    results["latency_ms"] = {"p50": p50, "p99": p99, "messages": n}
-    results["rss_mb"] = rss_mb()
+    return {"p50": p50, "p99": p99, "messages": n, "peak_rss_mb": peak_rss_mb()}
+
+
+def in_child(args: argparse.Namespace, phase: str, work: Path) -> dict[str, object]:
+    command = [sys.executable, __file__, "--phase", phase, "--work", str(work), "--pg", args.pg]
+    command += ["--rate", str(args.rate), "--seconds", str(args.seconds)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--phase", choices=["sqlite", "import", "postgres", "steady"], help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(asyncio.run(run_phase(args))))
+        return
+    config = load_config(ROOT / "config.example.toml")
+    groups = [g for c in config.counties for t in c.townships for v in t.villages for g in v.groups]
+    work = Path(tempfile.mkdtemp(prefix="vw-bench-"))
+    make_script(work / "script.jsonl", args.messages, groups, datetime(2026, 9, 7, 8, 0, tzinfo=CHINA))
+    print(f"messages: {args.messages}, machine: {os.cpu_count()} cores; work dir {work}")
+    results: dict[str, object] = {}
+    sqlite = results["sqlite"] = in_child(args, "sqlite", work)
+    print(
+        f"SQLite: replay {sqlite['replay_per_s']:,.0f} msg/s ({sqlite['bot_messages']} bot messages sent); "
+        f"baseline bare INSERT {sqlite['baseline_insert_per_s']:,.0f} msg/s; "
+        f"peak memory of that process {sqlite['peak_rss_mb']:.0f} MB"
+    )
+    imported = results["import"] = in_child(args, "import", work)
+    print(f"SQLite: import {imported['import_per_s']:,.0f} msg/s; peak memory {imported['peak_rss_mb']:.0f} MB")
+    if not args.skip_pg:
+        pg = results["postgres"] = in_child(args, "postgres", work)
+        print(
+            f"PostgreSQL: replay {pg['replay_per_s']:,.0f} msg/s; baseline bare INSERT "
+            f"{pg['baseline_insert_per_s']:,.0f} msg/s; peak memory {pg['peak_rss_mb']:.0f} MB"
+        )
+    steady = results["steady"] = in_child(args, "steady", work)
+    print(
+        f"steady {args.rate:.0f} msg/s on SQLite for {steady['messages']} messages: "
+        f"p50 {steady['p50']:.2f} ms, p99 {steady['p99']:.2f} ms; "
+        f"the live bot's peak memory {steady['peak_rss_mb']:.0f} MB"
+    )
     print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
