@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, func, insert, tuple_
-from sqlalchemy import select as sa_select
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import as_text, dialect_module, dialect_name, insert_ignore, with_defaults
+from storage.repos.common import dialect_module, dialect_name, insert_ignore, with_defaults
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
@@ -21,61 +19,32 @@ async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> in
 
 
 async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
-    """Store many (message values, classification values without message_id) pairs in two statements,
-    skipping messages already stored; returns how many were new.
+    """Store many (message values, classification values without message_id) pairs, skipping messages
+    already stored; returns how many were new.
 
-    Both statements are the same text each time, so SQLAlchemy compiles them once; a multi-row VALUES
-    list differs with every batch's length and cost more to compile than to run.
+    One INSERT … ON CONFLICT DO NOTHING RETURNING for all the messages, which SQLAlchemy sends as
+    multi-row VALUES pages ("insertmanyvalues") built from one compiled row, then one for the
+    classifications of those that were new.
     """
     if not rows:
         return 0
-    rows = [(with_defaults(Message, values), labels) for values, labels in rows]
-    dialect = dialect_name(session)
-    messages, classifications = _chat_statements(dialect, tuple(rows[0][0]), tuple(rows[0][1]))
-    connection = await session.connection()
-    known = None
-    if not connection.dialect.supports_sane_multi_rowcount:  # asyncpg: executemany counts nothing
-        known = await _count_stored(session, [(values["account"], values["platform_id"]) for values, _ in rows])
-    stored = await connection.execute(messages, [values for values, _ in rows])
-    params = [{**labels, "account": values["account"], "platform_id": values["platform_id"]} for values, labels in rows]
-    await connection.execute(classifications, params)
-    return len(rows) - known if known is not None else int(stored.rowcount)
-
-
-async def _count_stored(session: AsyncSession, keys: list[tuple[str, str]]) -> int:
-    statement = select(func.count()).where(tuple_(col(Message.account), col(Message.platform_id)).in_(keys))
-    return int((await session.exec(statement)).one())
-
-
-@lru_cache(maxsize=8)
-def _chat_statements(
-    dialect: str, message_columns: tuple[str, ...], classification_columns: tuple[str, ...]
-) -> tuple[TextClause, TextClause]:
-    module = dialect_module(dialect)
-    messages: Any = Message.__table__  # type: ignore[attr-defined]
-    classifications: Any = Classification.__table__  # type: ignore[attr-defined]
-    insert_messages = (
-        module.insert(messages)
-        .values({name: bindparam(name) for name in message_columns})
+    table: Any = Message.__table__  # type: ignore[attr-defined]
+    statement = (
+        dialect_module(dialect_name(session))
+        .insert(table)
         .on_conflict_do_nothing(index_elements=["account", "platform_id"])
+        .returning(table.c.id, table.c.account, table.c.platform_id)
     )
-    # The classification finds its message by (account, platform_id). A message stored before keeps the
-    # classification it has (ON CONFLICT); one kept raw, without any, gets this one.
-    source = sa_select(
-        messages.c.id, *(bindparam(name, type_=classifications.c[name].type) for name in classification_columns)
-    ).where(messages.c.account == bindparam("account"), messages.c.platform_id == bindparam("platform_id"))
-    insert_classifications = (
-        module.insert(classifications)
-        .from_select(["message_id", *classification_columns], source)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-    )
-    message_types = {name: messages.c[name].type for name in message_columns}
-    classification_types = {name: classifications.c[name].type for name in classification_columns}
-    classification_types.update(account=messages.c.account.type, platform_id=messages.c.platform_id.type)
-    return (
-        as_text(insert_messages, dialect, message_types),
-        as_text(insert_classifications, dialect, classification_types),
-    )
+    connection = await session.connection()
+    result = await connection.execute(statement, [with_defaults(Message, values) for values, _ in rows])
+    new = {(account, platform_id): message_id for message_id, account, platform_id in result}
+    classifications = []
+    for values, labels in rows:
+        message_id = new.pop((values["account"], values["platform_id"]), None)
+        if message_id is not None:
+            classifications.append({**labels, "message_id": message_id})
+    await add_classifications(session, classifications)
+    return len(classifications)
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
