@@ -51,6 +51,9 @@ class Recorder:
     def __init__(self, outbox: OutboxService, seen: list[Inbound], *, explode_on: str | None = None) -> None:
         self.outbox, self.seen, self.explode_on = outbox, seen, explode_on
 
+    def wants(self, inbound: Inbound) -> bool:
+        return True
+
     async def handle(self, session: AsyncSession, inbound: Inbound) -> None:
         if self.explode_on and self.explode_on in inbound.message.text:
             raise RuntimeError("workflow bug")
