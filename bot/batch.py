@@ -81,12 +81,8 @@ class BatchRunner:
             await self._after_commit()
 
     async def _one_by_one(self) -> None:
-        if self._session is not None:
-            await self._session.rollback()
-            await self._session.close()
-            self._session = None
+        await self._drop_session()
         self._ingest.forget_uncommitted()
-        self._batch.clear()
         clock = self._clock
         now = clock.now()
         for incoming in self._run:
@@ -101,9 +97,12 @@ class BatchRunner:
 
     async def close(self) -> None:
         """Drop an unfinished run (after an error outside it)."""
+        await self._drop_session()
+        self._run.clear()
+
+    async def _drop_session(self) -> None:
         if self._session is not None:
             await self._session.rollback()
             await self._session.close()
             self._session = None
         self._batch.clear()
-        self._run.clear()

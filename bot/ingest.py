@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -240,7 +240,7 @@ class Ingest:
             self.stats.count("duplicate")
             return None
         message = Message.model_construct(id=message_id, **values)
-        inbound = Inbound(message, incoming, group, sender, result, inbound.now)
+        inbound = replace(inbound, message=message)
         row = classification_row(message_id, result)
         if batch is not None:
             batch.classifications.append(row)

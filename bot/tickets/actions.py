@@ -76,7 +76,6 @@ class TicketActions:
             ticket = _raise(
                 ticket_id, *await self._service.escalate(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
             )
-            assignee = await self._service.member(session, ticket.assignee_platform_id)
             await self._service.post(
                 session,
                 ticket,
@@ -90,7 +89,7 @@ class TicketActions:
                     reason=reason,
                     deadline=self._service.fmt(ticket.deadline),
                 ),
-                mentions=[assignee] if assignee else [],
+                mention_assignee=True,
             )
             await session.commit()
 

@@ -132,9 +132,16 @@ class TicketService:
         text: str,
         image_path: str | None = None,
         mentions: Sequence[Member] = (),
+        mention_assignee: bool = False,
         respect_quiet: bool = False,
     ) -> None:
-        """Say something about a ticket where its reporters are: its group, or privately when confidential."""
+        """Say something about a ticket where its reporters are: its group, or privately when confidential.
+
+        ``mention_assignee`` @s the person the ticket is assigned to, looked up here.
+        """
+        if mention_assignee:
+            assignee = await self.member(session, ticket.assignee_platform_id)
+            mentions = [*mentions, assignee] if assignee is not None else mentions
         group = await self.group_of(session, ticket)
         if group is not None:
             if respect_quiet and group.quiet:

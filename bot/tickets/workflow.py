@@ -254,7 +254,6 @@ class TicketWorkflow:
         )
         assert ticket.id is not None
         count = await repo.count_reporters(session, ticket.id)
-        assignee = await self.service.member(session, ticket.assignee_platform_id)
         await self.service.post(
             session,
             ticket,
@@ -267,7 +266,7 @@ class TicketWorkflow:
                 deadline=self.service.fmt(ticket.deadline),
                 reporter=inbound.sender.name,
             ),
-            mentions=[assignee] if assignee else [],
+            mention_assignee=True,
             respect_quiet=True,
         )
 

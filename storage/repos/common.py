@@ -6,9 +6,8 @@ from collections.abc import Callable
 from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import TextClause, TextualSelect, bindparam, text
+from sqlalchemy import TextualSelect, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,16 +23,16 @@ async def insert_ignore(
 
     This is how a redelivered message, a second reporter or a job run twice becomes a no-op.
     """
-    values = with_defaults(model, values)
+    values = _with_defaults(model, values)
     statement = _insert_ignore_text(dialect_name(session), model, conflict, tuple(values))
     connection = await session.connection()
     row = (await connection.execute(statement, values)).first()
     return None if row is None else int(row[0])
 
 
-def with_defaults(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` plus the Python-side defaults of the columns it leaves out: a statement rendered as
-    text (``as_text``) no longer fills them itself."""
+def _with_defaults(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus the Python-side defaults of the columns it leaves out: the insert rendered as text
+    no longer fills them itself."""
     defaults = _column_defaults(model)
     missing = [name for name in defaults if name not in values]
     if not missing:
@@ -65,6 +64,12 @@ def _column_defaults(model: type[SQLModel]) -> dict[str, Callable[[Any], Any]]:
 def _insert_ignore_text(
     dialect: str, model: type[SQLModel], conflict: tuple[str, ...], columns: tuple[str, ...]
 ) -> TextualSelect:
+    """The insert rendered once per dialect and column set as typed text, which SQLAlchemy caches.
+
+    SQLAlchemy 2.0 never caches the compiled form of a dialect ``insert().on_conflict_do_nothing()``
+    (``inherit_cache = False``): built per call it was compiled again for every message, a third of the
+    cost of storing one. Typed parameters keep the columns' bind processing (time zones, JSON).
+    """
     table: Any = model.__table__  # type: ignore[attr-defined]
     module = dialect_module(dialect)
     statement = (
@@ -73,23 +78,12 @@ def _insert_ignore_text(
         .on_conflict_do_nothing(index_elements=list(conflict))
         .returning(table.c.id)
     )
-    types = {name: table.c[name].type for name in columns}
-    return as_text(statement, dialect, types).columns(table.c.id)
+    sql = str(statement.compile(dialect=module.dialect(paramstyle="named")))
+    sql = sql.replace("::", r"\:\:")  # PostgreSQL casts (:raw::JSON) are not parameters to text()
+    binds = (bindparam(name, type_=table.c[name].type) for name in columns)
+    return text(sql).bindparams(*binds).columns(table.c.id)
 
 
 def dialect_module(dialect: str) -> Any:
     """The SQLAlchemy dialect package whose ``insert`` knows ON CONFLICT."""
     return postgresql if dialect == "postgresql" else sqlite
-
-
-def as_text(statement: Any, dialect: str, types: dict[str, TypeEngine[Any]]) -> TextClause:
-    """A dialect ``insert().on_conflict_do_nothing()`` rendered once as typed text, which SQLAlchemy caches.
-
-    SQLAlchemy 2.0 never caches the compiled form of such an insert (``inherit_cache = False``): built per
-    call it was compiled again for every message, a third of the cost of storing one. Text keeps the
-    parameters' bind processing (time zones, JSON) through ``types``.
-    """
-    module = dialect_module(dialect)
-    sql = str(statement.compile(dialect=module.dialect(paramstyle="named")))
-    sql = sql.replace("::", r"\:\:")  # PostgreSQL casts (:raw::JSON) are not parameters to text()
-    return text(sql).bindparams(*(bindparam(name, type_=type_) for name, type_ in types.items()))

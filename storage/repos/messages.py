@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import dialect_module, dialect_name, insert_ignore, with_defaults
+from storage.repos.common import dialect_module, dialect_name, insert_ignore
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
@@ -36,7 +36,7 @@ async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dic
         .returning(table.c.id, table.c.account, table.c.platform_id)
     )
     connection = await session.connection()
-    result = await connection.execute(statement, [with_defaults(Message, values) for values, _ in rows])
+    result = await connection.execute(statement, [values for values, _ in rows])
     new = {(account, platform_id): message_id for message_id, account, platform_id in result}
     classifications = []
     for values, labels in rows:
