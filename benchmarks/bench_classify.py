@@ -3,7 +3,7 @@
 Run:  .venv/bin/python benchmarks/bench_classify.py [--n 100000] [--seed 1]
 
 The stream is realistic: about 70% chat, the rest demands, notices, feedback and red flags, built from the
-labelled sets in tests/data with variations (prefixes, particles, emoji, numbers, traditional characters,
+labelled sets in classifiers/data with variations (prefixes, particles, emoji, numbers, traditional characters,
 voice-to-text without punctuation). Both contenders see exactly the same texts in the same process, after
 a warm-up; the classifier's time includes normalisation, the Aho-Corasick prefilter, tokenising (when
 needed) and the rules.
@@ -72,8 +72,8 @@ def build_stream(n: int, seed: int) -> list[tuple[str, str | None]]:
     rng = random.Random(seed)
     s2t = opencc.OpenCC("s2t")
     rows = []
-    for name in ("dev.jsonl", "holdout.jsonl"):
-        for line in (REPO / "tests" / "data" / name).read_text(encoding="utf-8").splitlines():
+    for path in sorted((REPO / "classifiers" / "data").glob("*/*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
             d = json.loads(line)
             rows.append((d["text"], d.get("role"), d["labels"][0]))
     chat = [r for r in rows if r[2] == "chat"] + [(t, None, "chat") for t in CHAT_EXTRA]

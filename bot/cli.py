@@ -72,11 +72,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
             outfile.close()
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from classifiers.evaluation import run_eval
+def cmd_train(args: argparse.Namespace) -> int:
+    from classifiers.retrain import print_outcome, retrain
+    from classifiers.training import TrainingDataError, data_files
 
     rules = Path(args.rules) if args.rules else resolve_config(None).rules_dir
-    datasets = [Path(p) for p in args.datasets] or [Path("tests/data/dev.jsonl"), Path("tests/data/holdout.jsonl")]
+    train_files = [Path(p) for p in args.train] or data_files("train")
+    heldout_files = [Path(p) for p in args.heldout] or data_files("heldout")
+    try:
+        outcome = retrain(
+            rules, train_files, heldout_files, force=args.force, progress=lambda s: print(s, file=sys.stderr)
+        )
+    except TrainingDataError as e:
+        print(f"villagewatch train: {e}; nothing was trained", file=sys.stderr)
+        return 2
+    print_outcome(outcome, sys.stdout)
+    return 0 if outcome.installed else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from classifiers.evaluation import run_eval
+    from classifiers.training import data_files
+
+    rules = Path(args.rules) if args.rules else resolve_config(None).rules_dir
+    datasets = [Path(p) for p in args.datasets] or data_files("train") + data_files("heldout")
     return run_eval(rules, datasets, sys.stdout)
 
 
@@ -250,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules")
     p.add_argument("datasets", nargs="*")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train the classifier's model; install it unless it is worse")
+    p.add_argument("--rules", help="rules folder (default: the config's rules_dir)")
+    p.add_argument("--train", action="append", default=[], help="training file (default: classifiers/data/train)")
+    p.add_argument("--heldout", action="append", default=[], help="set-aside file (default: classifiers/data/heldout)")
+    p.add_argument("--force", action="store_true", help="install even if worse on the set-aside data")
+    p.set_defaults(func=cmd_train)
 
     p = with_config(sub.add_parser("replay", help="run a scripted conversation on a simulated clock"), db=True)
     p.add_argument("script")

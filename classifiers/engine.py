@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import ahocorasick
 import jieba
@@ -25,6 +27,9 @@ import jieba
 from classifiers.normalize import Normalizer
 from classifiers.rules import Rule, RuleSet, Term
 from classifiers.types import CATEGORIES, SEVERITIES, Classification, Match
+
+if TYPE_CHECKING:
+    from classifiers.model import LinearModel
 
 _SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 FUZZY_MIN_LEN = 4  # one substituted character is tolerated in terms at least this long
@@ -38,6 +43,17 @@ class _Hit:
     negated: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The rule evidence found in one message (see ``Classifier.evidence``)."""
+
+    core: str
+    role: str
+    fired: list[tuple[Rule, Match]]
+    group_hits: frozenset[tuple[int, int]]  # (rule index, group index) with a substring hit
+    tokenised: bool
+
+
 class Classifier:
     """An immutable, loaded rule set. Build with ``load_classifier``; share freely (no mutable state)."""
 
@@ -48,6 +64,11 @@ class Classifier:
         self._norm = normalizer
         self._tk = tokenizer
         self._rules: tuple[Rule, ...] = ruleset.rules
+        self.rule_ids: tuple[str, ...] = tuple(r.id for r in ruleset.rules)
+        self._by_id: dict[str, Rule] = {r.id: r for r in ruleset.rules}
+        self.model: LinearModel | None = None
+        self.model_error: str | None = None
+        self._decider: Callable[[str, str | None], Classification] | None = None
         # Unique terms by (text, mode); every group is a tuple of term ids.
         term_ids: dict[tuple[str, str], int] = {}
         self._terms: list[Term] = []
@@ -122,6 +143,16 @@ class Classifier:
         self._single_terms = frozenset(t.text for t in self._terms if len(t.text) == 1)
         self._chat = Classification(("chat",), None, None, (), (), self.version)
 
+    def attach_model(
+        self, model: LinearModel | None, decider: Callable[[str, str | None], Classification] | None
+    ) -> None:
+        """Let a trained model decide (see decide.py); ``None`` keeps the rules alone. Called once, by the loader."""
+        self.model = model
+        self._decider = decider
+
+    def rule_by_id(self, rule_id: str) -> Rule | None:
+        return self._by_id.get(rule_id)
+
     # ----------------------------------------------------------------------------------------------
     def normalize(self, text: str) -> str:
         return self._norm.normalize(text)
@@ -176,33 +207,39 @@ class Classifier:
         ng = self._n_groups
         return sorted(ri for ri, gs in sat.items() if len(gs) == ng[ri])
 
-    def classify(self, text: str, *, role: str | None = None) -> Classification:
+    def evidence(self, text: str, *, role: str | None = None, full: bool = True) -> Evidence:
+        """What the rules see in a message: the rules that fired and every term group with a hit.
+
+        With ``full`` every rule whose groups all occur is evaluated (a model needs all the evidence);
+        without it only rules that can still change a rules-only verdict are (the fast path of ``classify``
+        when no model is loaded). Tokenising happens only when some rule is a candidate.
+        """
         core = self._core(text)
+        role_key = role if role else "unknown"
         if not core:
-            return self._chat
+            return Evidence(core, role_key, [], frozenset(), False)
         raw = self._raw_hits(core)
+        group_hits = frozenset(rg for t in raw for rg in self._term_groups.get(t, ()))
         cands = self._candidates(raw)
-        # Sound prefilter: a label can only hold if the positive weights of the rules whose terms all
-        # occur (as substrings) reach the threshold; otherwise the message is chat and is never tokenised.
-        reach: dict[str, float] = defaultdict(float)
-        for ri in cands:
-            if self._potential[ri] > 0.0:
-                reach[self._rules[ri].label] += self._potential[ri]
-        thr = self._cfg.threshold
-        reachable = {lab for lab, v in reach.items() if v >= thr}
-        has_shadow = any(self._rules[ri].shadow for ri in cands)
-        if not reachable and not has_shadow:
-            return self._chat
-        # Only rules that can still change the outcome are evaluated: those of a reachable label, the
-        # categories when a demand or consult is reachable, and shadow rules (to record them).
-        want_cat = "demand" in reachable or "consult" in reachable
-        cands = [
-            ri
-            for ri in cands
-            if self._rules[ri].shadow
-            or self._rules[ri].label in reachable
-            or (want_cat and not self._is_label_rule[ri])
-        ]
+        if not full:
+            # Sound prefilter: a label can only hold if the positive weights of the rules whose terms all
+            # occur (as substrings) reach the threshold; otherwise the message is chat.
+            reach: dict[str, float] = defaultdict(float)
+            for ri in cands:
+                if self._potential[ri] > 0.0:
+                    reach[self._rules[ri].label] += self._potential[ri]
+            thr = self._cfg.threshold
+            reachable = {lab for lab, v in reach.items() if v >= thr}
+            want_cat = "demand" in reachable or "consult" in reachable
+            cands = [
+                ri
+                for ri in cands
+                if self._rules[ri].shadow
+                or self._rules[ri].label in reachable
+                or (want_cat and not self._is_label_rule[ri])
+            ]
+        if not cands:
+            return Evidence(core, role_key, [], group_hits, False)
         tokens = self._tokens(core)
         starts: list[int] = []
         pos = 0
@@ -241,7 +278,6 @@ class Classifier:
                     out.append(_Hit(s, e, ti, negated(ti) if s in start_set else False))
             if out:
                 confirmed[t] = out
-        role_key = role if role else "unknown"
         fired: list[tuple[Rule, Match]] = []
         for ri in cands:
             m = self._eval_rule(ri, confirmed, core, role_key)
@@ -249,7 +285,16 @@ class Classifier:
                 fired.append((self._rules[ri], m))
         # Categories: in a tie, the topic mentioned first wins.
         fired.sort(key=lambda rm: core.find(rm[1].keywords[0]) if rm[1].keywords else 0)
-        return self._decide(fired, role_key)
+        return Evidence(core, role_key, fired, group_hits, True)
+
+    def classify(self, text: str, *, role: str | None = None) -> Classification:
+        """The verdict (taxonomy.md): the trained model's when one is attached, else the rules' alone."""
+        if self._decider is not None:
+            return self._decider(text, role)
+        ev = self.evidence(text, role=role, full=False)
+        if not ev.fired:
+            return self._chat
+        return self.decide(ev.fired, ev.role)
 
     def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
         r = self._rules[ri]
@@ -313,7 +358,8 @@ class Classifier:
             chosen.setdefault(gi, h)
         return [chosen[gi] for gi in range(need)]
 
-    def _decide(self, fired: list[tuple[Rule, Match]], role: str) -> Classification:
+    def decide(self, fired: list[tuple[Rule, Match]], role: str) -> Classification:
+        """Rules vote: weights per label against the threshold, suppression, pairs, then category."""
         cfg = self._cfg
         scores: dict[str, float] = defaultdict(float)
         cat_scores: dict[str, float] = defaultdict(float)

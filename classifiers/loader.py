@@ -10,6 +10,7 @@ from pathlib import Path
 import jieba
 
 from classifiers.engine import Classifier
+from classifiers.model import ModelLoadError, load_model
 from classifiers.normalize import Normalizer
 from classifiers.rules import RuleLoadError, fingerprint, load_ruleset
 
@@ -17,10 +18,37 @@ log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+MODEL_FILE = Path("model") / "classifier.npz"
 
 
-def load_classifier(rules_dir: Path = DEFAULT_RULES_DIR) -> Classifier:
-    """Read, validate and compile every rule file; raise RuleLoadError (file:line) on any problem."""
+def model_path(rules_dir: Path) -> Path:
+    """Where a rules directory keeps its trained model (swapped whole, like the rule files)."""
+    return Path(rules_dir) / MODEL_FILE
+
+
+def load_classifier(rules_dir: Path = DEFAULT_RULES_DIR, *, with_model: bool = True) -> Classifier:
+    """Read, validate and compile every rule file; raise RuleLoadError (file:line) on any problem.
+
+    With ``with_model`` the trained model in ``rules/model/`` decides on top of the rules' evidence.
+    A missing or corrupt model file never stops the bot: the classifier runs on rules alone, and
+    ``model_error`` says why (shown in the log and on /health).
+    """
+    clf = _load_rules(rules_dir)
+    if with_model:
+        path = model_path(rules_dir)
+        try:
+            model = load_model(path)
+        except ModelLoadError as e:
+            clf.model_error = str(e)
+            log.warning("classifier runs on rules alone: %s", e)
+        else:
+            from classifiers.decide import decide_with_model
+
+            clf.attach_model(model, lambda text, role: decide_with_model(clf, model, text, role))
+    return clf
+
+
+def _load_rules(rules_dir: Path) -> Classifier:
     normalizer = Normalizer()
 
     def norm_term(s: str) -> str:
@@ -62,6 +90,12 @@ class ClassifierHolder:
                 self.last_error = str(e)
                 self._fingerprint = fp
                 log.error("rules not reloaded, keeping version %s: %s", self._current.version, e)
+                return False
+            if new.model is None and self._current.model is not None:
+                # A bad model file never replaces a working model.
+                self.last_error = new.model_error or "model file missing"
+                self._fingerprint = fp
+                log.error("model not reloaded, keeping model %s: %s", self._current.model.version, self.last_error)
                 return False
             old = self._current.version
             self._current = new  # a single reference assignment: readers see old or new, never a mix

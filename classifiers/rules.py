@@ -54,6 +54,7 @@ class Rule:
     start: int | None = None
     max_len: int | None = None
     note: str = ""
+    decide: str | None = None  # "force" / "veto": staff's last word over the trained model
 
     @property
     def groups(self) -> tuple[tuple[Term, ...], ...]:
@@ -103,6 +104,7 @@ _RULE_KEYS = {
     "start",
     "max_len",
     "note",
+    "decide",
 }
 _HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
 _TOML_LINE_RE = re.compile(r"at line (\d+)")
@@ -256,6 +258,12 @@ class _PackParser:
                 if not isinstance(v, list) or not v or any(x not in _ROLE_VALUES for x in v):
                     raise self.err(line(key), f"'{key}' must be a list of: {', '.join(sorted(_ROLE_VALUES))}")
                 kw[key] = frozenset(v)
+        if "decide" in r:
+            if r["decide"] not in ("force", "veto"):
+                raise self.err(line("decide"), "'decide' must be \"force\" (强制成立) or \"veto\" (一票否决)")
+            if label.startswith("category:"):
+                raise self.err(line("decide"), "'decide' is for label rules, not category rules")
+            kw["decide"] = r["decide"]
         note = r.get("note", "")
         if not isinstance(note, str):
             raise self.err(line("note"), "'note' must be a string")
@@ -435,7 +443,7 @@ def fingerprint(rules_dir: Path) -> str:
     """A cheap fingerprint of the rule files (names, sizes, mtimes) to notice edits."""
     h = hashlib.sha256()
     for p in sorted(Path(rules_dir).rglob("*")):
-        if p.suffix in (".toml", ".txt") and p.is_file():
+        if p.suffix in (".toml", ".txt", ".npz") and p.is_file():
             st = p.stat()
             h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

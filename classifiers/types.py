@@ -46,9 +46,25 @@ class Match:
     shadow: bool = False
 
 
+TIERS: tuple[str, ...] = ("confirmed", "review")  # 确认 / 请核查
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a label holds, in words a clerk can read: keywords, phrases, signs (👍), the sender's role."""
+
+    label: str
+    words: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """The classifier's verdict on one message (see taxonomy.md)."""
+    """The classifier's verdict on one message (see taxonomy.md).
+
+    ``labels`` are the decided labels. ``review`` holds red flags below the precise threshold but above
+    the recall-first one: they go to the digest as 请核查, never to a ticket. ``tiers`` gives each red
+    flag of ``labels`` and ``review`` its tier. ``reasons`` explain every label other than chat.
+    """
 
     labels: tuple[str, ...]
     category: str | None
@@ -56,6 +72,11 @@ class Classification:
     matches: tuple[Match, ...]
     shadow_matches: tuple[Match, ...]
     ruleset_version: str
+    review: tuple[str, ...] = ()
+    tiers: tuple[tuple[str, str], ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    model_version: str | None = None
+    scores: tuple[tuple[str, float], ...] = ()
 
     def to_contract(self, id: object) -> dict[str, Any]:
         """The output line of `villagewatch classify` for this message."""
@@ -65,4 +86,7 @@ class Classification:
             "category": self.category,
             "severity": self.severity,
             "matches": [{"rule": m.rule, "keywords": list(m.keywords)} for m in self.matches],
+            "review": list(self.review),
+            "tiers": dict(self.tiers),
+            "reasons": {r.label: list(r.words) for r in self.reasons},
         }

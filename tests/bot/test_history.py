@@ -11,7 +11,6 @@ from sqlmodel import select
 
 from bot.config import Config, load_config
 from bot.history import import_history, reclassify
-from classifiers import set_rule_shadow
 from storage.engine import make_engine, make_session_factory
 from storage.models import Classification, Flag, Message, Outbox, Ticket
 
@@ -71,8 +70,10 @@ async def _check(engine: AsyncEngine, config: Config, rules: Path, db: str) -> N
         assert len(flags) == 1 and "banquet" in flags[0].labels
         assert flags[0].role == "party_member" and flags[0].severity == "high"
 
-    for rule in ("banquet.event_feast", "banquet.feast_invite"):
-        set_rule_shadow(rules, rule, True)
+    # Staff keep the last word over the model: a veto rule cancels the banquet on every stored message.
+    (rules / "labels" / "veto_test.toml").write_text(
+        '[[rule]]\nid = "veto.feast"\nlabel = "banquet"\ndecide = "veto"\nany = ["薄酒"]\n', encoding="utf-8"
+    )
     changed, total = await reclassify(config=config, db_url=db)
     assert total == 3 and changed == 1
     async with sessions() as session:

@@ -35,10 +35,19 @@ def test_contract_output_in_order() -> None:
     assert code == 0 and err == ""
     assert [o["id"] for o in out] == ["a", 2, None]
     assert out[0]["labels"] == ["demand"] and out[0]["category"] == "water" and out[0]["severity"] == "normal"
-    assert set(out[0]) == {"id", "labels", "category", "severity", "matches"}
+    assert set(out[0]) == {"id", "labels", "category", "severity", "matches", "review", "tiers", "reasons"}
     assert any("停水" in m["keywords"] for m in out[0]["matches"])
     assert out[1]["labels"] == ["notice"] and out[1]["category"] is None and out[1]["severity"] is None
-    assert out[2] == {"id": None, "labels": ["chat"], "category": None, "severity": None, "matches": []}
+    assert out[2] == {
+        "id": None,
+        "labels": ["chat"],
+        "category": None,
+        "severity": None,
+        "matches": [],
+        "review": [],
+        "tiers": {},
+        "reasons": {},
+    }
 
 
 def test_bad_lines_are_reported_and_processing_continues() -> None:
@@ -74,12 +83,13 @@ def test_naive_baseline_is_naive() -> None:
     assert naive_baseline("你好") == (("chat",), None)
 
 
-def test_eval_meets_the_aims_on_the_dev_set() -> None:
+def test_rules_alone_meet_the_aims_on_the_set_they_were_tuned_on() -> None:
     from classifiers import load_classifier
     from classifiers.evaluation import evaluate, load_dataset
 
-    clf = load_classifier(RULES)
-    items = load_dataset([DATA / "dev.jsonl"])
+    clf = load_classifier(RULES, with_model=False)
+    assert clf.model is None
+    items = load_dataset([DATA / "train" / "project_dev.jsonl"])
     assert len(items) >= 500
 
     def predict(text: str, role: str | None) -> tuple[tuple[str, ...], str | None]:
@@ -89,29 +99,44 @@ def test_eval_meets_the_aims_on_the_dev_set() -> None:
     rep = evaluate(items, predict)
     assert rep.ticket[2] >= 0.90
     assert rep.red_flag[1] >= 0.90
-    p, r, _, _ = rep.per_label["banquet"]
-    assert r >= 0.95 and p >= 0.90
-    assert rep.per_label["clue"][1] >= 0.85
-    assert rep.notices_ticketed <= 0.03
     assert rep.macro_f1 >= 0.85
     base = evaluate(items, naive_baseline)
     assert rep.macro_f1 > base.macro_f1 + 0.3
 
 
-def test_holdout_stays_well_above_the_floor() -> None:
-    out = io.StringIO()
-    assert run_eval(RULES, [DATA / "holdout.jsonl"], out) == 0
-    text = out.getvalue()
-    macro = float(text.split("macro F1")[1].split()[0])
-    assert macro >= 0.85
-    assert "naive substring baseline" in text
+def test_installed_model_meets_the_aims_on_the_set_aside_data() -> None:
+    """The set-aside part (classifiers/data/heldout) was never trained or tuned on."""
+    from classifiers import load_classifier
+    from classifiers.evaluation import evaluate, load_dataset
+
+    clf = load_classifier(RULES)
+    assert clf.model is not None, clf.model_error
+    items = load_dataset(sorted((DATA / "heldout").glob("*.jsonl")))
+    assert len(items) >= 1000
+
+    def predict(text: str, role: str | None) -> tuple[tuple[str, ...], str | None]:
+        c = clf.classify(text, role=role)
+        return c.labels, c.category
+
+    rep = evaluate(items, predict)
+    assert rep.macro_f1 >= 0.85
+    assert rep.ticket[2] >= 0.90
+    assert rep.red_flag[1] >= 0.90
+    assert rep.per_label["banquet"][1] >= 0.95
+    assert rep.per_label["clue"][1] >= 0.85
+    assert rep.category_accuracy >= 0.80
+    assert rep.notices_ticketed <= 0.03
 
 
 def test_datasets_cover_every_label_and_category() -> None:
     from classifiers import CATEGORIES, LABELS
 
-    for name, minimum in (("dev.jsonl", 500), ("holdout.jsonl", 200)):
-        rows = [json.loads(x) for x in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    for kind, minimum in (("train", 4000), ("heldout", 1000)):
+        rows = [
+            json.loads(x)
+            for f in sorted((DATA / kind).glob("*.jsonl"))
+            for x in f.read_text(encoding="utf-8").splitlines()
+        ]
         assert len(rows) >= minimum
         assert {lab for r in rows for lab in r["labels"]} == set(LABELS)
         assert {r["category"] for r in rows if r["category"]} == set(CATEGORIES)

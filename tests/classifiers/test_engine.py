@@ -59,15 +59,15 @@ def test_clue_is_high_severity(clf: Classifier) -> None:
 
 
 @pytest.mark.parametrize(("text", "absent"), [("大麻烦来了,钥匙又丢了", "spam"), ("路口交通太挤了", "abuse")])
-def test_tokens_confirm_substrings(clf: Classifier, text: str, absent: str) -> None:
-    c = clf.classify(text)
+def test_tokens_confirm_substrings(rules_clf: Classifier, text: str, absent: str) -> None:
+    c = rules_clf.classify(text)
     assert absent not in c.labels
     assert not any(k in ("大麻", "口交") for m in c.matches + c.shadow_matches for k in m.keywords)
 
 
-def test_the_real_words_still_match(clf: Classifier) -> None:
-    assert "spam" in clf.classify("出售大麻,私聊").labels
-    assert "abuse" in clf.classify("口交").labels
+def test_the_real_words_still_match(rules_clf: Classifier) -> None:
+    assert "spam" in rules_clf.classify("出售大麻,私聊").labels
+    assert "abuse" in rules_clf.classify("口交").labels
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_the_real_words_still_match(clf: Classifier) -> None:
         ("停电那天我正好在外面", "chat"),
     ],
 )
-def test_negation_and_resolution_cues(clf: Classifier, text: str, want: str) -> None:
-    assert clf.classify(text).labels[0] == want
+def test_negation_and_resolution_cues(rules_clf: Classifier, text: str, want: str) -> None:
+    assert rules_clf.classify(text).labels[0] == want
 
 
 def test_role_conditions(clf: Classifier) -> None:
@@ -96,15 +96,15 @@ def test_role_conditions(clf: Classifier) -> None:
     assert c.labels == ("demand",) and c.category == "water"
 
 
-def test_fuzzy_typo(clf: Classifier) -> None:
-    c = clf.classify("路灯怀了好几天了")
+def test_fuzzy_typo(rules_clf: Classifier) -> None:
+    c = rules_clf.classify("路灯怀了好几天了")
     assert c.labels == ("demand",) and c.category == "power"
     assert any("路灯怀了" in m.keywords for m in c.matches)
 
 
-def test_fuzzy_needs_token_boundaries(clf: Classifier) -> None:
+def test_fuzzy_needs_token_boundaries(rules_clf: Classifier) -> None:
     # 丢东西 must not become 狗东西/好东西 and similar: fuzzy terms are long and token-aligned.
-    assert clf.classify("明天要下雨了,晒的东西收一下").labels == ("chat",)
+    assert rules_clf.classify("明天要下雨了,晒的东西收一下").labels == ("chat",)
 
 
 def test_precedence_and_pairs(clf: Classifier) -> None:
