@@ -11,6 +11,20 @@ from bot.services import Services
 from storage.repos import outbox as outbox_repo
 
 
+def classifier_state(services: Services) -> dict[str, object]:
+    """Which model decides, or why the rules decide alone; the last failed reload, if any."""
+    holder = services.classifiers
+    clf = holder.current
+    model = clf.model
+    return {
+        "mode": "model" if model is not None else "rules_only",
+        "model_version": model.version if model is not None else None,
+        "model_trained_at": model.meta.get("trained_at") if model is not None else None,
+        "model_error": clf.model_error,
+        "reload_error": holder.last_error,
+    }
+
+
 def health_handler(
     services: Services, adapters: Mapping[str, Adapter]
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -41,6 +55,7 @@ def health_handler(
             "outbox_pending": pending,
             "rules_version": services.classifiers.current.version,
             "handled": services.stats.total.get("handled", 0),
+            "classifier": classifier_state(services),
         }
         return web.json_response(body, status=200 if ok else 503)
 

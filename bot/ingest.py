@@ -102,6 +102,8 @@ def classification_row(message_id: int | None, result: Result) -> dict[str, Any]
         "matches": _matches(result.matches),
         "shadow_matches": _matches(result.shadow_matches),
         "ruleset_version": result.ruleset_version,
+        "review": list(result.review),
+        "model_version": result.model_version,
     }
 
 
@@ -110,7 +112,8 @@ def build_flag(message: Message, result: Result) -> Flag | None:
 
     Clues and private reports are confidential: staff only, never a cadre.
     """
-    red = [label for label in result.labels if label in RED_FLAGS]
+    confirmed = [label for label in result.labels if label in RED_FLAGS]
+    red = confirmed + [label for label in result.review if label not in confirmed]
     if not red:
         return None
     assert message.id is not None
@@ -123,11 +126,14 @@ def build_flag(message: Message, result: Result) -> Flag | None:
         county=message.county,
         township=message.township,
         village=message.village,
-        labels=list(result.labels),
+        labels=list(result.labels) + [label for label in result.review if label not in result.labels],
         severity=result.severity or "normal",
         rules=[m.rule for m in result.matches],
-        keywords=sorted({k for m in result.matches for k in m.keywords}),
+        keywords=sorted({k for m in result.matches for k in m.keywords} | {w for r in result.reasons for w in r.words}),
         confidential="clue" in red or message.private,
+        # 请核查 only when no red flag reached its precise threshold: the digest shows the tier on the card.
+        tier="confirmed" if confirmed else "review",
+        reasons={r.label: list(r.words) for r in result.reasons},
     )
 
 
@@ -230,7 +236,7 @@ class Ingest:
         result = self._classifiers.current.classify(incoming.text, role=sender.role)
         message = Message.model_construct(**values)  # the row being stored: no validation
         inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
-        red = any(label in RED_FLAGS for label in result.labels)
+        red = any(label in RED_FLAGS for label in result.labels + result.review)
         if batch is not None and not red and not self._workflow.wants(inbound):
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)

@@ -26,6 +26,8 @@ async def flags_as_json(session: AsyncSession) -> list[dict[str, Any]]:
             "keywords": flag.keywords,
             "confidential": flag.confidential,
             "verdict": flag.verdict,
+            "tier": flag.tier,
+            "reasons": flag.reasons,
         }
         for flag, message in rows
     ]
@@ -37,8 +39,9 @@ def flags_as_text(flags: list[dict[str, Any]]) -> str:
     lines = []
     for item in flags:
         where = item["group"] or "私聊"
+        tier = "" if item["tier"] == "confirmed" else "/请核查"
         lines.append(
-            f"[{item['severity']}] {item['at'][:16]} {where} {item['sender']}({item['role']}) "
+            f"[{item['severity']}{tier}] {item['at'][:16]} {where} {item['sender']}({item['role']}) "
             f"{'/'.join(item['labels'])}: {item['text']}  规则: {', '.join(item['rules'])}"
             + (f"  结论: {item['verdict']}" if item["verdict"] else "")
         )

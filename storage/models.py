@@ -25,6 +25,14 @@ def _json() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=_empty_list))
 
 
+def _empty_dict() -> dict[str, Any]:
+    return {}
+
+
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=_empty_dict))
+
+
 class Group(SQLModel, table=True):
     __tablename__ = "groups"
     id: int | None = Field(default=None, primary_key=True)
@@ -88,6 +96,8 @@ class Classification(SQLModel, table=True):
     matches: list[dict[str, Any]] = _json()
     shadow_matches: list[dict[str, Any]] = _json()
     ruleset_version: str = ""
+    review: list[str] = _json()
+    model_version: str | None = None
 
 
 class Flag(SQLModel, table=True):
@@ -108,6 +118,8 @@ class Flag(SQLModel, table=True):
     keywords: list[str] = _json()
     verdict: str | None = None
     confidential: bool = False
+    tier: str = "confirmed"  # "confirmed" (确认) or "review" (请核查: below the precise threshold)
+    reasons: dict[str, list[str]] = _json_dict()
 
 
 class FlagReview(SQLModel, table=True):

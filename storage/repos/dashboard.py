@@ -136,6 +136,8 @@ _FLAG_COLS = [
     flags.c.village,
     flags.c.labels,
     flags.c.severity,
+    flags.c.tier,
+    flags.c.reasons,
     flags.c.rules,
     flags.c.keywords,
     flags.c.verdict,
