@@ -8,39 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
-from bot.clock import CHINA, SimulatedClock
-from bot.config import load_config
 from bot.messages import IncomingMessage, MessageKind
-from bot.services import Services, build_services
+from bot.services import Services
 from storage.models import Classification, Flag, Group, Member, Message, Ticket, TicketReporter
+from tests.bot.conftest import T0
 
-ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 9, 7, 9, 0, tzinfo=CHINA)
 GROUPS = ("石桥村监督服务群", "河东村监督服务群", "七门堰村监督服务群", "新河村监督服务群")
 BANQUET = "本周六家父七十大寿,中午在村部对面农家乐摆几桌,请亲朋好友赏光"
 DEMAND = "村口那段路坑坑洼洼好几个月了,下雨天根本没法走,希望尽快修一修"
 CHAT = "大家早上好"
-
-
-@pytest.fixture
-async def services(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterator[Services]:
-    config = load_config(ROOT / "config.example.toml").model_copy(update={"data_dir": tmp_path / "data"})
-    built = await build_services(
-        config, clock=SimulatedClock(T0), db_url=db_url, media_root=tmp_path / "media", migrate=False
-    )
-    try:
-        yield built
-    finally:
-        await built.close()
 
 
 def _message(n: int, *, sender: str, text: str, group: str | None) -> IncomingMessage:
@@ -88,9 +69,7 @@ async def test_concurrent_first_messages_from_new_senders_are_all_classified(
         flags = (await session.exec(select(Flag))).all()
         tickets = (await session.exec(select(Ticket))).all()
         reporters = (await session.exec(select(TicketReporter))).all()
-        people = (
-            await session.exec(select(Member).where(col(Member.platform_id).startswith("wxid_新村民")))
-        ).all()
+        people = (await session.exec(select(Member).where(col(Member.platform_id).startswith("wxid_新村民")))).all()
         groups = (await session.exec(select(func.count()).select_from(Group))).one()
     assert len(messages) == len(burst)
     assert {m.id for m in messages} == classified
