@@ -91,7 +91,7 @@ def _handler_for(services: Services, adapter: Adapter) -> Callable[[IncomingMess
 
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
-    from bot.staff import StaffBroadcaster, StaffRuleBench, StaffTicketActions
+    from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
 
@@ -107,6 +107,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
+        pipeline=StaffPipeline(services),
         clock=services.clock.now,
     )
     app.router.add_get("/health", health_handler(services, adapters))
