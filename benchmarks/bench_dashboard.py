@@ -101,6 +101,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         ticket_actions=idle,
         broadcaster=idle,
         rule_bench=idle,
+        pipeline=idle,
     )  # type: ignore[arg-type]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -1,7 +1,8 @@
 """`villagewatch run`: adapters, pipeline, outbox sender, scheduler, rule watcher, dashboard and health.
 
 Wiring is explicit here; each long-running part is a task with its own error boundary, and Ctrl-C or
-SIGTERM stops them in order (adapters first, so nothing new comes in, then the rest).
+SIGTERM stops them in order, within a few seconds whatever connections are open: adapters first, so
+nothing new comes in, then the messages already received are given a moment to be handled, then the rest.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from bot.adapters.base import Adapter
 from bot.adapters.sim import SimAdapter
 from bot.clock import Clock, SystemClock
 from bot.config import AccountConfig, Config
+from bot.dispatch import ChatDispatcher
 from bot.health import health_handler
 from bot.messages import IncomingMessage
 from bot.services import Services, build_services
 from storage.repos import directory as directory_repo
 
 log = logging.getLogger("villagewatch")
+
+STOP_GRACE = 5.0
+"""Seconds the messages received before a stop get to be handled."""
+SHUTDOWN_TIMEOUT = 2.0
+"""Seconds a web server waits for open requests when it stops (aiohttp's default is a minute)."""
 
 
 def _groups_of(config: Config, account: AccountConfig) -> list[str]:
@@ -66,6 +73,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
 class Running:
     services: Services
     adapters: dict[str, Adapter]
+    dispatcher: ChatDispatcher
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     runners: list[web.AppRunner] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
@@ -75,6 +83,7 @@ class Running:
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.stop()
+        await self.dispatcher.close(grace=STOP_GRACE)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -83,15 +92,16 @@ class Running:
         await self.services.close()
 
 
-def _handler_for(services: Services, adapter: Adapter) -> Callable[[IncomingMessage], Awaitable[None]]:
-    async def on_message(message: IncomingMessage) -> None:
-        await services.ingest.handle(message, download=adapter.download)
+def _pipeline(services: Services, adapters: dict[str, Adapter]) -> Callable[[IncomingMessage], Awaitable[object]]:
+    async def handle(message: IncomingMessage) -> object:
+        adapter = adapters.get(message.account)
+        return await services.ingest.handle(message, download=adapter.download if adapter else None)
 
-    return on_message
+    return handle
 
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
-    from bot.staff import StaffBroadcaster, StaffRuleBench, StaffTicketActions
+    from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
 
@@ -107,6 +117,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
+        pipeline=StaffPipeline(services),
         clock=services.clock.now,
     )
     app.router.add_get("/health", health_handler(services, adapters))
@@ -118,10 +129,11 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
     adapters: dict[str, Adapter] = {}
     for index, account in enumerate(config.accounts):
         adapters[account.name] = make_adapter(config, account, services, index=index)
-    running = Running(services, adapters)
+    # Every adapter hands its messages to one dispatcher: in order within a chat, chats side by side.
+    running = Running(services, adapters, ChatDispatcher(_pipeline(services, adapters)))
     try:
         for adapter in adapters.values():
-            await adapter.start(_handler_for(services, adapter))
+            await adapter.start(running.dispatcher)
             if isinstance(adapter, SimAdapter):
                 running.urls[f"simulator ({adapter.account})"] = adapter.url
         running.tasks.append(asyncio.create_task(services.outbox.run(adapters), name="outbox"))
@@ -133,7 +145,7 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
 
             running.first_login = await ensure_first_admin(services.sessions)
             app = await _dashboard(config, services, adapters)
-            runner = web.AppRunner(app, access_log=None)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
             await runner.setup()
             await web.TCPSite(runner, config.dashboard.bind, config.dashboard.port).start()
             running.runners.append(runner)

@@ -200,12 +200,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_reclassify(args: argparse.Namespace) -> int:
-    from bot.history import reclassify
+    from bot.history import rerun_kept_raw
+    from storage.repos.messages import count_kept_raw
 
     config = resolve_config(args.config)
     _setup_logging("WARNING")
-    changed, total = asyncio.run(reclassify(config=config, db_url=_db_url(args, config), progress=sys.stderr))
+    db_url = _db_url(args, config)
+    if args.raw:
+        result = asyncio.run(rerun_kept_raw(config=config, db_url=db_url))
+        print(f"重新处理原样保存的消息:{result.handled} 条已分类并交流程处理,{result.failed} 条仍然失败(见日志)。")
+        if result.remaining:
+            print(f"仍有 {result.remaining} 条原样保存的消息未处理。")
+        return 1 if result.failed else 0
+    from bot.history import reclassify
+
+    changed, total = asyncio.run(reclassify(config=config, db_url=db_url, progress=sys.stderr))
     print(f"重新分类 {total} 条消息,其中 {changed} 条结果有变化。")
+    kept = asyncio.run(_with_session(db_url, count_kept_raw))
+    if kept:
+        print(f"另有 {kept} 条消息处理失败后原样保存,未重新分类;请运行 villagewatch reclassify --raw 重新处理。")
     return 0
 
 
@@ -295,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = with_config(sub.add_parser("reclassify", help="re-run the rules over stored messages"), db=True)
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="instead, run the messages kept raw after a failure through the whole pipeline "
+        "(classification, flags, tickets and the bot's replies)",
+    )
     p.set_defaults(func=cmd_reclassify)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)

@@ -130,7 +130,9 @@ class Directory:
             for township in county.townships:
                 for village in township.villages:
                     for name in village.groups:
-                        group = await repo.get_group(session, name) or Group(name=name)
+                        group = await repo.get_group(session, name) or await repo.get_or_create_group(
+                            session, values={"name": name}
+                        )
                         group.county, group.township, group.village = county.name, township.name, village.name
                         group.quiet = village.quiet
                         group.configured = True
@@ -141,7 +143,10 @@ class Directory:
         """Add or update a person; their platform id defaults to their name (simulator, replay)."""
         self.forget()
         platform_id = entry.platform_id or entry.name
-        member = await repo.get_member(session, platform_id) or Member(platform_id=platform_id, name=entry.name)
+        # Insert-or-get: several bot processes of a city load the same roster when they start together.
+        member = await repo.get_member(session, platform_id) or await repo.get_or_create_member(
+            session, values={"platform_id": platform_id, "name": entry.name}
+        )
         member.name = entry.name
         member.role = entry.role
         member.village, member.township, member.county = entry.village, entry.township, entry.county
@@ -161,10 +166,18 @@ class Directory:
     ) -> Group:
         group = await repo.get_group(session, name)
         if group is None:
-            group = Group(name=name, village=village, township=township, county=county, configured=True)
-            group.account = self._config.account_for_group(name)
-            await repo.save(session, group)
-        elif not group.village:
+            group = await repo.get_or_create_group(
+                session,
+                values={
+                    "name": name,
+                    "village": village,
+                    "township": township,
+                    "county": county,
+                    "configured": True,
+                    "account": self._config.account_for_group(name),
+                },
+            )
+        if not group.village:
             group.village, group.township, group.county, group.configured = village, township, county, True
             await repo.save(session, group)
         return group
@@ -193,15 +206,17 @@ class Directory:
         group = await repo.get_group_by_platform_id(session, platform_id)
         if group is not None:
             return self._remember(self._groups, platform_id, group)
+        # Insert-or-get, never check-then-insert: the first messages of a new room may be handled at once
+        # (or by two processes), and the unique name must not turn one of them into a failure.
         name = topic or platform_id
-        group = await repo.get_group(session, name)
-        if group is None:
-            group = Group(name=name, platform_id=platform_id, account=account, configured=False)
-        else:
-            group.platform_id = platform_id
+        group = await repo.get_or_create_group(
+            session, values={"name": name, "platform_id": platform_id, "account": account, "configured": False}
+        )
+        if group.platform_id != platform_id or not group.account:
+            group.platform_id = platform_id  # a configured group heard from for the first time
             group.account = group.account or account
-        await repo.save(session, group)
-        await session.flush()
+            await repo.save(session, group)
+            await session.flush()
         return self._remember(self._groups, platform_id, group)
 
     async def member_for(self, session: AsyncSession, *, platform_id: str, name: str, group: Group | None) -> Member:
@@ -222,15 +237,19 @@ class Directory:
                     candidate.platform_id = platform_id
                     await repo.save(session, candidate)
                     return self._remember(self._members, platform_id, candidate)
-        member = Member(
-            platform_id=platform_id,
-            name=name or platform_id,
-            role="villager",
-            village=group.village if group else "",
-            township=group.township if group else "",
-            county=group.county if group else "",
-            group_name=group.name if group else "",
+        # Insert-or-get, never check-then-insert: a new villager's first two posts (or a post in a group and
+        # one in private) may be handled at once, and the unique platform id decides which insert stores
+        # the row; the other message gets the same person instead of a constraint error.
+        member = await repo.get_or_create_member(
+            session,
+            values={
+                "platform_id": platform_id,
+                "name": name or platform_id,
+                "role": "villager",
+                "village": group.village if group else "",
+                "township": group.township if group else "",
+                "county": group.county if group else "",
+                "group_name": group.name if group else "",
+            },
         )
-        await repo.save(session, member)
-        await session.flush()
         return self._remember(self._members, platform_id, member)

@@ -1,4 +1,5 @@
-"""Chat history: `villagewatch import` loads old messages, `reclassify` re-runs the rules over stored ones.
+"""Chat history: `villagewatch import` loads old messages, `reclassify` re-runs the rules over stored ones,
+`reclassify --raw` runs the messages kept raw after a failure through the whole pipeline.
 
 Imported history is stored, classified and flagged but opens no tickets and sends nothing: the events are
 over, and the villagers must not be answered about last year.
@@ -11,13 +12,13 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.batch import BatchRunner
-from bot.clock import CHINA, SimulatedClock
+from bot.clock import CHINA, SimulatedClock, SystemClock
 from bot.config import Config
 from bot.directory import Directory, RosterEntry, read_roster
-from bot.ingest import Ingest, NoWorkflow, build_flag, classification_row
+from bot.ingest import Ingest, NoWorkflow, RerunResult, build_flag, classification_row
 from bot.media import MediaStore
 from bot.replay import MemberLine, MessageLine, _incoming, parse_script
-from bot.services import load_rules
+from bot.services import build_services, load_rules
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Classification
@@ -127,3 +128,13 @@ async def reclassify(
     finally:
         await engine.dispose()
     return changed, total
+
+
+async def rerun_kept_raw(*, config: Config, db_url: str) -> RerunResult:
+    """The live pipeline, workflow included, over every message kept raw; what the bot says is queued in
+    the outbox, which the running service sends (its sender polls the table)."""
+    services = await build_services(config, clock=SystemClock(), db_url=db_url)
+    try:
+        return await services.ingest.rerun_kept_raw()
+    finally:
+        await services.close()

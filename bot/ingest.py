@@ -6,6 +6,7 @@ rows committed) or not at all, and the unique (account, platform_id) makes a red
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 RED_FLAGS = ("banquet", "gambling", "abuse", "clue", "spam")
 UNKNOWN_SENDER = "unknown-sender"
+ATTEMPTS = 3
+"""How many times a message is tried before it is kept raw."""
+RETRY_PAUSE = 0.05
+"""Seconds before the second try (twice that before the third): lets a conflicting transaction finish."""
+_IDENTITY = ("account", "platform_id", "at", "raw", "media_path", "text", "kind", "private")
+"""Columns of a kept-raw row a re-run leaves as they were stored."""
 
 Downloader = Callable[[IncomingMessage], Awaitable[bytes]]
 
@@ -64,6 +71,16 @@ class NoWorkflow:
 
     def wants(self, inbound: Inbound) -> bool:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class RerunResult:
+    handled: int
+    """Messages now classified, flagged and handed to the workflow."""
+    failed: int
+    """Messages that failed again (logged) and stay kept raw."""
+    remaining: int
+    """Messages kept raw after the run (these and any kept raw meanwhile)."""
 
 
 @dataclass(slots=True)
@@ -158,15 +175,40 @@ class Ingest:
         self.stats = stats or Stats()
 
     async def handle(self, incoming: IncomingMessage, *, download: Downloader | None = None) -> int | None:
-        """Handle one message; never raises, so one bad message never stops the bot. Returns the stored id."""
-        try:
-            media_path = await self._fetch_media(incoming, download)
-            message_id = await self._store_and_handle(incoming, media_path)
-        except Exception:
-            log.exception("failed to handle message %s from %s", incoming.platform_id, incoming.sender_name)
-            self.stats.count("failed")
-            return await self._store_raw(incoming)
-        return message_id
+        """Handle one message; never raises, so one bad message never stops the bot. Returns the stored id.
+
+        A failure rolls the message's transaction back and the message is tried again (a deadlock, a lost
+        connection or a constraint met by a message handled beside it pass); one that fails every time is
+        kept raw, marked for staff to see and re-run (``rerun_kept_raw``).
+        """
+        media_path: str | None = None
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                if attempt == 1:
+                    media_path = await self._fetch_media(incoming, download)
+                return await self._store_and_handle(incoming, media_path)
+            except Exception as exc:
+                if attempt < ATTEMPTS:
+                    log.warning(
+                        "message %s from %s failed (%s: %s); trying again (%d/%d)",
+                        incoming.platform_id,
+                        incoming.sender_name,
+                        type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "",
+                        attempt + 1,
+                        ATTEMPTS,
+                    )
+                    self.stats.count("retried")
+                    await asyncio.sleep(RETRY_PAUSE * attempt)
+                    continue
+                log.exception(
+                    "failed to handle message %s from %s %d times; kept raw for staff to re-run",
+                    incoming.platform_id,
+                    incoming.sender_name,
+                    ATTEMPTS,
+                )
+        self.stats.count("failed")
+        return await self._store_raw(incoming, media_path)
 
     async def _fetch_media(self, incoming: IncomingMessage, download: Downloader | None) -> str | None:
         if incoming.kind not in (MessageKind.IMAGE, MessageKind.FILE, MessageKind.VOICE):
@@ -220,6 +262,23 @@ class Ingest:
         is safe there because the script can be run again, and passes ``batch``: chat that needs nothing
         more waits in it (None is returned) until ``store_batch`` writes it many rows to a statement.
         """
+        values, inbound = await self._resolve(session, incoming, media_path)
+        result, sender, message = inbound.result, inbound.sender, inbound.message
+        red = any(label in RED_FLAGS for label in result.labels + result.review)
+        if batch is not None and not red and not self._workflow.wants(inbound):
+            batch.messages.append((values, result))
+            self._log(incoming.platform_id, message, sender, result)
+            return None
+        message_id = await messages_repo.insert_message(session, values=values)
+        if message_id is None:
+            self.stats.count("duplicate")
+            return None
+        return await self._finish(session, message_id, values, inbound, batch)
+
+    async def _resolve(
+        self, session: AsyncSession, incoming: IncomingMessage, media_path: str | None
+    ) -> tuple[dict[str, Any], Inbound]:
+        """The message's group and sender (created when new), its row's values and its classification."""
         group: Group | None = None
         if incoming.group_id is not None:
             group = await self._directory.group_for(
@@ -235,16 +294,18 @@ class Ingest:
         values = self._row(incoming, group, sender, media_path)
         result = self._classifiers.current.classify(incoming.text, role=sender.role)
         message = Message.model_construct(**values)  # the row being stored: no validation
-        inbound = Inbound(message, incoming, group, sender, result, self._clock.now())
-        red = any(label in RED_FLAGS for label in result.labels + result.review)
-        if batch is not None and not red and not self._workflow.wants(inbound):
-            batch.messages.append((values, result))
-            self._log(incoming.platform_id, message, sender, result)
-            return None
-        message_id = await messages_repo.insert_message(session, values=values)
-        if message_id is None:
-            self.stats.count("duplicate")
-            return None
+        return values, Inbound(message, incoming, group, sender, result, self._clock.now())
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        message_id: int,
+        values: dict[str, Any],
+        inbound: Inbound,
+        batch: Batch | None = None,
+    ) -> int:
+        """Classification, flag and workflow for a message stored as ``message_id``."""
+        result, sender = inbound.result, inbound.sender
         message = Message.model_construct(id=message_id, **values)
         inbound = replace(inbound, message=message)
         row = classification_row(message_id, result)
@@ -309,8 +370,9 @@ class Ingest:
             "village": place.village,
         }
 
-    async def _store_raw(self, incoming: IncomingMessage) -> int | None:
-        """Last resort after a failure: keep the message as it came, unclassified, so nothing is lost."""
+    async def _store_raw(self, incoming: IncomingMessage, media_path: str | None) -> int | None:
+        """Last resort after a failure: keep the message as it came, unclassified and marked ``kept_raw``,
+        so nothing is lost and staff see it (/health, the dashboard) and can run it through again."""
         try:
             async with self._sessions() as session:
                 message_id = await messages_repo.insert_message(
@@ -319,18 +381,96 @@ class Ingest:
                         "account": incoming.account,
                         "platform_id": incoming.platform_id,
                         "at": incoming.at,
-                        "group_name": incoming.group_topic,
+                        # the name ``group_for`` gives the room, so a re-run finds or makes the same group
+                        "group_name": incoming.group_topic or incoming.group_id,
                         "private": incoming.is_private,
                         "sender_platform_id": incoming.sender_id,
                         "sender_name": incoming.sender_name,
                         "kind": str(incoming.kind),
                         "text": incoming.text,
+                        "media_path": media_path,
                         "raw": incoming.raw,
                         "unassigned": True,
+                        "kept_raw": True,
                     },
                 )
                 await session.commit()
+                if message_id is not None:
+                    self.stats.count("kept_raw")
                 return message_id
         except Exception:
             log.exception("could not even store message %s raw", incoming.platform_id)
             return None
+
+    async def rerun_kept_raw(self, *, batch: int = 200) -> RerunResult:
+        """Run every message kept raw through the whole pipeline again, oldest first, each in its own
+        transaction: its group and sender are looked up, it is classified and flagged, and the workflow
+        opens its ticket and queues the bot's reply, as if it had just arrived.
+
+        Safe beside the live bot and a second re-run: a message is taken only while it is still marked.
+        One that fails again stays kept raw (and is logged); the others go on.
+        """
+        handled = failed = 0
+        after = 0
+        while True:
+            async with self._sessions() as session:
+                ids = await messages_repo.kept_raw_ids(session, after_id=after, limit=batch)
+            if not ids:
+                break
+            for message_id in ids:
+                after = message_id
+                try:
+                    done = await self._rerun_one(message_id)
+                except Exception:
+                    log.exception("re-running kept-raw message %s failed; it stays kept raw", message_id)
+                    failed += 1
+                    continue
+                handled += done
+        async with self._sessions() as session:
+            remaining = await messages_repo.count_kept_raw(session)
+        if handled or failed:
+            log.info("re-ran kept-raw messages: %d handled, %d failed, %d still kept raw", handled, failed, remaining)
+        return RerunResult(handled=handled, failed=failed, remaining=remaining)
+
+    async def _rerun_one(self, message_id: int) -> bool:
+        async with self._sessions() as session:
+            try:
+                stored = await messages_repo.get_message(session, message_id)
+                if stored is None or not stored.kept_raw:
+                    return False
+                incoming = await self._incoming_from(session, stored)
+                values, inbound = await self._resolve(session, incoming, stored.media_path)
+                kept = {k: v for k, v in values.items() if k not in _IDENTITY}
+                if not await messages_repo.claim_kept_raw(session, message_id, values=kept):
+                    await session.rollback()
+                    return False  # another run took it
+                await self._finish(session, message_id, values, inbound)
+                await session.commit()
+            except BaseException:
+                self.forget_uncommitted()
+                raise
+        self.stats.count("rerun")
+        return True
+
+    async def _incoming_from(self, session: AsyncSession, stored: Message) -> IncomingMessage:
+        """The message as an adapter would have handed it on, rebuilt from its raw row."""
+        group_id: str | None = None
+        if not stored.private and stored.group_name:
+            group = await self._directory.group_named(session, stored.group_name)
+            group_id = group.platform_id if group is not None and group.platform_id else stored.group_name
+        try:
+            kind = MessageKind(stored.kind)
+        except ValueError:
+            kind = MessageKind.OTHER
+        return IncomingMessage(
+            platform_id=stored.platform_id,
+            account=stored.account,
+            at=stored.at,
+            kind=kind,
+            text=stored.text,
+            sender_id=stored.sender_platform_id,
+            sender_name=stored.sender_name,
+            group_id=group_id,
+            group_topic=stored.group_name if group_id is not None else None,
+            raw=stored.raw,
+        )

@@ -1,4 +1,5 @@
-"""What the dashboard asks of the bot (dashboards.ports): broadcasts and the rule bench."""
+"""What the dashboard asks of the bot (dashboards.ports): ticket actions, broadcasts, the rule bench and
+re-running the messages kept raw."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bot.ingest import RED_FLAGS
 from bot.services import Services
 from bot.tickets import TicketActions, TicketNotFound, TicketStateError
 from classifiers import describe_rules, restore, set_rule_shadow
-from dashboards.ports import ActionRefused
+from dashboards.ports import ActionRefused, RerunOutcome
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
 from storage.repos import messages as messages_repo
@@ -151,3 +152,14 @@ class StaffRuleBench:
             restore(path, previous)
             holder.reload()
             raise ActionRefused(f"规则文件校验失败,已恢复原规则:{holder.last_error or ''}")
+
+
+class StaffPipeline:
+    """The inbound pipeline as staff drive it: messages kept raw after a failure, run through again."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
+        result = await self._services.ingest.rerun_kept_raw()
+        return RerunOutcome(handled=result.handled, failed=result.failed, remaining=result.remaining)

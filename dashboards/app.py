@@ -23,6 +23,7 @@ from dashboards.context import (
     BROADCASTER,
     CLOCK,
     JINJA,
+    PIPELINE,
     RULE_BENCH,
     SESSION_FACTORY,
     SETTINGS,
@@ -30,7 +31,7 @@ from dashboards.context import (
     Clock,
     render,
 )
-from dashboards.ports import Broadcaster, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, Pipeline, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from dashboards.templating import make_env
 from storage.engine import SessionFactory
@@ -91,6 +92,7 @@ def create_app(
     ticket_actions: TicketActions,
     broadcaster: Broadcaster,
     rule_bench: RuleBench,
+    pipeline: Pipeline,
     clock: Clock = _utc_now,
 ) -> web.Application:
     app = web.Application(
@@ -102,6 +104,7 @@ def create_app(
     app[TICKET_ACTIONS] = ticket_actions
     app[BROADCASTER] = broadcaster
     app[RULE_BENCH] = rule_bench
+    app[PIPELINE] = pipeline
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
@@ -116,6 +119,7 @@ def create_app(
             web.get("/", views_admin.home),
             web.get("/digest", views_digest.digest),
             web.post("/digest/mark", views_digest.mark_patrolled),
+            web.post("/kept-raw/rerun", views_digest.rerun_kept_raw),
             web.get("/flags/{flag_id:\\d+}", views_digest.flag_page),
             web.post("/flags/{flag_id:\\d+}/verdict", views_digest.record_verdict),
             web.get("/tickets", views_tickets.board),

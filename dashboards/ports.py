@@ -7,6 +7,7 @@ Every method receives the acting staff member's username as ``actor`` so the wor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -66,3 +67,20 @@ class RuleBench(Protocol):
 
     async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
         """Switch a rule into or out of shadow mode (fires into shadow_matches only)."""
+
+
+@dataclass(frozen=True)
+class RerunOutcome:
+    handled: int
+    """Messages now classified, flagged and handed to the ticket workflow."""
+    failed: int
+    """Messages that failed again and stay kept raw."""
+    remaining: int
+    """Messages still kept raw after the run."""
+
+
+class Pipeline(Protocol):
+    async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
+        """Run every message kept raw after a failure through the whole inbound pipeline again:
+        classification, flags, tickets and the bot's replies, as if each had just arrived."""
+        ...

@@ -1,4 +1,5 @@
-"""The patrol digest (网巡), a flag's page, verdicts and the "patrolled up to here" mark."""
+"""The patrol digest (网巡), a flag's page, verdicts, the "patrolled up to here" mark, and the messages
+kept raw after a failure (counted on the digest, re-run from it)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from dashboards.context import SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
+from dashboards.context import PIPELINE, SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
 from dashboards.labels import VERDICTS
 from storage.repos import dashboard as repo
+from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
 
 
@@ -44,9 +46,13 @@ async def digest(request: web.Request) -> web.StreamResponse:
             after=2,
             scope=me.scope,
         )
+        # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
+        kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
     return render(
         request,
         "digest.html",
+        kept_raw=kept_raw,
+        rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
         context=context,
         counts=counts,
@@ -124,3 +130,24 @@ async def mark_patrolled(request: web.Request) -> web.StreamResponse:
         await users_repo.set_patrol_mark(session, username=me.username, flag_id=upto, at=now(request))
     await audit(request, "patrol_mark", target=f"flag:{upto}")
     raise web.HTTPFound("/digest")
+
+
+def _rerun_outcome(value: str) -> dict[str, int] | None:
+    try:
+        handled, failed = (int(part) for part in value.split(".", 1))
+    except ValueError:
+        return None
+    return {"handled": handled, "failed": failed}
+
+
+async def rerun_kept_raw(request: web.Request) -> web.StreamResponse:
+    """Staff run the messages kept raw through the pipeline again (a banquet flagged, a demand ticketed)."""
+    me = viewer(request)
+    require(request, me.discipline)
+    outcome = await request.app[PIPELINE].rerun_kept_raw(actor=me.username)
+    await audit(
+        request,
+        "rerun_kept_raw",
+        detail=f"{outcome.handled}条已处理 {outcome.failed}条仍失败 {outcome.remaining}条待处理",
+    )
+    raise web.HTTPFound(f"/digest?rerun={outcome.handled}.{outcome.failed}")

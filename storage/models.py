@@ -85,6 +85,9 @@ class Message(SQLModel, table=True):
     county: str = ""
     township: str = ""
     village: str = ""
+    kept_raw: bool = False
+    """True while the message is stored as it came because the pipeline failed on it: not classified,
+    flagged or handed to the workflow until staff re-run it (`villagewatch reclassify --raw`, dashboard)."""
 
 
 class Classification(SQLModel, table=True):

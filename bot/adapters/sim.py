@@ -55,12 +55,12 @@ class SimAdapter:
         clock: Clock,
         bind: str = "127.0.0.1",
         port: int = 8081,
+        poll_seconds: float = 20.0,
     ) -> None:
         self.account = account
         self._groups = groups
         self._people = people
         self._media_root = media_root
-        self._tasks: set[asyncio.Task[None]] = set()
         self._clock = clock
         self._bind, self._port = bind, port
         self._entries: list[SimEntry] = []
@@ -72,12 +72,17 @@ class SimAdapter:
         self._state = AdapterState.STOPPED
         self._since = clock.now()
         self._changed = asyncio.Condition()
+        self._poll_seconds = poll_seconds
+        self._closing = False
+        self.open_polls = 0
+        """Long polls waiting right now (tests wait for one before stopping)."""
         self.url = ""
 
     # --- Adapter protocol ---------------------------------------------------------------------------
 
     async def start(self, on_message: MessageHandler) -> None:
         self._on_message = on_message
+        self._closing = False
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_get("/", self._page)
         app.router.add_get("/api/state", self._state_api)
@@ -86,7 +91,8 @@ class SimAdapter:
         app.router.add_get("/media/{key}", self._upload_file)
         app.router.add_get("/bot-media/{path:.+}", self._bot_file)
         app.router.add_static("/static", STATIC)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A request still open when the simulator stops gets this long; the long polls are answered at once.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._bind, self._port)
         await site.start()
@@ -95,8 +101,13 @@ class SimAdapter:
         self._state, self._since = AdapterState.CONNECTED, self._clock.now()
 
     async def stop(self) -> None:
+        # Answer the open long polls now: otherwise the server's clean-up waits for each to time out.
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
         self._state, self._since = AdapterState.STOPPED, self._clock.now()
 
     async def send(self, message: OutgoingMessage) -> str | None:
@@ -144,7 +155,7 @@ class SimAdapter:
         )
 
     async def _messages_api(self, request: web.Request) -> web.Response:
-        """Long poll: waits up to 20 s for entries after ``after``."""
+        """Long poll: waits up to ``poll_seconds`` (20 s) for entries after ``after``, or until the stop."""
         try:
             after = int(request.query.get("after", "0"))
         except ValueError:
@@ -153,9 +164,15 @@ class SimAdapter:
         def _newer() -> list[SimEntry]:
             return [e for e in self._entries if e.seq > after]
 
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: bool(_newer())), timeout=20)
+        self.open_polls += 1
+        try:
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: self._closing or bool(_newer())), timeout=self._poll_seconds
+                    )
+        finally:
+            self.open_polls -= 1
         return web.json_response([_as_json(e) for e in _newer()])
 
     async def _send_api(self, request: web.Request) -> web.Response:
@@ -197,9 +214,9 @@ class SimAdapter:
             media=data,
         )
         if self._on_message is not None:
-            task: asyncio.Task[None] = asyncio.ensure_future(self._on_message(incoming))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # Awaited, not spawned: the service's handler only queues it (in order, per chat), and a task per
+            # message let later messages of a group be handled before earlier ones.
+            await self._on_message(incoming)
         return web.json_response({"ok": True})
 
     async def _upload_file(self, request: web.Request) -> web.Response:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Group, Member
+from storage.repos.common import insert_ignore
 
 
 async def get_group(session: AsyncSession, name: str) -> Group | None:
@@ -14,6 +17,18 @@ async def get_group(session: AsyncSession, name: str) -> Group | None:
 
 async def get_group_by_platform_id(session: AsyncSession, platform_id: str) -> Group | None:
     return (await session.exec(select(Group).where(Group.platform_id == platform_id))).first()
+
+
+async def get_or_create_group(session: AsyncSession, *, values: dict[str, Any]) -> Group:
+    """The group named ``values["name"]``, inserted with ``values`` unless it exists (insert-or-get).
+
+    Safe when many messages (or bot processes) meet a new group at once: the unique name decides, and
+    every caller gets the one row, never a constraint error.
+    """
+    await insert_ignore(session, Group, ("name",), values)
+    group = await get_group(session, values["name"])
+    assert group is not None  # inserted just now or by whoever won; rows are never deleted
+    return group
 
 
 async def list_groups(session: AsyncSession) -> list[Group]:
@@ -26,6 +41,18 @@ async def save(session: AsyncSession, row: Group | Member) -> None:
 
 async def get_member(session: AsyncSession, platform_id: str) -> Member | None:
     return (await session.exec(select(Member).where(Member.platform_id == platform_id))).first()
+
+
+async def get_or_create_member(session: AsyncSession, *, values: dict[str, Any]) -> Member:
+    """The person with ``values["platform_id"]``, inserted with ``values`` unless they exist (insert-or-get).
+
+    Two first messages from a new sender handled at once both end here: the unique platform id decides
+    which insert stores the row, and both get it, on SQLite and PostgreSQL alike.
+    """
+    await insert_ignore(session, Member, ("platform_id",), values)
+    member = await get_member(session, values["platform_id"])
+    assert member is not None  # inserted just now or by whoever won; rows are never deleted
+    return member
 
 
 async def find_members_by_name(session: AsyncSession, name: str) -> list[Member]:

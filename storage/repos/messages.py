@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, true, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,6 +45,36 @@ async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dic
             classifications.append({**labels, "message_id": message_id})
     await add_classifications(session, classifications)
     return len(classifications)
+
+
+async def count_kept_raw(session: AsyncSession) -> int:
+    """How many messages are stored as they came because the pipeline failed on them (a partial index)."""
+    statement = select(func.count()).select_from(Message).where(col(Message.kept_raw) == true())
+    return int((await session.exec(statement)).one())
+
+
+async def kept_raw_ids(session: AsyncSession, *, after_id: int = 0, limit: int = 200) -> list[int]:
+    """Ids of messages kept raw, oldest first, after ``after_id``."""
+    statement = (
+        select(Message.id)
+        .where(col(Message.kept_raw) == true(), col(Message.id) > after_id)
+        .order_by(col(Message.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.exec(statement)).all() if i is not None]
+
+
+async def claim_kept_raw(session: AsyncSession, message_id: int, *, values: dict[str, Any]) -> bool:
+    """Fill in a kept-raw message's place, role and sender from ``values`` and clear its mark, if it is
+    still kept raw: False when another run (a second staff member, the command line) took it first."""
+    statement = (
+        update(Message)
+        .where(col(Message.id) == message_id, col(Message.kept_raw) == true())
+        .values({**values, "kept_raw": False})
+        .execution_options(synchronize_session=False)
+    )
+    connection = await session.connection()
+    return (await connection.execute(statement)).rowcount == 1
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:

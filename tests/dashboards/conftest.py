@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
 from storage.engine import SessionFactory, make_session_factory
-from tests.dashboards.fakes import FakeClock, FakeRuleBench, RecordingBroadcaster, RecordingTicketActions
+from tests.dashboards.fakes import (
+    FakeClock,
+    FakeRuleBench,
+    RecordingBroadcaster,
+    RecordingPipeline,
+    RecordingTicketActions,
+)
 from tests.dashboards.seed import PASSWORD, World, seed
 
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
@@ -28,6 +34,7 @@ class Dash:
     actions: RecordingTicketActions
     broadcaster: RecordingBroadcaster
     bench: FakeRuleBench
+    pipeline: RecordingPipeline
     csrf: str = ""
 
     async def login(self, username: str, password: str = PASSWORD) -> None:
@@ -58,17 +65,19 @@ async def dash(engine: AsyncEngine) -> AsyncIterator[Dash]:
     world = await seed(factory)
     clock = FakeClock()
     actions, broadcaster, bench = RecordingTicketActions(), RecordingBroadcaster(), FakeRuleBench()
+    pipeline = RecordingPipeline()
     app = create_app(
         session_factory=factory,
         settings=DashboardSettings(session_minutes=60),
         ticket_actions=actions,
         broadcaster=broadcaster,
         rule_bench=bench,
+        pipeline=pipeline,
         clock=clock,
     )
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield Dash(client, factory, world, clock, actions, broadcaster, bench)
+        yield Dash(client, factory, world, clock, actions, broadcaster, bench, pipeline)
     finally:
         await client.close()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboards.ports import ActionRefused
+from dashboards.ports import ActionRefused, RerunOutcome
 
 
 @dataclass
@@ -111,3 +111,16 @@ class FakeRuleBench:
     async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
         self.calls.append(("set_shadow", (rule_id, shadow, actor)))
         self.shadow[rule_id] = shadow
+
+
+@dataclass
+class RecordingPipeline:
+    """Records who re-ran the kept-raw messages; ``clear`` (async, returns how many) stands for the run."""
+
+    calls: list[str] = field(default_factory=list)
+    clear: Any = None
+
+    async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
+        self.calls.append(actor)
+        handled = await self.clear() if self.clear is not None else 0
+        return RerunOutcome(handled=handled, failed=0, remaining=0)

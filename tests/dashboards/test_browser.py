@@ -17,7 +17,13 @@ from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
-from tests.dashboards.fakes import FakeClock, FakeRuleBench, RecordingBroadcaster, RecordingTicketActions
+from tests.dashboards.fakes import (
+    FakeClock,
+    FakeRuleBench,
+    RecordingBroadcaster,
+    RecordingPipeline,
+    RecordingTicketActions,
+)
 from tests.dashboards.seed import PASSWORD, World, seed
 
 pytestmark = pytest.mark.browser
@@ -44,6 +50,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, World, RecordingTic
         ticket_actions=actions,
         broadcaster=RecordingBroadcaster(),
         rule_bench=FakeRuleBench(),
+        pipeline=RecordingPipeline(),
         clock=FakeClock(),
     )
     runner = web.AppRunner(app)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import FormData
 from openpyxl import load_workbook
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from dashboards.users import UserError, add_user, ensure_first_admin
-from storage.models import Flag, FlagReview, StaffUser
+from storage.models import AuditLog, Flag, FlagReview, Message, StaffUser
 from storage.repos.dashboard import Scope, ticket_stats
 from tests.dashboards.conftest import Dash
 
@@ -240,3 +241,48 @@ async def test_statistics_can_narrow_to_a_township(dash: Dash) -> None:
     # a township's staff cannot widen their scope with the filter
     page = await (await dash.client.get("/stats?since=2026-09-01&until=2026-09-30&township=城关镇&dim=village")).text()
     assert "城关镇 / 石桥村" not in page
+
+
+async def test_kept_raw_messages_are_shown_to_staff_and_rerun_by_them(dash: Dash) -> None:
+    async with dash.factory() as session, session.begin():
+        for n in range(2):
+            session.add(
+                Message(
+                    account="demo",
+                    platform_id=f"raw-{n}",
+                    at=datetime(2026, 9, 9, 8, 0, tzinfo=UTC),
+                    group_name="石桥村监督服务群",
+                    sender_name="新村民",
+                    text="本周六家父七十大寿,请大家赏光",
+                    unassigned=True,
+                    kept_raw=True,
+                )
+            )
+
+    async def clear() -> int:
+        async with dash.factory() as session, session.begin():
+            result = await session.exec(update(Message).where(col(Message.kept_raw)).values(kept_raw=False))
+            return int(result.rowcount)
+
+    dash.pipeline.clear = clear
+
+    await dash.login("cadre_a")
+    assert "原样保存" not in await (await dash.client.get("/digest")).text()
+    assert (await dash.post("/kept-raw/rerun")).status == 403
+    assert dash.pipeline.calls == []
+
+    await dash.login("town_a")
+    page = await (await dash.client.get("/digest")).text()
+    assert "有 2 条消息处理失败，已原样保存但尚未分类" in page and 'action="/kept-raw/rerun"' in page
+    # the existing CSRF token protects it
+    refused = await dash.client.post("/kept-raw/rerun", data={"_csrf": "forged"}, allow_redirects=False)
+    assert refused.status == 403 and dash.pipeline.calls == []
+
+    resp = await dash.post("/kept-raw/rerun")
+    assert resp.status == 302 and resp.headers["Location"] == "/digest?rerun=2.0"
+    assert dash.pipeline.calls == ["town_a"]
+    page = await (await dash.client.get(resp.headers["Location"])).text()
+    assert "已重新处理 2 条原样保存的消息" in page and "尚未分类" not in page
+    async with dash.factory() as session:
+        audited = (await session.exec(select(AuditLog).where(AuditLog.action == "rerun_kept_raw"))).all()
+    assert [(a.username, a.detail) for a in audited] == [("town_a", "2条已处理 0条仍失败 0条待处理")]
