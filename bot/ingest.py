@@ -230,7 +230,8 @@ class Ingest:
             try:
                 message_id = await self.process(session, incoming, media_path)
                 if message_id is None:
-                    await session.rollback()
+                    # Stored before. Closing the session rolls back; an explicit rollback would also expire
+                    # the cached groups and people it loaded, which handlers of other chats may be using.
                     self.forget_uncommitted()
                     return None
                 await session.commit()
@@ -442,8 +443,10 @@ class Ingest:
                 values, inbound = await self._resolve(session, incoming, stored.media_path)
                 kept = {k: v for k, v in values.items() if k not in _IDENTITY}
                 if not await messages_repo.claim_kept_raw(session, message_id, values=kept):
-                    await session.rollback()
-                    return False  # another run took it
+                    # Another run took it. No explicit rollback: it would expire the cached groups and
+                    # people this session loaded while other handlers use them; closing rolls back.
+                    self.forget_uncommitted()
+                    return False
                 await self._finish(session, message_id, values, inbound)
                 await session.commit()
             except BaseException:
