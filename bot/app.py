@@ -102,6 +102,7 @@ def _pipeline(services: Services, adapters: dict[str, Adapter]) -> Callable[[Inc
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
     from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
+    from bot.teaching import StaffModelTeacher
     from dashboards.app import create_app
     from dashboards.settings import DashboardSettings
 
@@ -118,6 +119,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
         pipeline=StaffPipeline(services),
+        model_teacher=StaffModelTeacher(services),
         clock=services.clock.now,
     )
     app.router.add_get("/health", health_handler(services, adapters))

@@ -1,6 +1,6 @@
 """`villagewatch eval`: quality of the rules on labelled JSON lines, next to a naive baseline.
 
-Dataset format (tests/data/README.md): one JSON object per line,
+Dataset format (classifiers/data/README.md): one JSON object per line,
 ``{"text": str, "labels": [str, ...], "category": str | null, "role"?: str, "id"?: ...}``.
 """
 

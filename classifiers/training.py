@@ -37,6 +37,9 @@ LABEL_C = 1.0
 CATEGORY_C = 2.0
 FOLDS = 5
 REVIEW_RECALL = 0.97
+# The 请核查 threshold is never below this share of the label's own threshold: in a real group most
+# messages are chat, and a review tier that flags one message in ten would bury the patrol.
+REVIEW_FLOOR = 0.5
 PRUNE = 1e-3
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -159,10 +162,14 @@ def _fit(design: _Design, examples: Sequence[Example], rows: Sequence[int]) -> t
     if len(present) >= 2:
         m = LogisticRegression(C=CATEGORY_C, max_iter=3000, random_state=0)
         m.fit(x[cat_rows], cats)
+        coef, intercept = m.coef_, m.intercept_
+        if len(m.classes_) == 2:  # a binary fit has one row; as a softmax it is half of it each way
+            coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+            intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
         for k, c in enumerate(m.classes_):
             col = nl + CATEGORIES.index(str(c))
-            w[:, col] = m.coef_[k]
-            b[col] = m.intercept_[k]
+            w[:, col] = coef[k]
+            b[col] = intercept[k]
     elif present:
         b[nl + CATEGORIES.index(present[0])] = 0.0
     return w, b
@@ -190,7 +197,7 @@ def _recall_threshold(p: np.ndarray, y: np.ndarray, ceiling: float) -> float:
     pos = np.sort(p[y])
     k = math.floor((1.0 - REVIEW_RECALL) * len(pos))
     t = float(pos[k]) - 1e-6
-    return float(min(max(round(t, 3), 0.05), ceiling))
+    return float(min(max(round(t, 3), ceiling * REVIEW_FLOOR), ceiling))
 
 
 def _folds(examples: Sequence[Example], rows: Sequence[int]) -> list[list[int]]:

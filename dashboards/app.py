@@ -15,6 +15,7 @@ from dashboards import (
     views_broadcast,
     views_digest,
     views_exports,
+    views_model,
     views_rules,
     views_stats,
     views_tickets,
@@ -23,6 +24,7 @@ from dashboards.context import (
     BROADCASTER,
     CLOCK,
     JINJA,
+    MODEL_TEACHER,
     PIPELINE,
     RULE_BENCH,
     SESSION_FACTORY,
@@ -31,7 +33,7 @@ from dashboards.context import (
     Clock,
     render,
 )
-from dashboards.ports import Broadcaster, Pipeline, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from dashboards.templating import make_env
 from storage.engine import SessionFactory
@@ -93,6 +95,7 @@ def create_app(
     broadcaster: Broadcaster,
     rule_bench: RuleBench,
     pipeline: Pipeline,
+    model_teacher: ModelTeacher,
     clock: Clock = _utc_now,
 ) -> web.Application:
     app = web.Application(
@@ -105,6 +108,7 @@ def create_app(
     app[BROADCASTER] = broadcaster
     app[RULE_BENCH] = rule_bench
     app[PIPELINE] = pipeline
+    app[MODEL_TEACHER] = model_teacher
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
@@ -122,6 +126,11 @@ def create_app(
             web.post("/kept-raw/rerun", views_digest.rerun_kept_raw),
             web.get("/flags/{flag_id:\\d+}", views_digest.flag_page),
             web.post("/flags/{flag_id:\\d+}/verdict", views_digest.record_verdict),
+            web.post("/flags/{flag_id:\\d+}/labels", views_model.correct_flag),
+            web.get("/messages/{message_id:\\d+}/label", views_model.label_message_page),
+            web.post("/messages/{message_id:\\d+}/label", views_model.label_message),
+            web.get("/model", views_model.model_page),
+            web.post("/model/retrain", views_model.retrain),
             web.get("/tickets", views_tickets.board),
             web.get("/tickets/{ticket_id:\\d+}", views_tickets.ticket_page),
             web.post("/tickets/{ticket_id:\\d+}/{action:[a-z]+}", views_tickets.ticket_action),

@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dashboards.ports import Broadcaster, Pipeline, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from storage.engine import SessionFactory
 from storage.repos import users as users_repo
@@ -24,6 +24,7 @@ TICKET_ACTIONS = web.AppKey("ticket_actions", TicketActions)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 RULE_BENCH = web.AppKey("rule_bench", RuleBench)
 PIPELINE = web.AppKey("pipeline", Pipeline)
+MODEL_TEACHER = web.AppKey("model_teacher", ModelTeacher)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 JINJA = web.AppKey("jinja", jinja2.Environment)
 

@@ -8,6 +8,7 @@ Every method receives the acting staff member's username as ``actor`` so the wor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -83,4 +84,30 @@ class Pipeline(Protocol):
     async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
         """Run every message kept raw after a failure through the whole inbound pipeline again:
         classification, flags, tickets and the bot's replies, as if each had just arrived."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    mode: str
+    """``model`` (the trained model decides) or ``rules_only`` (no usable model file)."""
+    version: str | None
+    trained_at: datetime | None
+    examples: int | None
+    error: str | None
+    """Why the bot runs on rules alone, or why the last reload was refused."""
+    training: bool
+    """A retraining is running now."""
+    progress: str
+    """The running retraining's current step, or the last one's outcome (Simplified Chinese)."""
+
+
+class ModelTeacher(Protocol):
+    """The classifier's trained model as staff see it: its state, and retraining it in the background."""
+
+    def status(self) -> ModelStatus: ...
+
+    async def start_retraining(self, *, actor: str) -> bool:
+        """Retrain from the project's labelled data plus staff feedback, in the background; the new model
+        is installed only if it is not worse on the set-aside data. False if one is already running."""
         ...

@@ -95,6 +95,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         context=context.get(row["message_id"], []),
         reviews=reviews,
         verdicts=VERDICTS,
+        request_taught=request.query.get("taught") == "1",
     )
 
 

@@ -303,3 +303,21 @@ class DashboardSession(SQLModel, table=True):
     csrf: str
     created_at: datetime = _dt(nullable=False)
     expires_at: datetime = _dt(index=True, nullable=False)
+
+
+class LabelFeedback(SQLModel, table=True):
+    """What staff taught the classifier about one message: the labels and category it should have had.
+
+    Written by a correction on a flag (per label: the banquet is a false alarm, the demand stands) and by
+    marking a missed message; the newest row per message is a training example for `villagewatch train`.
+    """
+
+    __tablename__ = "label_feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    at: datetime = _dt(nullable=False)
+    username: str
+    labels: list[str] = _json()
+    category: str | None = None
+    source: str = "correction"  # "correction" (of a flag) or "missed" (a message the classifier missed)
+    note: str = ""

@@ -103,6 +103,16 @@ def flag_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
     )
 
 
+def message_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
+    """A stored message: in the viewer's places, and private ones only with confidential access."""
+    return _row_visible(row, scope) and (scope.confidential or not row["private"])
+
+
+async def flag_for_message(session: AsyncSession, *, message_id: int) -> bool:
+    conn = await session.connection()
+    return (await conn.execute(select(flags.c.id).where(flags.c.message_id == message_id))).first() is not None
+
+
 def ticket_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
     return _row_visible(row, scope) and (scope.confidential or (not row["confidential"] and row["kind"] != "clue"))
 

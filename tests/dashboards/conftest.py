@@ -17,6 +17,7 @@ from tests.dashboards.fakes import (
     FakeClock,
     FakeRuleBench,
     RecordingBroadcaster,
+    RecordingModelTeacher,
     RecordingPipeline,
     RecordingTicketActions,
 )
@@ -35,6 +36,7 @@ class Dash:
     broadcaster: RecordingBroadcaster
     bench: FakeRuleBench
     pipeline: RecordingPipeline
+    teacher: RecordingModelTeacher
     csrf: str = ""
 
     async def login(self, username: str, password: str = PASSWORD) -> None:
@@ -66,6 +68,7 @@ async def dash(engine: AsyncEngine) -> AsyncIterator[Dash]:
     clock = FakeClock()
     actions, broadcaster, bench = RecordingTicketActions(), RecordingBroadcaster(), FakeRuleBench()
     pipeline = RecordingPipeline()
+    teacher = RecordingModelTeacher()
     app = create_app(
         session_factory=factory,
         settings=DashboardSettings(session_minutes=60),
@@ -73,11 +76,12 @@ async def dash(engine: AsyncEngine) -> AsyncIterator[Dash]:
         broadcaster=broadcaster,
         rule_bench=bench,
         pipeline=pipeline,
+        model_teacher=teacher,
         clock=clock,
     )
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield Dash(client, factory, world, clock, actions, broadcaster, bench, pipeline)
+        yield Dash(client, factory, world, clock, actions, broadcaster, bench, pipeline, teacher)
     finally:
         await client.close()

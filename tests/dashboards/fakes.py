@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboards.ports import ActionRefused, RerunOutcome
+from dashboards.ports import ActionRefused, ModelStatus, RerunOutcome
 
 
 @dataclass
@@ -124,3 +124,29 @@ class RecordingPipeline:
         self.calls.append(actor)
         handled = await self.clear() if self.clear is not None else 0
         return RerunOutcome(handled=handled, failed=0, remaining=0)
+
+
+@dataclass
+class RecordingModelTeacher:
+    """A model that never changes; records who asked to retrain, and refuses a second one while "running"."""
+
+    retrain_calls: list[str] = field(default_factory=list)
+    running: bool = False
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(
+            mode="model",
+            version="abc123def456",
+            trained_at=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+            examples=6727,
+            error=None,
+            training=self.running,
+            progress="交叉验证 / fold 2/5" if self.running else "",
+        )
+
+    async def start_retraining(self, *, actor: str) -> bool:
+        if self.running:
+            return False
+        self.retrain_calls.append(actor)
+        self.running = True
+        return True

@@ -21,6 +21,7 @@ from tests.dashboards.fakes import (
     FakeClock,
     FakeRuleBench,
     RecordingBroadcaster,
+    RecordingModelTeacher,
     RecordingPipeline,
     RecordingTicketActions,
 )
@@ -51,6 +52,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, World, RecordingTic
         broadcaster=RecordingBroadcaster(),
         rule_bench=FakeRuleBench(),
         pipeline=RecordingPipeline(),
+        model_teacher=RecordingModelTeacher(),
         clock=FakeClock(),
     )
     runner = web.AppRunner(app)
