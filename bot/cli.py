@@ -76,18 +76,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     from classifiers.retrain import print_outcome, retrain
     from classifiers.training import TrainingDataError, data_files
 
-    rules = Path(args.rules) if args.rules else resolve_config(None).rules_dir
+    config = resolve_config(args.config)
+    rules = Path(args.rules) if args.rules else config.rules_dir
     train_files = [Path(p) for p in args.train] or data_files("train")
     heldout_files = [Path(p) for p in args.heldout] or data_files("heldout")
+    extra = asyncio.run(_staff_examples(_db_url(args, config))) if args.staff else []
+    if args.staff:
+        print(f"staff feedback: {len(extra)} examples", file=sys.stderr)
     try:
         outcome = retrain(
-            rules, train_files, heldout_files, force=args.force, progress=lambda s: print(s, file=sys.stderr)
+            rules,
+            train_files,
+            heldout_files,
+            extra=extra,
+            force=args.force,
+            progress=lambda s: print(s, file=sys.stderr),
         )
     except TrainingDataError as e:
         print(f"villagewatch train: {e}; nothing was trained", file=sys.stderr)
         return 2
     print_outcome(outcome, sys.stdout)
     return 0 if outcome.installed else 1
+
+
+async def _staff_examples(db_url: str) -> list[Any]:
+    from bot.teaching import staff_examples
+    from storage.engine import make_engine, make_session_factory
+    from storage.migrate import upgrade
+
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine)
+        return await staff_examples(make_session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -283,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("datasets", nargs="*")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("train", help="train the classifier's model; install it unless it is worse")
+    p = with_config(
+        sub.add_parser("train", help="train the classifier's model; install it unless it is worse"), db=True
+    )
+    p.add_argument("--staff", action="store_true", help="also learn from staff corrections in the database")
     p.add_argument("--rules", help="rules folder (default: the config's rules_dir)")
     p.add_argument("--train", action="append", default=[], help="training file (default: classifiers/data/train)")
     p.add_argument("--heldout", action="append", default=[], help="set-aside file (default: classifiers/data/heldout)")
