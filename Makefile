@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := tests/wechaty/node_modules/.installed-stamp
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint unit node chromium bench clean
+.PHONY: run test lint unit node chromium bench clean wheelhouse offline-install
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,31 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_tickets.py
+
+# Offline installation bundle for an intranet machine without internet. On a connected machine with the
+# same OS and Python version as the target, `make wheelhouse` builds wheels of villagewatch and every
+# dependency into $(BUNDLE)/wheels, adds what a county edits (rules/, example config and roster, READMEs)
+# and packs $(BUNDLE).tar.gz. On the intranet: unpack it, cd into it, and run `make offline-install` (or
+# the one line it runs: python3 -m venv .venv && .venv/bin/pip install --no-index --find-links wheels villagewatch).
+BUNDLE ?= dist/villagewatch-offline
+WHEELS ?= wheels
+
+wheelhouse: $(STAMP)
+	rm -rf $(BUNDLE) $(BUNDLE).tar.gz
+	mkdir -p $(BUNDLE)/wheels
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(BUNDLE)/wheels .
+	rm -rf build  # setuptools' build folder, left in the checkout by the project's own wheel
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --dest $(BUNDLE)/wheels pip
+	cp -r rules config.example.toml roster.example.csv README.md README.zh-CN.md $(BUNDLE)/
+	sed -n '/^offline-install:/,/^$$/p' Makefile | sed '1i PYTHON ?= python3\nVENV := .venv\nBIN := $$(VENV)/bin\nWHEELS ?= wheels\n' > $(BUNDLE)/Makefile
+	tar -czf $(BUNDLE).tar.gz -C $(dir $(BUNDLE)) $(notdir $(BUNDLE))
+	@echo "bundle: $(BUNDLE).tar.gz ($$(ls $(BUNDLE)/wheels | wc -l) wheels)"
+
+offline-install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --no-index --find-links $(WHEELS) --upgrade pip
+	$(BIN)/python -m pip install --no-index --find-links $(WHEELS) villagewatch
+	@echo "installed: $(BIN)/villagewatch (copy config.example.toml to config.toml, then $(BIN)/villagewatch run)"
 
 clean:
 	rm -rf $(VENV) tests/wechaty/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -13,17 +13,20 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot.adapters.base import Adapter
 from bot.adapters.sim import SimAdapter
+from bot.backup import run_lock
 from bot.clock import Clock, SystemClock
 from bot.config import AccountConfig, Config
 from bot.dispatch import ChatDispatcher
 from bot.health import health_handler
 from bot.messages import IncomingMessage
+from bot.metrics import ProcessCounters, metrics_app, metrics_token
 from bot.services import Services, build_services
 from storage.repos import directory as directory_repo
 
@@ -78,6 +81,9 @@ class Running:
     runners: list[web.AppRunner] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     first_login: tuple[str, str] | None = None
+    counters: ProcessCounters = field(default_factory=ProcessCounters)
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """The SQLite run lock (restore refuses a database in use), released last."""
 
     async def stop(self) -> None:
         for adapter in self.adapters.values():
@@ -90,10 +96,14 @@ class Running:
         for runner in self.runners:
             await runner.cleanup()
         await self.services.close()
+        self.held.close()
 
 
-def _pipeline(services: Services, adapters: dict[str, Adapter]) -> Callable[[IncomingMessage], Awaitable[object]]:
+def _pipeline(
+    services: Services, adapters: dict[str, Adapter], counters: ProcessCounters
+) -> Callable[[IncomingMessage], Awaitable[object]]:
     async def handle(message: IncomingMessage) -> object:
+        counters.received[message.account] += 1
         adapter = adapters.get(message.account)
         return await services.ingest.handle(message, download=adapter.download if adapter else None)
 
@@ -132,8 +142,12 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
     for index, account in enumerate(config.accounts):
         adapters[account.name] = make_adapter(config, account, services, index=index)
     # Every adapter hands its messages to one dispatcher: in order within a chat, chats side by side.
-    running = Running(services, adapters, ChatDispatcher(_pipeline(services, adapters)))
+    counters = ProcessCounters()
+    running = Running(services, adapters, ChatDispatcher(_pipeline(services, adapters, counters)), counters=counters)
     try:
+        if services.engine.dialect.name == "sqlite" and services.engine.url.database not in (None, "", ":memory:"):
+            running.held.enter_context(run_lock(Path(str(services.engine.url.database)).resolve()))
+        token = metrics_token(config.metrics) if config.metrics.enabled else ""
         for adapter in adapters.values():
             await adapter.start(running.dispatcher)
             if isinstance(adapter, SimAdapter):
@@ -154,6 +168,13 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
             port = runner.addresses[0][1]
             running.urls["dashboard"] = f"http://{config.dashboard.bind}:{port}/"
             running.urls["health"] = f"http://{config.dashboard.bind}:{port}/health"
+        if config.metrics.enabled:
+            runner = web.AppRunner(metrics_app(services, adapters, running.counters, token=token), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, config.metrics.bind, config.metrics.port).start()
+            running.runners.append(runner)
+            port = runner.addresses[0][1]
+            running.urls["metrics"] = f"http://{config.metrics.bind}:{port}/metrics"
     except BaseException:
         await running.stop()
         raise

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, LoggingConfig, load_config
 from bot.errors import VillagewatchError
 
 log = logging.getLogger("villagewatch")
@@ -32,14 +32,32 @@ def resolve_config(path: str | None) -> Config:
     return Config()
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(level: str, config: Config | None = None) -> None:
+    """stderr always (journald under systemd); with ``[logging] file``, also a size-rotated file."""
+    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+    log_file = config.log_file() if config is not None else None
+    if log_file is not None:
+        logging.getLogger().addHandler(rotating_handler(log_file, config.logging))  # type: ignore[union-attr]
     for noisy in ("jieba", "aiohttp.access", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def rotating_handler(path: Path, settings: LoggingConfig) -> logging.Handler:
+    """A file handler rotated at ``max_bytes``, keeping ``backups`` old files (``.1`` the newest)."""
+    from logging.handlers import RotatingFileHandler
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(
+            path, maxBytes=settings.max_bytes, backupCount=settings.backups, encoding="utf-8", delay=True
+        )
+    except OSError as exc:
+        raise ConfigError(f"[logging] file = {path}: cannot be written: {exc.strerror or exc}") from exc
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
 
 
 def _db_url(args: argparse.Namespace, config: Config) -> str:
@@ -53,8 +71,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run_service
 
     config = resolve_config(args.config)
-    _setup_logging(config.log_level)
+    _setup_logging(config.log_level, config)
     return asyncio.run(run_service(config))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.backup import backup, sqlite_path
+
+    config = resolve_config(args.config)
+    info = backup(sqlite_path(_db_url(args, config)), Path(args.file))
+    print(f"已备份到 {args.file}(迁移版本 {info.revision},消息 {info.messages} 条,工单 {info.tickets} 个)。")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bot.backup import known_revisions, restore, sqlite_path
+
+    config = resolve_config(args.config)
+    db_path = sqlite_path(_db_url(args, config))
+    info, kept = restore(Path(args.file), db_path, force=args.force)
+    print(f"已从 {args.file} 恢复到 {db_path}(消息 {info.messages} 条,工单 {info.tickets} 个)。")
+    if kept is not None:
+        print(f"原数据库已另存为 {kept}。")
+    if info.revision != known_revisions()[-1]:
+        print("备份的数据库版本较旧,下次启动(或 villagewatch db upgrade)时会自动升级。")
+    return 0
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -340,6 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(classification, flags, tickets and the bot's replies)",
     )
     p.set_defaults(func=cmd_reclassify)
+
+    p = with_config(sub.add_parser("backup", help="copy the SQLite database to FILE (safe while running)"), db=True)
+    p.add_argument("file")
+    p.set_defaults(func=cmd_backup)
+
+    p = with_config(sub.add_parser("restore", help="put a backup FILE in place of the SQLite database"), db=True)
+    p.add_argument("file")
+    p.add_argument("--force", action="store_true", help="restore even while a villagewatch run uses the database")
+    p.set_defaults(func=cmd_restore)
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     p = with_config(db.add_parser("upgrade", help="apply migrations"), db=True)

@@ -126,6 +126,35 @@ class SimConfig(_Strict):
     port: int = Field(default=8081, ge=0, le=65535)
 
 
+class LoggingConfig(_Strict):
+    """Where the log goes besides stderr (journald under systemd picks stderr up by itself)."""
+
+    file: Path | None = None
+    """A log file, relative to ``data_dir``; none = stderr only. Rotated at ``max_bytes``."""
+    max_bytes: int = Field(default=10_000_000, ge=10_000)
+    backups: int = Field(default=5, ge=0, le=1000)
+    """Rotated files kept (villagewatch.log.1 … .N); 0 truncates the file when it is full."""
+
+
+class MetricsConfig(_Strict):
+    """The Prometheus ``/metrics`` endpoint, on a listener of its own (also in processes without a dashboard)."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    token_env: str = "VILLAGEWATCH_METRICS_TOKEN"
+    """Environment variable with a bearer token. Set: every scrape must send ``Authorization: Bearer …``.
+    Unset: only loopback clients are answered, and binding to a non-loopback address is refused."""
+
+
+class RetentionConfig(_Strict):
+    """How long message text is kept; tickets, their events (the audit) and flags are never blanked."""
+
+    message_text_days: int = Field(default=0, ge=0)
+    """Text (and the raw payload) of messages older than this many days is blanked daily; 0 keeps it."""
+    run_at: time = time(3, 0)
+
+
 class Config(_Strict):
     data_dir: Path = Path("data")
     rules_dir: Path = Path("rules")
@@ -139,6 +168,9 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    retention: RetentionConfig = RetentionConfig()
     templates: dict[str, str] = Field(default_factory=dict)
     category_names: dict[str, str] = Field(default_factory=dict)
 
@@ -165,6 +197,12 @@ class Config(_Strict):
         if self.storage.url:
             return self.storage.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'villagewatch.db').as_posix()}"
+
+    def log_file(self) -> Path | None:
+        file = self.logging.file
+        if file is None or file.is_absolute():
+            return file
+        return self.data_dir / file
 
     def account_for_group(self, group: str) -> str:
         for account in self.accounts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -42,6 +43,9 @@ class OutboxService:
         """How many rows this process has queued; a replay sends only when it grew."""
         self._last_account: dict[str, datetime] = {}
         self._last_chat: dict[tuple[str, str], datetime] = {}
+        self.sent: Counter[str] = Counter()
+        self.send_failures: Counter[str] = Counter()
+        """Per account, since this process started (for /metrics)."""
 
     async def to_group(
         self,
@@ -210,6 +214,7 @@ class OutboxService:
         try:
             platform_id = await adapter.send(message)
         except Exception as exc:  # the error boundary of sending: log, retry later, keep going
+            self.send_failures[row.account] += 1
             now = self._clock.now()
             give_up = row.attempts >= MAX_ATTEMPTS
             log.warning("send to %s via %s failed (attempt %d): %s", row.chat_name, row.account, row.attempts, exc)
@@ -223,6 +228,7 @@ class OutboxService:
                 )
                 await session.commit()
             return False, None
+        self.sent[row.account] += 1
         now = self._clock.now()
         self._last_account[row.account] = now
         self._last_chat[(row.account, row.chat_id)] = now

@@ -16,6 +16,7 @@ from bot.directory import Directory, read_roster
 from bot.ingest import Ingest
 from bot.media import MediaStore
 from bot.outbox import OutboxService
+from bot.retention import Retention
 from bot.scheduler import Scheduler
 from bot.stats import Stats
 from bot.templates import Templates
@@ -96,7 +97,8 @@ async def build_services(
         clock=clock,
         stats=stats,
     )
-    scheduler = Scheduler(session_factory=sessions, clock=clock, jobs=workflow.jobs())
+    retention = Retention(session_factory=sessions, config=config.retention, timezone=config.schedule.timezone)
+    scheduler = Scheduler(session_factory=sessions, clock=clock, jobs=[*workflow.jobs(), *retention.jobs()])
     return Services(
         config=config,
         engine=engine,

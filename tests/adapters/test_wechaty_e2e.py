@@ -44,6 +44,7 @@ def e2e_config(service: WechatyService, data_dir: Path) -> Config:
             "data_dir": data_dir,
             "accounts": [account],
             "dashboard": example.dashboard.model_copy(update={"enabled": False}),
+            "metrics": example.metrics.model_copy(update={"port": 0}),
         }
     )
 
@@ -127,3 +128,22 @@ async def test_report_ticket_ack_then_cadre_photo_resolution(running: Running, w
     assert len(ticket["photos"]) == 1
     stored = running.services.media.path(ticket["photos"][0])
     assert stored.read_bytes() == photo
+
+
+async def test_metrics_show_the_wechaty_account(running: Running, wechaty_service: WechatyService) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await wechaty_service.say(GAO, "村口的路灯坏了好几天了，请村里尽快派人来修一下")
+    await wechaty_service.wait_sent(lambda item: item["kind"] == "text" and "【工单 #" in item["text"], timeout=20)
+    async with aiohttp.ClientSession() as client, client.get(running.urls["metrics"]) as response:
+        assert response.status == 200
+        text = await response.text()
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert values[("villagewatch_account_connected", (("account", "shiqiao"),))] == 1
+    assert values[("villagewatch_messages_received_total", (("account", "shiqiao"),))] >= 1
+    assert values[("villagewatch_messages_sent_total", (("account", "shiqiao"),))] >= 1

@@ -33,6 +33,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Running]:
             "accounts": accounts,
             "dashboard": base.dashboard.model_copy(update={"port": 0}),
             "sim": base.sim.model_copy(update={"port": 0}),
+            "metrics": base.metrics.model_copy(update={"port": 0}),
         }
     )
     running = await start_service(config)
