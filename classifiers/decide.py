@@ -81,16 +81,10 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
     sc = model.score(feats)
     p = sc.labels
     thr = model.thresholds
-    passing = [lab for lab in p if p[lab] >= thr[lab]]
     # Margin over the label's own threshold (in odds), so labels with different thresholds compare fairly.
-
-    def margin(lab: str) -> float:
-        t = thr[lab]
-        return (p[lab] / (1.0 - p[lab] + 1e-12)) / (t / (1.0 - t))
-
-    chosen = sorted(passing, key=lambda lab: (-margin(lab), lab))[:MAX_LABELS]
-    if not chosen:
-        chosen = [max(sorted(p), key=margin)]
+    margin = {lab: (p[lab] / (1.0 - p[lab] + 1e-12)) / (thr[lab] / (1.0 - thr[lab])) for lab in p}
+    ranked = sorted(p, key=lambda lab: (-margin[lab], lab))
+    chosen = [lab for lab in ranked if p[lab] >= thr[lab]][:MAX_LABELS] or ranked[:1]
     active = [(r, m) for r, m in ev.fired if not r.shadow]
     for r, _m in active:
         if r.decide == "force" and r.label in p and r.label not in chosen:
@@ -128,7 +122,8 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
     matches = tuple(m for r, m in active if r.label in wanted)
     shadow = tuple(m for r, m in ev.fired if r.shadow)
     fired = {m.rule: m for _, m in active}
-    reasons = tuple(explain(clf, model, ev, sc.rows, lab, fired) for lab in labels + review if lab != "chat")
+    # Reasons for what reaches the patrol digest: every red flag, decided or for review.
+    reasons = tuple(explain(clf, model, ev, sc.rows, lab, fired) for lab in labels + review if lab in RED_FLAGS)
     tiers = tuple((lab, "confirmed") for lab in labels if lab in RED_FLAGS) + tuple((lab, "review") for lab in review)
     return Classification(
         labels=labels,

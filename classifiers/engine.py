@@ -3,10 +3,10 @@
 Pipeline for one message:
 1. normalise (see normalize.py) and keep the first ``max_chars`` characters of the core text;
 2. one Aho-Corasick pass finds every rule term (and, for fuzzy rules, one-character typos of them);
-3. if no label rule can be satisfied by those raw hits the message is chat - jieba is never run;
-4. otherwise the text is tokenised with the classifier's own ``jieba.Tokenizer``; a hit counts only if
-   the tokens confirm it (大麻烦 is 大/麻烦, so 大麻 does not match), and a hit right after a negation
-   cue (没停水) does not count for negatable rules;
+3. if no rule can be satisfied by those raw hits, nothing is tokenised;
+4. otherwise the text is tokenised with the classifier's own tokenizer (jieba's algorithm and
+   dictionary, see loader.py); a hit counts only if the tokens confirm it (大麻烦 is 大/麻烦, so 大麻
+   does not match), and a hit right after a negation cue (没停水) does not count for negatable rules;
 5. each rule checks roles, exclusions, its groups and the proximity window, and votes for a label
    (or a category) with its weight; labels reaching the threshold survive the suppression table and
    the allowed pairs (engine.toml), ordered by precedence.
@@ -19,10 +19,9 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import ahocorasick
-import jieba
 
 from classifiers.normalize import Normalizer
 from classifiers.rules import Rule, RuleSet, Term
@@ -43,6 +42,12 @@ class _Hit:
     negated: bool
 
 
+class Tokenizer(Protocol):
+    """jieba's interface (``jieba.Tokenizer`` or the faster ``jieba_fast_dat.Tokenizer``)."""
+
+    def lcut(self, sentence: str, cut_all: bool = False, HMM: bool = True) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """The rule evidence found in one message (see ``Classifier.evidence``)."""
@@ -57,7 +62,7 @@ class Evidence:
 class Classifier:
     """An immutable, loaded rule set. Build with ``load_classifier``; share freely (no mutable state)."""
 
-    def __init__(self, ruleset: RuleSet, normalizer: Normalizer, tokenizer: jieba.Tokenizer) -> None:
+    def __init__(self, ruleset: RuleSet, normalizer: Normalizer, tokenizer: Tokenizer) -> None:
         self.version: str = ruleset.version
         self.ruleset = ruleset
         self._cfg = ruleset.config

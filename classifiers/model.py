@@ -72,9 +72,9 @@ class LinearModel:
 
     # ------------------------------------------------------------------------------------------
     def score(self, features: list[str]) -> Scores:
-        get = self.index.get
-        rows = tuple(i for i in (get(f) for f in features) if i is not None)
-        z = self.weights[list(rows)].sum(axis=0, dtype=np.float64) + self.bias if rows else self.bias.astype(np.float64)
+        found = [i for i in map(self.index.get, features) if i is not None]
+        rows = tuple(found)
+        z = self.weights[found].sum(axis=0, dtype=np.float64) + self.bias if found else self.bias.astype(np.float64)
         nl = len(LABELS)
         zl = np.clip(z[:nl], -30.0, 30.0)
         pl = 1.0 / (1.0 + np.exp(-zl))

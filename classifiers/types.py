@@ -63,7 +63,7 @@ class Classification:
 
     ``labels`` are the decided labels. ``review`` holds red flags below the precise threshold but above
     the recall-first one: they go to the digest as 请核查, never to a ticket. ``tiers`` gives each red
-    flag of ``labels`` and ``review`` its tier. ``reasons`` explain every label other than chat.
+    flag of ``labels`` and ``review`` its tier. ``reasons`` explain every red flag (what reaches the digest).
     """
 
     labels: tuple[str, ...]

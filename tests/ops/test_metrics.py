@@ -85,7 +85,7 @@ async def test_metrics_parse_and_move_when_messages_flow(service: Running) -> No
     assert before[("villagewatch_database_up", ())] == 1
 
     adapter = service.adapters["demo"]
-    handle = bot.app._handler_for(service.services, adapter, service.counters)
+    handle = bot.app._pipeline(service.services, {adapter.account: adapter}, service.counters)
     await handle(message("m1", "石桥村张湾组连续三天停水了,老人小孩怎么办"))
     await handle(message("m2", "今晚老地方打麻将,带够钱"))
 
