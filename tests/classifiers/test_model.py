@@ -143,3 +143,29 @@ def test_training_is_reproducible(rules_clf: Classifier, tmp_path: Path) -> None
     assert a.version == b.version
     a.save(tmp_path / "m.npz")
     assert load_model(tmp_path / "m.npz").version == a.version
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("三天没水了", "water"),  # a negation inside the complaint never cancels its category
+        ("一直不来电,冰箱都坏了", "power"),
+        ("莫得电了咋个整", "power"),  # southwestern
+        ("俺们这旮沓又停电了", "power"),  # northern
+        ("恁厝边的水管破去了", "water"),  # Minnan
+        ("水龙头一滴都冇", "water"),  # Cantonese/Hunan 冇, no outage word at all
+        ("额们村的路烂得很,车都过不去", "road_traffic"),  # northwestern
+    ],
+)
+def test_negation_and_dialect_reach_the_same_demand(clf: Classifier, text: str, category: str) -> None:
+    c = clf.classify(text)
+    assert c.labels == ("demand",) and c.category == category, c
+
+
+def test_emoji_that_carry_meaning_are_evidence(clf: Classifier) -> None:
+    c = clf.classify("[强][强]谢谢书记")
+    assert c.labels == ("feedback",)
+    ev = clf.evidence("[强][强]谢谢书记")
+    from classifiers.features import extract
+
+    assert "e:赞" in extract("[强][强]谢谢书记", ev, clf.rule_ids)
