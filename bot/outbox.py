@@ -20,6 +20,7 @@ from bot.adapters.base import Adapter
 from bot.clock import Clock
 from bot.config import Config, PacingConfig
 from bot.messages import OutgoingMessage
+from classifiers.masking import mask_numbers
 from storage.engine import SessionFactory
 from storage.models import Group, Member, Outbox
 from storage.repos import outbox as outbox_repo
@@ -77,7 +78,11 @@ class OutboxService:
         image_path: str | None = None,
         account: str | None = None,
     ) -> int | None:
-        """Queue a private message to a person (by their platform id)."""
+        """Queue a private message to a person (by their platform id).
+
+        Phone and ID numbers in it are masked: what reaches a cadre's or staff member's phone (a villager's
+        report, a digest) is read outside the dashboard, where no role is allowed the full number.
+        """
         if account is None:
             account = (
                 self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
@@ -89,7 +94,7 @@ class OutboxService:
             chat_id=member.platform_id,
             chat_name=f"private:{member.name}",
             is_group=False,
-            text=text,
+            text=mask_numbers(text) if text else text,
             image_path=image_path,
             mentions=(),
         )
