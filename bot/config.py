@@ -166,11 +166,23 @@ class Config(_Strict):
             return self.storage.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'villagewatch.db').as_posix()}"
 
-    def account_for_group(self, group: str) -> str:
+    def listed_account(self, group: str) -> str | None:
+        """The account of this config whose own ``groups`` name the group (it sits there), if any."""
         for account in self.accounts:
-            if not account.groups or group in account.groups:
+            if group in account.groups:
                 return account.name
-        return self.accounts[0].name
+        return None
+
+    def catch_all_account(self) -> str | None:
+        """The first account of this config with no ``groups`` (one-account deployments: every group)."""
+        for account in self.accounts:
+            if not account.groups:
+                return account.name
+        return None
+
+    def account_for_group(self, group: str) -> str:
+        """The account this process would use for a group nobody has claimed yet."""
+        return self.listed_account(group) or self.catch_all_account() or self.accounts[0].name
 
 
 def _locate(data: Any, loc: tuple[int | str, ...]) -> str:

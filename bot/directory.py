@@ -134,8 +134,23 @@ class Directory:
                         group.county, group.township, group.village = county.name, township.name, village.name
                         group.quiet = village.quiet
                         group.configured = True
-                        group.account = self._config.account_for_group(name)
+                        group.account = self.owner(name, current=group.account)
                         await repo.save(session, group)
+
+    def owner(self, group: str, *, current: str, arrived_via: str | None = None) -> str:
+        """Which account a group belongs to, as far as this process knows.
+
+        A group belongs to the account that sits in it: one whose own configured ``groups`` list it, or
+        the account a message from the room arrived through. A catch-all account (no ``groups``) only
+        takes groups nobody has claimed. A city runs one process per account on one database, so a
+        process never takes a group another account already holds just because it started later.
+        """
+        listed = self._config.listed_account(group)
+        if listed is not None:
+            return listed
+        if current:
+            return current
+        return arrived_via or self._config.catch_all_account() or ""
 
     async def add_member(self, session: AsyncSession, entry: RosterEntry) -> Member:
         """Add or update a person; their platform id defaults to their name (simulator, replay)."""
@@ -162,7 +177,7 @@ class Directory:
         group = await repo.get_group(session, name)
         if group is None:
             group = Group(name=name, village=village, township=township, county=county, configured=True)
-            group.account = self._config.account_for_group(name)
+            group.account = self.owner(name, current="")
             await repo.save(session, group)
         elif not group.village:
             group.village, group.township, group.county, group.configured = village, township, county, True
@@ -192,6 +207,11 @@ class Directory:
             return cached
         group = await repo.get_group_by_platform_id(session, platform_id)
         if group is not None:
+            owner = self.owner(group.name, current=group.account, arrived_via=account)
+            if owner != group.account:
+                group.account = owner
+                await repo.save(session, group)
+                await session.flush()
             return self._remember(self._groups, platform_id, group)
         name = topic or platform_id
         group = await repo.get_group(session, name)
@@ -199,7 +219,7 @@ class Directory:
             group = Group(name=name, platform_id=platform_id, account=account, configured=False)
         else:
             group.platform_id = platform_id
-            group.account = group.account or account
+            group.account = self.owner(name, current=group.account, arrived_via=account)
         await repo.save(session, group)
         await session.flush()
         return self._remember(self._groups, platform_id, group)

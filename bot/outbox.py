@@ -23,6 +23,7 @@ from bot.messages import OutgoingMessage
 from classifiers.masking import mask_numbers
 from storage.engine import SessionFactory
 from storage.models import Group, Member, Outbox
+from storage.repos import directory as directory_repo
 from storage.repos import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,7 @@ class OutboxService:
         report, a digest) is read outside the dashboard, where no role is allowed the full number.
         """
         if account is None:
-            account = (
-                self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
-            )
+            account = await self._account_of_group(session, member.group_name)
         return await self._enqueue(
             session,
             key=key,
@@ -101,6 +100,15 @@ class OutboxService:
 
     def _default_account(self) -> str:
         return self._config.accounts[0].name
+
+    async def _account_of_group(self, session: AsyncSession, name: str) -> str:
+        """A person's group's account (the one that sits with them), else this process's first account."""
+        if name:
+            group = await directory_repo.get_group(session, name)
+            if group is not None and group.account:
+                return group.account
+            return self._config.account_for_group(name)
+        return self._default_account()
 
     async def _enqueue(
         self,
