@@ -84,7 +84,7 @@ def _header_row(ws: Any, headers: list[str]) -> list[Any]:
     return cells
 
 
-def _row(ws: Any, values: list[object]) -> list[Any]:
+def _row(ws: Any, values: list[Any]) -> list[Any]:
     """Cells of one row; every string is a text cell, so user text starting with = + - @ is never a formula."""
     cells = []
     for value in values:
