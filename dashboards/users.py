@@ -33,11 +33,11 @@ async def add_user(
 ) -> None:
     username = username.strip()
     if not username or len(username) > 64:
-        raise UserError("username must be 1–64 characters")
+        raise UserError("用户名须为 1–64 个字符")
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+        raise UserError(f"角色须为 {', '.join(ROLES)} 之一")
     if len(password) < 8:
-        raise UserError("password must be at least 8 characters")
+        raise UserError("密码至少 8 个字符")
     needs = {
         "county_staff": ["county"],
         "township_staff": ["county", "township"],
@@ -46,10 +46,10 @@ async def add_user(
     given = {"county": county, "township": township, "village": village}
     missing = [level for level in needs if not given[level]]
     if missing:
-        raise UserError(f"role {role} needs --{' --'.join(missing)}")
+        raise UserError(f"角色 {role} 需要填写 --{' --'.join(missing)}")
     async with session_factory() as session, session.begin():
         if await users_repo.get_user(session, username=username) is not None:
-            raise UserError(f"user {username!r} already exists")
+            raise UserError(f"账号 {username} 已存在")
         await users_repo.add_user(
             session,
             user=StaffUser(
@@ -67,10 +67,10 @@ async def add_user(
 
 async def set_password(session_factory: SessionFactory, *, username: str, password: str) -> None:
     if len(password) < 8:
-        raise UserError("password must be at least 8 characters")
+        raise UserError("密码至少 8 个字符")
     async with session_factory() as session, session.begin():
         if await users_repo.get_user(session, username=username) is None:
-            raise UserError(f"no user {username!r}")
+            raise UserError(f"没有账号 {username}")
         await users_repo.set_password_hash(session, username=username, password_hash=hash_password(password))
 
 
