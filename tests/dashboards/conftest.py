@@ -17,6 +17,7 @@ from tests.dashboards.fakes import FakeClock, FakeRuleBench, RecordingBroadcaste
 from tests.dashboards.seed import PASSWORD, World, seed
 
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
+SECRET = b"a-dashboard-secret-for-the-tests-only"
 
 
 @dataclass
@@ -60,7 +61,7 @@ async def dash(engine: AsyncEngine) -> AsyncIterator[Dash]:
     actions, broadcaster, bench = RecordingTicketActions(), RecordingBroadcaster(), FakeRuleBench()
     app = create_app(
         session_factory=factory,
-        settings=DashboardSettings(session_minutes=60),
+        settings=DashboardSettings(session_minutes=60, secret=SECRET),
         ticket_actions=actions,
         broadcaster=broadcaster,
         rule_bench=bench,
