@@ -34,8 +34,15 @@ def health_handler(
         except Exception as exc:
             pending, database = -1, f"error: {type(exc).__name__}"
         ok = database == "ok" and all(a["state"] == str(AdapterState.CONNECTED) for a in accounts)
+        reload_error = services.classifiers.last_error
+        warnings = [f"规则重新加载失败,仍在使用版本 {services.classifiers.current.version}:{reload_error}"] * bool(
+            reload_error
+        )
         body = {
-            "status": "ok" if ok else "degraded",
+            # a failed rule reload is a warning, not an outage: the last good rules keep working
+            "status": ("warning" if warnings else "ok") if ok else "degraded",
+            "warnings": warnings,
+            "rules_reload_error": reload_error,
             "accounts": accounts,
             "database": database,
             "outbox_pending": pending,

@@ -105,6 +105,7 @@ def create_app(
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
+    app.on_response_prepare.append(auth.headers_on_prepare)
     if settings.freeze_gc:
         app.on_startup.append(_freeze_gc)
         app.middlewares.append(_refreeze_after_warmup)
@@ -116,12 +117,12 @@ def create_app(
             web.get("/", views_admin.home),
             web.get("/digest", views_digest.digest),
             web.post("/digest/mark", views_digest.mark_patrolled),
-            web.get("/flags/{flag_id:\\d+}", views_digest.flag_page),
-            web.post("/flags/{flag_id:\\d+}/verdict", views_digest.record_verdict),
+            web.get("/flags/{flag_id:\\d{1,9}}", views_digest.flag_page),
+            web.post("/flags/{flag_id:\\d{1,9}}/verdict", views_digest.record_verdict),
             web.get("/tickets", views_tickets.board),
-            web.get("/tickets/{ticket_id:\\d+}", views_tickets.ticket_page),
-            web.post("/tickets/{ticket_id:\\d+}/{action:[a-z]+}", views_tickets.ticket_action),
-            web.get("/tickets/{ticket_id:\\d+}/photos/{photo_id:\\d+}", views_tickets.ticket_photo),
+            web.get("/tickets/{ticket_id:\\d{1,9}}", views_tickets.ticket_page),
+            web.post("/tickets/{ticket_id:\\d{1,9}}/{action:[a-z]+}", views_tickets.ticket_action),
+            web.get("/tickets/{ticket_id:\\d{1,9}}/photos/{photo_id:\\d{1,9}}", views_tickets.ticket_photo),
             web.get("/stats", views_stats.stats),
             web.get("/broadcasts", views_broadcast.broadcasts),
             web.post("/broadcasts", views_broadcast.send_broadcast),
