@@ -18,7 +18,7 @@ from sqlmodel import col, func, select
 from dashboards import auth
 from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
-from storage.models import AuditLog, Flag, Message
+from storage.models import AuditLog, Flag, Message, TicketEvent
 from tests.dashboards.conftest import CSRF_RE, SECRET, Dash
 from tests.dashboards.fakes import FakeRuleBench, RecordingBroadcaster, RecordingTicketActions
 from tests.dashboards.seed import PASSWORD, T0
@@ -86,6 +86,11 @@ async def test_numbers_in_sender_names_are_masked_on_pages_and_exports(dash: Das
     assert sheet is not None
     text = "\n".join(str(c) for row in sheet.iter_rows(values_only=True) for c in row)
     assert "老王139****5678" in text and "13912345678" not in text
+    ticket = dash.world.tickets["water"]
+    async with dash.factory() as session, session.begin():
+        session.add(TicketEvent(ticket_id=ticket, at=T0, type="progress", actor="网格员13812345678", text="已上门"))
+    page = await (await dash.client.get(f"/tickets/{ticket}")).text()
+    assert "网格员138****5678" in page and "13812345678" not in page
 
 
 # --- logins -------------------------------------------------------------------------------------------
