@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.config import ConfigError, load_config
 from bot.directory import read_roster
 from bot.errors import InputError
 from bot.templates import SAMPLES, Templates
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
@@ -149,7 +149,7 @@ def test_the_example_roster_still_reads(tmp_path: Path) -> None:
 
 def test_bad_config_and_user_add_end_in_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = _config(tmp_path, replace=("similarity = 55", "similarity = nan"))
-    assert main(["tickets", "--config", str(bad), "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"]) == 2
+    assert run_cli("tickets", "--config", str(bad), "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}") == 2
     err = capsys.readouterr().err
     assert err.startswith("villagewatch: error: ") and "merge.similarity" in err and "Traceback" not in err
     db = f"sqlite+aiosqlite:///{tmp_path / 'u.db'}"
@@ -165,9 +165,9 @@ def test_bad_config_and_user_add_end_in_one_clear_line(tmp_path: Path, capsys: p
         argv = ["user", "add", "zhang", "--config", good, "--db", db, *args]
         if "--role" not in argv:
             argv += ["--role", "admin"]
-        assert main(argv) == 2
+        assert run_cli(*argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("villagewatch: error: ") and expected in err and "Traceback" not in err, err
-    assert main(["user", "add", "zhang", "--config", good, "--db", db, "--role", "admin", "--password", "x" * 9]) == 0
-    assert main(["user", "add", "zhang", "--config", good, "--db", db, "--role", "admin", "--password", "x" * 9]) == 2
+    assert run_cli("user", "add", "zhang", "--config", good, "--db", db, "--role", "admin", "--password", "x" * 9) == 0
+    assert run_cli("user", "add", "zhang", "--config", good, "--db", db, "--role", "admin", "--password", "x" * 9) == 2
     assert "账号 zhang 已存在" in capsys.readouterr().err
