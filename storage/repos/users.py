@@ -114,16 +114,6 @@ async def audit_rows_since(
     return (await conn.execute(stmt)).all()
 
 
-async def count_audit_since(session: AsyncSession, *, username: str, action: str, since: datetime) -> int:
-    conn = await session.connection()
-    stmt = (
-        select(func.count())
-        .select_from(_audit)
-        .where(_audit.c.username == username, _audit.c.action == action, _audit.c.at >= since)
-    )
-    return int((await conn.execute(stmt)).scalar_one())
-
-
 async def list_audit(
     session: AsyncSession, *, limit: int, before_id: int | None = None, username: str | None = None
 ) -> Sequence[Any]:
