@@ -114,9 +114,18 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
     from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
     from bot.teaching import StaffModelTeacher
     from dashboards.app import create_app
+    from dashboards.security import new_secret
     from dashboards.settings import DashboardSettings
 
+    secret = config.dashboard.secret()
+    if secret is None:
+        log.warning(
+            "%s is not set: dashboard sessions end when this process stops, and several dashboards "
+            "would not share them",
+            config.dashboard.secret_env,
+        )
     settings = DashboardSettings(
+        secret=secret or new_secret(),
         session_minutes=config.dashboard.session_minutes,
         secure_cookies=config.dashboard.public_url.startswith("https://"),
         media_dir=services.media.root,

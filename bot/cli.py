@@ -288,11 +288,14 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     import secrets
 
-    from dashboards.users import add_user
+    from dashboards.users import UserError, add_user
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
     config = resolve_config(args.config)
+    problem = config.scope_problem(county=args.county or "", township=args.township or "", village=args.village or "")
+    if problem is not None:
+        raise UserError(f"{problem};请核对 --county/--township/--village")
     password = args.password or secrets.token_urlsafe(12)
 
     async def _go() -> None:
@@ -411,12 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from bot.adapters.base import AdapterError
     from classifiers import RuleLoadError
+    from dashboards.users import UserError
     from storage.engine import StorageError
 
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (VillagewatchError, ConfigError, RuleLoadError, StorageError, AdapterError) as exc:
+    except (VillagewatchError, ConfigError, RuleLoadError, StorageError, AdapterError, UserError) as exc:
+        print(f"villagewatch: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a port in use, a folder that cannot be written: say which, no traceback
         print(f"villagewatch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

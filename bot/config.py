@@ -9,20 +9,43 @@ import os
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bot.errors import InputError, VillagewatchError
+from bot.templates import Templates
+from classifiers import CATEGORIES
 
 Role = Literal["villager", "party_member", "cadre", "staff"]
 TicketKind = Literal["demand", "consult", "clue"]
 
 
-class ConfigError(Exception):
+class ConfigError(VillagewatchError):
     """The configuration cannot be used; the message says where and why."""
 
 
+MIN_SECRET_CHARS = 32
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nan and inf are valid TOML floats; no setting of ours means anything with them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+"""A name of a place, a group or an account: never empty."""
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+"""The name of an environment variable (the value itself never goes into the config file)."""
 
 
 class StorageConfig(_Strict):
@@ -36,8 +59,8 @@ class PacingConfig(_Strict):
 
 
 class WechatyAccountConfig(_Strict):
-    endpoint: str
-    token_env: str = Field(description="name of the environment variable holding the puppet-service token")
+    endpoint: Name
+    token_env: EnvName = Field(description="name of the environment variable holding the puppet-service token")
     tls: bool = False
 
     def token(self) -> str:
@@ -48,9 +71,9 @@ class WechatyAccountConfig(_Strict):
 
 
 class AccountConfig(_Strict):
-    name: str
+    name: Name
     adapter: Literal["sim", "wechaty"] = "sim"
-    groups: list[str] = Field(default_factory=list)
+    groups: list[Name] = Field(default_factory=list)
     """Groups this account sits in; empty means every configured group (one-account deployments)."""
     wechaty: WechatyAccountConfig | None = None
     pacing: PacingConfig = PacingConfig()
@@ -63,19 +86,19 @@ class AccountConfig(_Strict):
 
 
 class VillageConfig(_Strict):
-    name: str
-    groups: list[str] = Field(min_length=1)
+    name: Name
+    groups: list[Name] = Field(min_length=1)
     quiet: bool = False
     """A quiet village's groups get no acknowledgements in the group (tickets still open)."""
 
 
 class TownshipConfig(_Strict):
-    name: str
+    name: Name
     villages: list[VillageConfig] = Field(min_length=1)
 
 
 class CountyConfig(_Strict):
-    name: str
+    name: Name
     townships: list[TownshipConfig] = Field(min_length=1)
 
 
@@ -94,8 +117,8 @@ class DeadlineConfig(_Strict):
     @classmethod
     def _positive(cls, value: dict[str, int]) -> dict[str, int]:
         for kind, days in value.items():
-            if days < 1:
-                raise ValueError(f"{kind} must be at least 1 working day")
+            if not 1 <= days <= 250:
+                raise ValueError(f"{kind} must be between 1 and 250 working days")
         return value
 
 
@@ -110,15 +133,40 @@ class ScheduleConfig(_Strict):
     daily_check: time = time(8, 30)
     daily_digest: time = time(9, 0)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
+        return value
+
 
 class DashboardConfig(_Strict):
     enabled: bool = True
     bind: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    secret_env: str = "VILLAGEWATCH_SECRET"
+    secret_env: EnvName = "VILLAGEWATCH_SECRET"
     """Environment variable with the session secret; when unset a random one is made per start."""
-    public_url: str = ""
-    session_minutes: int = Field(default=480, ge=1)
+    public_url: str = Field(default="", pattern=r"^(https?://[^\s/]+(/\S*)?)?$")
+    session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+
+    def secret(self) -> bytes | None:
+        """The session secret from the environment variable ``secret_env``; None when it is not set.
+
+        Several dashboards behind one address must share it (a session made by one is valid on all), and
+        with it sessions survive a restart. A value too short to be a secret stops the start.
+        """
+        value = os.environ.get(self.secret_env, "")
+        if not value:
+            return None
+        if len(value) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"environment variable {self.secret_env} (the dashboard secret) must be at least "
+                f"{MIN_SECRET_CHARS} characters; e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value.encode("utf-8")
 
 
 class SimConfig(_Strict):
@@ -187,11 +235,37 @@ class Config(_Strict):
         names = [a.name for a in self.accounts]
         if len(set(names)) != len(names):
             raise ValueError("account names must be unique")
+        for what, values in (
+            ("county", [c.name for c in self.counties]),
+            ("township", [t.name for c in self.counties for t in c.townships]),
+            ("village", [v.name for c in self.counties for t in c.townships for v in t.villages]),
+        ):
+            doubled = sorted({v for v in values if values.count(v) > 1})
+            if doubled:
+                raise ValueError(f"{what} name {doubled[0]!r} is used twice (names must be unique in the config)")
+        unknown = [key for key in self.category_names if key not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"category_names: unknown category {unknown[0]!r}; one of {', '.join(CATEGORIES)}")
         for account in self.accounts:
             for group in account.groups:
                 if group not in seen:
                     raise ValueError(f"account {account.name!r} lists unknown group {group!r}")
         return self
+
+    def scope_problem(self, *, county: str = "", township: str = "", village: str = "") -> str | None:
+        """Why a county/township/village scope is not in the configured hierarchy (None: it is, or none is set)."""
+        if not self.counties:
+            return None
+        places = {(c.name, t.name, v.name) for c in self.counties for t in c.townships for v in t.villages}
+        if county and county not in {c for c, _t, _v in places}:
+            return f"县“{county}”不在配置的县、镇、村中"
+        if township and township not in {t for c, t, _v in places if not county or c == county}:
+            return f"镇“{township}”不在配置中{f'“{county}”之下' if county else ''}"
+        if village and village not in {
+            v for c, t, v in places if (not county or c == county) and (not township or t == township)
+        }:
+            return f"村“{village}”不在配置中{f'“{township}”之下' if township else ''}"
+        return None
 
     def storage_url(self) -> str:
         if self.storage.url:
@@ -204,11 +278,23 @@ class Config(_Strict):
             return file
         return self.data_dir / file
 
-    def account_for_group(self, group: str) -> str:
+    def listed_account(self, group: str) -> str | None:
+        """The account of this config whose own ``groups`` name the group (it sits there), if any."""
         for account in self.accounts:
-            if not account.groups or group in account.groups:
+            if group in account.groups:
                 return account.name
-        return self.accounts[0].name
+        return None
+
+    def catch_all_account(self) -> str | None:
+        """The first account of this config with no ``groups`` (one-account deployments: every group)."""
+        for account in self.accounts:
+            if not account.groups:
+                return account.name
+        return None
+
+    def account_for_group(self, group: str) -> str:
+        """The account this process would use for a group nobody has claimed yet."""
+        return self.listed_account(group) or self.catch_all_account() or self.accounts[0].name
 
 
 def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
@@ -232,6 +318,10 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         problems = "; ".join(f"{_locate(data, err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from exc
+    try:
+        Templates(config.templates, source=str(path))
+    except InputError as exc:
+        raise ConfigError(str(exc)) from exc
     base = path.parent
     updates: dict[str, Any] = {}
     for key in ("data_dir", "rules_dir", "roster"):

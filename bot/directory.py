@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Config
 from bot.errors import InputError
+from classifiers import CATEGORIES
 from storage.models import Group, Member
 from storage.repos import directory as repo
 
@@ -38,57 +39,135 @@ class RosterEntry:
     is_head: bool = False
 
 
+ROSTER_COLUMNS = ("name", "role", "village", "township", "county", "group", "categories", "head", "platform_id")
+_YES = ("1", "yes", "true", "是", "y")
+_NO = ("", "0", "no", "false", "否", "n")
+
+
 def read_roster(path: Path, config: Config) -> list[RosterEntry]:
-    """Parse a roster CSV (name,role,village,group,categories,head,platform_id); errors name file and line."""
+    """Parse a roster CSV (columns ROSTER_COLUMNS; name and role required).
+
+    The roster is edited by staff (often in Excel), so every value is checked and an error names the file,
+    the line and the column, in Chinese: unknown or missing columns, a row with too many or too few cells,
+    unknown roles, categories and yes/no values, places not in the configured hierarchy, and the same
+    person twice.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read roster: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: 花名册不是 UTF-8 编码(第 {exc.start} 字节),请用 UTF-8 另存为 CSV") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: 无法读取花名册:{exc.strerror or exc}") from exc
+    counties = {c.name for c in config.counties}
     villages = {v.name: (t.name, c.name, v.groups) for c in config.counties for t in c.townships for v in t.villages}
     townships = {t.name: c.name for c in config.counties for t in c.townships}
-    entries: list[RosterEntry] = []
-    reader = csv.DictReader(io.StringIO(text))
-    required = {"name", "role"}
-    if reader.fieldnames is None or not required <= set(reader.fieldnames):
-        raise InputError(f"{path}:1: the header must have at least the columns name and role")
-    for index, row in enumerate(reader, start=2):
-        name = (row.get("name") or "").strip()
-        role = (row.get("role") or "").strip()
-        if not name:
-            raise InputError(f"{path}:{index}: name is empty")
-        if role not in ROLES:
-            raise InputError(f"{path}:{index}: role {role!r} is not one of {', '.join(ROLES)}")
-        village = (row.get("village") or "").strip()
-        township = (row.get("township") or "").strip()
-        county = ""
-        group = (row.get("group") or "").strip()
-        if village:
-            if village not in villages:
-                raise InputError(f"{path}:{index}: village {village!r} is not in the configured hierarchy")
-            township, county, groups = villages[village]
-            group = group or groups[0]
-        elif township:
-            if township not in townships:
-                raise InputError(f"{path}:{index}: township {township!r} is not in the configured hierarchy")
-            county = townships[township]
-        else:
-            county = (row.get("county") or "").strip()
-        categories = tuple(c.strip() for c in (row.get("categories") or "").split("|") if c.strip())
-        head = (row.get("head") or "").strip().lower() in ("1", "yes", "true", "是", "y")
-        entries.append(
-            RosterEntry(
-                name=name,
-                role=role,
-                village=village,
-                township=township,
-                county=county,
-                group=group,
-                platform_id=(row.get("platform_id") or "").strip(),
-                categories=categories,
-                is_head=head,
-            )
+    every_group = {g for _t, _c, groups in villages.values() for g in groups}
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}:1: 表头无法解析:{exc}") from exc
+    if header is None:
+        raise InputError(f"{path}:1: 花名册是空的,第一行应为表头,至少有 name 和 role 两列")
+    columns = [h.strip() for h in header]
+    reader.fieldnames = columns
+    unknown = [c for c in columns if c not in ROSTER_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"{path}:1: 表头有不认识的列 {'、'.join(repr(c) for c in unknown)};可用的列:{', '.join(ROSTER_COLUMNS)}"
         )
+    doubled = sorted({c for c in columns if columns.count(c) > 1})
+    if doubled:
+        raise InputError(f"{path}:1: 表头中的列重复:{'、'.join(doubled)}")
+    missing = [c for c in ("name", "role") if c not in columns]
+    if missing:
+        raise InputError(f"{path}:1: 表头缺少必需的列 {'、'.join(missing)}(至少要有 name 和 role)")
+    entries: list[RosterEntry] = []
+    seen: dict[str, int] = {}
+    try:
+        for row in reader:
+            entry = _roster_row(path, reader.line_num, row, villages, townships, counties, every_group)
+            key = entry.platform_id or entry.name
+            if key in seen:
+                what = f"platform_id“{key}”" if entry.platform_id else f"姓名“{key}”"
+                raise InputError(
+                    f"{path}:{reader.line_num}: {what}与第 {seen[key]} 行重复;"
+                    "同名的人请在 platform_id 列填写各自的微信号"
+                )
+            seen[key] = reader.line_num
+            entries.append(entry)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: 这一行无法解析:{exc}") from exc
     return entries
+
+
+def _roster_row(
+    path: Path,
+    line: int,
+    row: dict[str | None, str | list[str] | None],
+    villages: dict[str, tuple[str, str, list[str]]],
+    townships: dict[str, str],
+    counties: set[str],
+    every_group: set[str],
+) -> RosterEntry:
+    where = f"{path}:{line}"
+    if row.get(None):
+        raise InputError(f"{where}: 这一行的格子比表头多(多出:{'、'.join(map(str, row[None] or []))})")
+    if any(value is None for key, value in row.items() if key is not None):
+        raise InputError(f"{where}: 这一行的格子比表头少,请补齐(可以留空,但逗号要有)")
+
+    def cell(column: str) -> str:
+        value = row.get(column)
+        return value.strip() if isinstance(value, str) else ""
+
+    name, role = cell("name"), cell("role")
+    if not name:
+        raise InputError(f"{where}: name(姓名)为空")
+    if role not in ROLES:
+        raise InputError(f"{where}: role(身份)“{role}”不正确,应为 {', '.join(ROLES)} 之一")
+    village, township, county, group = cell("village"), cell("township"), cell("county"), cell("group")
+    if village:
+        if village not in villages:
+            raise InputError(f"{where}: village(村)“{village}”不在配置的县、镇、村中")
+        village_township, village_county, groups = villages[village]
+        if township and township != village_township:
+            raise InputError(f"{where}: township(镇)“{township}”与村“{village}”不符(应为“{village_township}”)")
+        if county and county != village_county:
+            raise InputError(f"{where}: county(县)“{county}”与村“{village}”不符(应为“{village_county}”)")
+        township, county = village_township, village_county
+        if group and group not in groups:
+            raise InputError(f"{where}: group(群)“{group}”不是“{village}”的群(可选:{'、'.join(groups)})")
+        group = group or groups[0]
+    elif township:
+        if township not in townships:
+            raise InputError(f"{where}: township(镇)“{township}”不在配置的县、镇、村中")
+        if county and county != townships[township]:
+            raise InputError(f"{where}: county(县)“{county}”与镇“{township}”不符(应为“{townships[township]}”)")
+        county = townships[township]
+    elif county and counties and county not in counties:
+        raise InputError(f"{where}: county(县)“{county}”不在配置的县中")
+    if group and group not in every_group:
+        raise InputError(f"{where}: group(群)“{group}”不是配置中的群")
+    categories = tuple(c.strip() for c in cell("categories").split("|") if c.strip())
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown:
+        raise InputError(
+            f"{where}: categories(负责类别)中的“{'、'.join(unknown)}”不认识;可用:{', '.join(CATEGORIES)},用 | 分隔"
+        )
+    head = cell("head").lower()
+    if head not in _YES and head not in _NO:
+        raise InputError(f"{where}: head(是否村负责人)“{cell('head')}”应为 是/否(yes/no)或留空")
+    return RosterEntry(
+        name=name,
+        role=role,
+        village=village,
+        township=township,
+        county=county,
+        group=group,
+        platform_id=cell("platform_id"),
+        categories=categories,
+        is_head=head in _YES,
+    )
 
 
 class Directory:
@@ -136,8 +215,23 @@ class Directory:
                         group.county, group.township, group.village = county.name, township.name, village.name
                         group.quiet = village.quiet
                         group.configured = True
-                        group.account = self._config.account_for_group(name)
+                        group.account = self.owner(name, current=group.account)
                         await repo.save(session, group)
+
+    def owner(self, group: str, *, current: str, arrived_via: str | None = None) -> str:
+        """Which account a group belongs to, as far as this process knows.
+
+        A group belongs to the account that sits in it: one whose own configured ``groups`` list it, or
+        the account a message from the room arrived through. A catch-all account (no ``groups``) only
+        takes groups nobody has claimed. A city runs one process per account on one database, so a
+        process never takes a group another account already holds just because it started later.
+        """
+        listed = self._config.listed_account(group)
+        if listed is not None:
+            return listed
+        if current:
+            return current
+        return arrived_via or self._config.catch_all_account() or ""
 
     async def add_member(self, session: AsyncSession, entry: RosterEntry) -> Member:
         """Add or update a person; their platform id defaults to their name (simulator, replay)."""
@@ -174,7 +268,7 @@ class Directory:
                     "township": township,
                     "county": county,
                     "configured": True,
-                    "account": self._config.account_for_group(name),
+                    "account": self.owner(name, current=""),
                 },
             )
         if not group.village:
@@ -205,16 +299,28 @@ class Directory:
             return cached
         group = await repo.get_group_by_platform_id(session, platform_id)
         if group is not None:
+            owner = self.owner(group.name, current=group.account, arrived_via=account)
+            if owner != group.account:
+                group.account = owner
+                await repo.save(session, group)
+                await session.flush()
             return self._remember(self._groups, platform_id, group)
         # Insert-or-get, never check-then-insert: the first messages of a new room may be handled at once
         # (or by two processes), and the unique name must not turn one of them into a failure.
         name = topic or platform_id
         group = await repo.get_or_create_group(
-            session, values={"name": name, "platform_id": platform_id, "account": account, "configured": False}
+            session,
+            values={
+                "name": name,
+                "platform_id": platform_id,
+                "account": self.owner(name, current="", arrived_via=account),
+                "configured": False,
+            },
         )
-        if group.platform_id != platform_id or not group.account:
+        owner = self.owner(name, current=group.account, arrived_via=account)
+        if group.platform_id != platform_id or owner != group.account:
             group.platform_id = platform_id  # a configured group heard from for the first time
-            group.account = group.account or account
+            group.account = owner
             await repo.save(session, group)
             await session.flush()
         return self._remember(self._groups, platform_id, group)

@@ -51,8 +51,18 @@ def health_handler(
         except Exception as exc:
             pending, kept_raw, database = -1, -1, f"error: {type(exc).__name__}"
         ok = database == "ok" and all(a["state"] == str(AdapterState.CONNECTED) for a in accounts)
+        reload_error = services.classifiers.last_error
+        warnings = [
+            f"规则或模型重新加载失败,仍在使用版本 {services.classifiers.current.version}:{reload_error}"
+        ] * bool(reload_error)
+        if services.classifiers.current.model is None:
+            # The bot still works, on the rules alone; staff should know the trained model is not deciding.
+            warnings.append(f"分类模型不可用,仅用规则判定:{services.classifiers.current.model_error or '没有模型文件'}")
         body = {
-            "status": "ok" if ok else "degraded",
+            # a failed rule reload is a warning, not an outage: the last good rules keep working
+            "status": ("warning" if warnings else "ok") if ok else "degraded",
+            "warnings": warnings,
+            "rules_reload_error": reload_error,
             "accounts": accounts,
             "database": database,
             "outbox_pending": pending,

@@ -21,8 +21,10 @@ from bot.adapters.base import Adapter
 from bot.clock import Clock
 from bot.config import Config, PacingConfig
 from bot.messages import OutgoingMessage
+from classifiers.masking import mask_numbers
 from storage.engine import SessionFactory
 from storage.models import Group, Member, Outbox
+from storage.repos import directory as directory_repo
 from storage.repos import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,13 @@ class OutboxService:
         image_path: str | None = None,
         account: str | None = None,
     ) -> int | None:
-        """Queue a private message to a person (by their platform id)."""
+        """Queue a private message to a person (by their platform id).
+
+        Phone and ID numbers in it are masked: what reaches a cadre's or staff member's phone (a villager's
+        report, a digest) is read outside the dashboard, where no role is allowed the full number.
+        """
         if account is None:
-            account = (
-                self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
-            )
+            account = await self._account_of_group(session, member.group_name)
         return await self._enqueue(
             session,
             key=key,
@@ -93,13 +97,22 @@ class OutboxService:
             chat_id=member.platform_id,
             chat_name=f"private:{member.name}",
             is_group=False,
-            text=text,
+            text=mask_numbers(text) if text else text,
             image_path=image_path,
             mentions=(),
         )
 
     def _default_account(self) -> str:
         return self._config.accounts[0].name
+
+    async def _account_of_group(self, session: AsyncSession, name: str) -> str:
+        """A person's group's account (the one that sits with them), else this process's first account."""
+        if name:
+            group = await directory_repo.get_group(session, name)
+            if group is not None and group.account:
+                return group.account
+            return self._config.account_for_group(name)
+        return self._default_account()
 
     async def _enqueue(
         self,

@@ -3,11 +3,13 @@ re-running the messages kept raw."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from bot.ingest import RED_FLAGS
+from bot.media import NotAnImage, check_image
 from bot.services import Services
 from bot.tickets import TicketActions, TicketNotFound, TicketStateError
 from classifiers import describe_rules, restore, set_rule_shadow
@@ -44,6 +46,10 @@ class StaffTicketActions:
     async def upload_resolution_photo(
         self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
     ) -> None:
+        try:
+            await asyncio.to_thread(check_image, image)  # by content, never by name; decoding is CPU work
+        except NotAnImage as exc:
+            raise ActionRefused(str(exc)) from exc
         await self._guard(
             self._actions.upload_resolution_photo(ticket_id, actor=actor, image=image, filename=filename, note=note)
         )
@@ -137,6 +143,10 @@ class StaffRuleBench:
             if len(changes) >= limit:
                 break
         return changes
+
+    def status(self) -> dict[str, Any]:
+        holder = self._services.classifiers
+        return {"version": holder.current.version, "reload_error": holder.last_error}
 
     def rules(self) -> list[dict[str, Any]]:
         holder = self._services.classifiers

@@ -11,15 +11,91 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError, UndefinedError
 
 from bot.errors import InputError
 
 DEFAULTS = Path(__file__).with_name("templates.toml")
 
 
+_TICKET = {"ticket_id": 12, "deadline": "9月21日17:30"}
+_ACK = {**_TICKET, "category": "water", "kind": "demand", "assignee": "李书记", "reporter": "高某林"}
+_ITEM = {"id": 12, "category": "water", "village": "石桥村"}
+_DUE = [{**_ITEM, "deadline": "9月21日17:30"}]
+_ESCALATED = [{**_ITEM, "level": "township", "overdue": True}]
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "ticket_ack": _ACK,
+    "ticket_ack_consult": _ACK,
+    "ticket_ack_unassigned": {**_ACK, "assignee": ""},
+    "ticket_ack_merged": {**_TICKET, "count": 3, "assignee": "李书记", "reporter": "高某林"},
+    "ticket_ack_repeat": {**_ACK, "parent_id": 7, "level": "township"},
+    "ticket_clue_private": {"ticket_id": 12},
+    "ticket_private_ack": {**_TICKET, "kind": "clue"},
+    "ticket_staff_new": {**_TICKET, "kind": "clue", "village": "石桥村", "reporter": "高某林", "text": "反映的内容"},
+    "ticket_private_help": {},
+    "ticket_cadre_help": {},
+    "ticket_accepted": {"ticket_id": 12, "actor": "李书记"},
+    "ticket_progress": {"ticket_id": 12, "actor": "李书记", "text": "已联系水厂"},
+    "ticket_photo_request": {"ticket_id": 12, "actor": "李书记", "minutes": 10},
+    "ticket_resolved": {
+        "ticket_id": 12,
+        "kind": "demand",
+        "note": "管道已修好",
+        "actor": "李书记",
+        "reporters": ["高某林", "张大妈"],
+        "photo_missing": False,
+    },
+    "ticket_photo_added": {"ticket_id": 12},
+    "ticket_rating_thanks": {"ticket_id": 12, "rating": "satisfied"},
+    "ticket_reopened": {**_TICKET, "level": "township", "assignee": "刘干事"},
+    "ticket_rating_which": {"ids": [12, 15]},
+    "ticket_reminder": {"assignee": "李书记", "tickets": _DUE},
+    "ticket_overdue_escalated": {"assignee": "刘干事", "level": "township", "tickets": _DUE},
+    "ticket_escalated": {
+        **_TICKET,
+        "level": "township",
+        "assignee": "刘干事",
+        "actor": "李书记",
+        "reason": "需镇里协调",
+    },
+    "ticket_extension_requested": {
+        "ticket_id": 12,
+        "days": 5,
+        "actor": "李书记",
+        "reason": "等材料",
+        "village": "石桥村",
+    },
+    "ticket_extension_pending": {"ticket_id": 12, "days": 5},
+    "ticket_extended": {**_TICKET, "days": 5},
+    "ticket_transferred": {**_TICKET, "assignee": "王主任", "actor": "刘干事"},
+    "ticket_digest": {
+        "date": "9月21日",
+        "scope": "城关镇",
+        "new": 3,
+        "active": 5,
+        "overdue": 1,
+        "escalated": 1,
+        "resolved": 2,
+        "awaiting_rating": 1,
+        "flags": 4,
+        "high_flags": 1,
+        "tickets": _ESCALATED,
+        "url": "http://127.0.0.1:8080/",
+    },
+    "ticket_unknown": {"ticket_id": 12},
+    "ticket_closed": {"ticket_id": 12},
+    "ticket_not_allowed": {"ticket_id": 12},
+    "ticket_already_resolved": {"ticket_id": 12},
+    "ticket_top_level": {"ticket_id": 12},
+    "broadcast_notice": {"text": "明天停水检修"},
+    "broadcast_clarification": {"text": "网传消息不实"},
+}
+"""Sample values of every template, as the bot passes them: each template is rendered with these at start-up."""
+
+
 class Templates:
-    def __init__(self, overrides: Mapping[str, str] | None = None, *, source: str = "config") -> None:
+    def __init__(self, overrides: Mapping[str, str] | None = None, *, source: str = "配置文件") -> None:
         defaults = tomllib.loads(DEFAULTS.read_text(encoding="utf-8"))
         self._text: dict[str, str] = {str(k): str(v) for k, v in defaults["templates"].items()}
         self.category_names: dict[str, str] = dict(defaults.get("category_names", {}))
@@ -27,7 +103,9 @@ class Templates:
         self.level_names: dict[str, str] = dict(defaults.get("level_names", {}))
         for key, value in (overrides or {}).items():
             if key not in self._text:
-                raise InputError(f"{source}: [templates] {key}: unknown template name")
+                raise InputError(
+                    f"{source}: [templates] {key}: 没有这个模板名称(可用的名称:{', '.join(sorted(self._text))})"
+                )
             self._text[key] = value
         env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
         self._compiled: dict[str, Template] = {}
@@ -35,7 +113,28 @@ class Templates:
             try:
                 self._compiled[key] = env.from_string(value)
             except TemplateSyntaxError as exc:
-                raise InputError(f"{source}: [templates] {key}: {exc.message} (line {exc.lineno})") from exc
+                raise InputError(
+                    f"{source}: [templates] {key}: 模板语法错误(模板第{exc.lineno}行):{exc.message}"
+                ) from exc
+        self.check(source=source)
+
+    def check(self, *, source: str = "配置文件") -> None:
+        """Render every template with its sample values, so a typo stops the start, not a villager's reply."""
+        for key in self._compiled:
+            sample = SAMPLES.get(key)
+            if sample is None:
+                continue
+            try:
+                self.render(key, **sample)
+            except UndefinedError as exc:
+                raise InputError(
+                    f"{source}: [templates] {key}: 模板用到了不存在的变量({exc.message});"
+                    f"这个模板可用的变量:{', '.join(sorted(sample)) or '无'}"
+                ) from exc
+            except Exception as exc:  # any other failure of a staff-written template: name it and stop
+                raise InputError(f"{source}: [templates] {key}: 模板无法生成消息:{exc}") from exc
+            if not self.render(key, **sample):
+                raise InputError(f"{source}: [templates] {key}: 模板生成的消息是空的")
 
     def render(self, name: str, **values: Any) -> str:
         values.setdefault("category_names", self.category_names)

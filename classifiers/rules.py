@@ -7,6 +7,7 @@ Nothing is returned unless the whole directory is valid.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -249,6 +250,8 @@ class _PackParser:
             w = r["weight"]
             if not isinstance(w, int | float) or isinstance(w, bool):
                 raise self.err(line("weight"), "'weight' must be a number")
+            if not math.isfinite(w):
+                raise self.err(line("weight"), f"规则 {rid}: weight(权重)必须是有限的数字,不能是 {w!r}")
             kw["weight"] = float(w)
         if "severity" in r and r["severity"] not in SEVERITIES:
             raise self.err(line("severity"), f"'severity' must be one of {', '.join(SEVERITIES)}")
@@ -349,7 +352,7 @@ def _engine_config(path: Path, display: str, normalise: Any) -> EngineConfig:
         raise p.err(ln("fallback_category"), f"unknown category {fb!r}")
     thr = d.get("threshold", 1.0)
     mc = d.get("max_chars", 10000)
-    if not isinstance(thr, int | float) or isinstance(thr, bool) or thr <= 0:
+    if not isinstance(thr, int | float) or isinstance(thr, bool) or not math.isfinite(thr) or thr <= 0:
         raise p.err(ln("threshold"), "'threshold' must be a positive number")
     if not isinstance(mc, int) or isinstance(mc, bool) or mc < 100:
         raise p.err(ln("max_chars"), "'max_chars' must be an integer >= 100")

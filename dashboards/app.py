@@ -112,6 +112,7 @@ def create_app(
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
+    app.on_response_prepare.append(auth.headers_on_prepare)
     if settings.freeze_gc:
         app.on_startup.append(_freeze_gc)
         app.middlewares.append(_refreeze_after_warmup)
@@ -124,17 +125,17 @@ def create_app(
             web.get("/digest", views_digest.digest),
             web.post("/digest/mark", views_digest.mark_patrolled),
             web.post("/kept-raw/rerun", views_digest.rerun_kept_raw),
-            web.get("/flags/{flag_id:\\d+}", views_digest.flag_page),
-            web.post("/flags/{flag_id:\\d+}/verdict", views_digest.record_verdict),
-            web.post("/flags/{flag_id:\\d+}/labels", views_model.correct_flag),
-            web.get("/messages/{message_id:\\d+}/label", views_model.label_message_page),
-            web.post("/messages/{message_id:\\d+}/label", views_model.label_message),
+            web.get("/flags/{flag_id:\\d{1,9}}", views_digest.flag_page),
+            web.post("/flags/{flag_id:\\d{1,9}}/verdict", views_digest.record_verdict),
+            web.post("/flags/{flag_id:\\d{1,9}}/labels", views_model.correct_flag),
+            web.get("/messages/{message_id:\\d{1,9}}/label", views_model.label_message_page),
+            web.post("/messages/{message_id:\\d{1,9}}/label", views_model.label_message),
             web.get("/model", views_model.model_page),
             web.post("/model/retrain", views_model.retrain),
             web.get("/tickets", views_tickets.board),
-            web.get("/tickets/{ticket_id:\\d+}", views_tickets.ticket_page),
-            web.post("/tickets/{ticket_id:\\d+}/{action:[a-z]+}", views_tickets.ticket_action),
-            web.get("/tickets/{ticket_id:\\d+}/photos/{photo_id:\\d+}", views_tickets.ticket_photo),
+            web.get("/tickets/{ticket_id:\\d{1,9}}", views_tickets.ticket_page),
+            web.post("/tickets/{ticket_id:\\d{1,9}}/{action:[a-z]+}", views_tickets.ticket_action),
+            web.get("/tickets/{ticket_id:\\d{1,9}}/photos/{photo_id:\\d{1,9}}", views_tickets.ticket_photo),
             web.get("/stats", views_stats.stats),
             web.get("/broadcasts", views_broadcast.broadcasts),
             web.post("/broadcasts", views_broadcast.send_broadcast),

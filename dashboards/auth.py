@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from dashboards import throttle
 from dashboards.context import SESSION_FACTORY, SETTINGS, VIEWER_KEY, Viewer, audit, now, render
 from dashboards.security import new_token, same, token_id, verify_password
+from dashboards.throttle import Limits
 from storage.models import DashboardSession
 from storage.repos import users as users_repo
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "vw_session"
 LOGIN_COOKIE = "vw_login"
@@ -28,14 +35,24 @@ CSP = (
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The dashboard's outermost error boundary: every response, error pages included, gets the headers."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-        _set_headers(response)
+        _set_headers(exc)
         raise
+    except Exception:  # a bug in a page: log it with context, answer in Chinese, keep serving
+        log.exception("dashboard error on %s %s", request.method, request.path)
+        response = web.Response(
+            text="服务器内部错误，请稍后重试。", status=500, content_type="text/plain", charset="utf-8"
+        )
     _set_headers(response)
     return response
+
+
+async def headers_on_prepare(_request: web.Request, response: web.StreamResponse) -> None:
+    """The same headers on responses made outside the middlewares (aiohttp's own error pages)."""
+    _set_headers(response)
 
 
 def _set_headers(response: web.StreamResponse) -> None:
@@ -86,7 +103,7 @@ async def _load_viewer(request: web.Request) -> Viewer | None:
         return None
     moment = now(request)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await users_repo.get_session(session, session_id=token_id(token))
+        row = await users_repo.get_session(session, session_id=token_id(token, request.app[SETTINGS].secret))
         if row is None or row.expires_at <= moment:
             return None
         user = await users_repo.get_user(session, username=row.username)
@@ -105,7 +122,20 @@ async def _load_viewer(request: web.Request) -> Viewer | None:
 
 
 def _safe_next(value: str) -> str:
-    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+    """Where to go after login: a path on this site only, else the home page.
+
+    Browsers drop tabs and newlines from a URL and treat a backslash like a slash, so ``/\t/host`` or
+    ``/\\host`` would leave the site: anything but printable ASCII is refused, as is anything with a scheme
+    or a host.
+    """
+    if not value or len(value) > 2000 or not value.isascii() or not value.isprintable() or " " in value:
+        return "/"
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
@@ -124,27 +154,45 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     sent = str(form.get("_csrf", ""))
     if not expected or not same(sent, expected):
         raise web.HTTPForbidden(text="请求无效（缺少或错误的安全令牌），请刷新页面后重试")
-    username = str(form.get("username", "")).strip()[:64]
+    username = str(form.get("username", "")).strip()[:64] or "?"
     password = str(form.get("password", ""))[:256]
     next_url = _safe_next(str(form.get("next", "/")))
+    source = (request.remote or "")[:64]
     moment = now(request)
+    limits = Limits(
+        per_pair=settings.login_attempts,
+        per_source=settings.login_attempts_per_source,
+        per_user=settings.login_attempts_per_user,
+        window=timedelta(minutes=settings.login_window_minutes),
+    )
 
-    def _again(message: str) -> web.Response:
-        return render(request, "login.html", status=401, login_csrf=expected, next=next_url, error=message)
+    def _again(message: str, status: int = 401) -> web.Response:
+        return render(request, "login.html", status=status, login_csrf=expected, next=next_url, error=message)
 
-    async with request.app[SESSION_FACTORY]() as session:
-        failures = await users_repo.count_audit_since(
-            session,
-            username=username,
-            action="login_failed",
-            since=moment - timedelta(minutes=settings.login_window_minutes),
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        attempt = await users_repo.add_audit_row(
+            session, at=moment, username=username, action="login_attempt", target=source, detail=source
         )
-        if failures >= settings.login_attempts:
-            await audit(request, "login_throttled", username=username or "?")
-            return _again(f"登录失败次数过多，请{settings.login_window_minutes}分钟后再试")
-        user = await users_repo.get_user(session, username=username)
-    if user is None or not user.active or not verify_password(user.password_hash if user else None, password):
-        await audit(request, "login_failed", username=username or "?", detail=request.remote or "")
+    async with request.app[SESSION_FACTORY]() as session:
+        others = await users_repo.audit_rows_since(
+            session,
+            actions=throttle.COUNTED,
+            since=moment - limits.window,
+            username=username,
+            target=source,
+            exclude_id=attempt,
+        )
+        wait = throttle.wait_needed(
+            [(r.username, r.target, r.at) for r in others], username=username, source=source, now=moment, limits=limits
+        )
+        user = await users_repo.get_user(session, username=username) if wait <= timedelta(0) else None
+    if wait > timedelta(0):
+        await _settle(request, attempt, "login_throttled", f"{source} 等待{_seconds(wait)}秒")
+        return _again(f"登录失败次数过多，请{_wait_text(wait)}后再试", status=429)
+    stored_hash = user.password_hash if user is not None else None
+    good = await asyncio.to_thread(verify_password, stored_hash, password)  # argon2 never on the event loop
+    if user is None or not user.active or not good:
+        await _settle(request, attempt, "login_failed", source)
         return _again("用户名或密码错误")
     token = new_token()
     async with request.app[SESSION_FACTORY]() as session, session.begin():
@@ -152,24 +200,38 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         await users_repo.create_session(
             session,
             row=DashboardSession(
-                id=token_id(token),
+                id=token_id(token, settings.secret),
                 username=user.username,
                 csrf=new_token(),
                 created_at=moment,
                 expires_at=moment + timedelta(minutes=settings.session_minutes),
             ),
         )
-    await audit(request, "login", username=user.username, detail=request.remote or "")
+        await users_repo.settle_audit_row(session, audit_id=attempt, action="login", detail=source)
     response = web.HTTPFound(next_url)
     _cookie(request, response, SESSION_COOKIE, token, max_age=settings.session_minutes * 60)
     response.del_cookie(LOGIN_COOKIE, path="/")
     raise response
 
 
+async def _settle(request: web.Request, attempt: int, action: str, detail: str) -> None:
+    async with request.app[SESSION_FACTORY]() as session, session.begin():
+        await users_repo.settle_audit_row(session, audit_id=attempt, action=action, detail=detail)
+
+
+def _seconds(wait: timedelta) -> int:
+    return max(1, math.ceil(wait.total_seconds()))
+
+
+def _wait_text(wait: timedelta) -> str:
+    seconds = _seconds(wait)
+    return f"{seconds}秒" if seconds < 60 else f"{math.ceil(seconds / 60)}分钟"
+
+
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE, "")
     async with request.app[SESSION_FACTORY]() as session, session.begin():
-        await users_repo.delete_session(session, session_id=token_id(token))
+        await users_repo.delete_session(session, session_id=token_id(token, request.app[SETTINGS].secret))
     await audit(request, "logout")
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")

@@ -114,3 +114,19 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
     context.setdefault("path", request.path)
     body = env.get_template(template).render(**context)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+MAX_ID = 2**31 - 1
+"""The largest row id (PostgreSQL integer): a bigger number in a query string names nothing."""
+
+
+def query_int(request: web.Request, name: str, *, default: int | None = None, low: int = 1) -> int | None:
+    """A whole number from the query string, or ``default`` when it is absent, malformed or out of range."""
+    raw = request.query.get(name, "").strip()
+    if not raw or len(raw) > 12:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    return value if low <= value <= MAX_ID else default

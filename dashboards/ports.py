@@ -62,6 +62,11 @@ class RuleBench(Protocol):
         """
         ...
 
+    def status(self) -> dict[str, Any]:
+        """``{"version": str, "reload_error": str | None}``: the rules in use, and why the last edit of the
+        rule files was not taken (None when it was)."""
+        ...
+
     def rules(self) -> list[dict[str, Any]]:
         """Every rule: ``{"id", "label", "text", "shadow": bool, "file"}`` (``text`` as staff wrote it)."""
         ...

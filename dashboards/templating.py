@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import jinja2
 from markupsafe import Markup, escape
 
+from classifiers.masking import mask_numbers
 from dashboards import labels
-from dashboards.security import mask_numbers
 from dashboards.settings import DashboardSettings
 
 TEMPLATES = Path(__file__).with_name("templates")

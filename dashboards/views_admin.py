@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dashboards.context import SESSION_FACTORY, render, require, viewer
+from dashboards.context import SESSION_FACTORY, query_int, render, require, viewer
 from storage.repos import users as users_repo
 
 
@@ -15,10 +15,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def audit_page(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
     require(request, me.role == "admin")
-    try:
-        before = int(request.query["before"]) if request.query.get("before") else None
-    except ValueError:
-        before = None
+    before = query_int(request, "before")
     who = request.query.get("user") or None
     async with request.app[SESSION_FACTORY]() as session:
         rows = await users_repo.list_audit(session, limit=100, before_id=before, username=who)

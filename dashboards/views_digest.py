@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dashboards.context import PIPELINE, SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
+from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
 from dashboards.labels import VERDICTS
 from storage.repos import dashboard as repo
 from storage.repos import messages as messages_repo
@@ -17,9 +17,12 @@ from storage.repos import users as users_repo
 def _cursor(value: str) -> tuple[int, int] | None:
     try:
         sev, last = value.split(".", 1)
-        return int(sev), int(last)
+        if len(sev) > 3 or len(last) > 12:
+            return None
+        cursor = int(sev), int(last)
     except ValueError:
         return None
+    return cursor if 0 <= cursor[0] <= 9 and 0 <= cursor[1] <= MAX_ID else None
 
 
 async def digest(request: web.Request) -> web.StreamResponse:

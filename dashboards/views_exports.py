@@ -12,9 +12,9 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
+from classifiers.masking import mask_numbers
 from dashboards import labels as L
 from dashboards.context import SESSION_FACTORY, SETTINGS, audit, now, render, viewer
-from dashboards.security import mask_numbers
 from dashboards.views_tickets import parse_day
 from storage.repos import dashboard as repo
 
@@ -84,6 +84,17 @@ def _header_row(ws: Any, headers: list[str]) -> list[Any]:
     return cells
 
 
+def _row(ws: Any, values: list[Any]) -> list[Any]:
+    """Cells of one row; every string is a text cell, so user text starting with = + - @ is never a formula."""
+    cells = []
+    for value in values:
+        cell = WriteOnlyCell(ws, value=value)
+        if isinstance(value, str):
+            cell.data_type = "s"
+        cells.append(cell)
+    return cells
+
+
 def _xlsx(request: web.Request, wb: Workbook, filename: str) -> web.Response:
     buf = io.BytesIO()
     wb.save(buf)
@@ -113,25 +124,28 @@ async def export_tickets(request: web.Request) -> web.StreamResponse:
         async for r, names in repo.iter_export_tickets(session, scope=me.scope, since=since, until=until):  # type: ignore[arg-type]
             unit = " ".join(p for p in (r["township"], r["village"] if r["level"] == "village" else "") if p)
             ws.append(
-                [
-                    r["id"],
-                    t(r["opened_at"]),
-                    r["township"],
-                    r["village"],
-                    r["group_name"] or "私聊",
-                    L.KINDS.get(r["kind"], r["kind"]),
-                    categories.get(r["category"] or "", r["category"] or ""),
-                    clean(r["text"]),
-                    "、".join(names),
-                    f"{L.LEVELS.get(r['level'], r['level'])} {unit}".strip(),
-                    r["assignee_name"] or "",
-                    L.STATUSES.get(r["status"], r["status"]),
-                    "是" if r["overdue"] else "否",
-                    t(r["deadline"]),
-                    t(r["resolved_at"]),
-                    clean(r["resolution_note"]),
-                    L.RATINGS.get(r["rating"] or "", ""),
-                ]
+                _row(
+                    ws,
+                    [
+                        r["id"],
+                        t(r["opened_at"]),
+                        r["township"],
+                        r["village"],
+                        r["group_name"] or "私聊",
+                        L.KINDS.get(r["kind"], r["kind"]),
+                        categories.get(r["category"] or "", r["category"] or ""),
+                        clean(r["text"]),
+                        clean("、".join(names)),
+                        f"{L.LEVELS.get(r['level'], r['level'])} {unit}".strip(),
+                        clean(r["assignee_name"]),
+                        L.STATUSES.get(r["status"], r["status"]),
+                        "是" if r["overdue"] else "否",
+                        t(r["deadline"]),
+                        t(r["resolved_at"]),
+                        clean(r["resolution_note"]),
+                        L.RATINGS.get(r["rating"] or "", ""),
+                    ],
+                )
             )
             count += 1
     await audit(request, "export_tickets", detail=f"{since_s}~{until_s} {count}条")
@@ -151,21 +165,24 @@ async def export_flags(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSION_FACTORY]() as session:
         async for r in repo.iter_export_flags(session, scope=me.scope, since=since, until=until):  # type: ignore[arg-type]
             ws.append(
-                [
-                    r["id"],
-                    r["at"].astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                    r["township"],
-                    r["village"],
-                    r["group_name"] or "私聊",
-                    r["sender_name"],
-                    L.MEMBER_ROLES.get(r["role"], r["role"]),
-                    "、".join(L.LABELS.get(x, x) for x in r["labels"]),
-                    L.SEVERITIES.get(r["severity"], r["severity"]),
-                    "、".join(r["rules"]),
-                    "、".join(r["keywords"]),
-                    clean(r["text"]),
-                    L.VERDICTS.get(r["verdict"] or "", "未核查"),
-                ]
+                _row(
+                    ws,
+                    [
+                        r["id"],
+                        r["at"].astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                        r["township"],
+                        r["village"],
+                        r["group_name"] or "私聊",
+                        clean(r["sender_name"]),
+                        L.MEMBER_ROLES.get(r["role"], r["role"]),
+                        "、".join(L.LABELS.get(x, x) for x in r["labels"]),
+                        L.SEVERITIES.get(r["severity"], r["severity"]),
+                        "、".join(r["rules"]),
+                        "、".join(r["keywords"]),
+                        clean(r["text"]),
+                        L.VERDICTS.get(r["verdict"] or "", "未核查"),
+                    ],
+                )
             )
             count += 1
     await audit(request, "export_flags", detail=f"{since_s}~{until_s} {count}条")

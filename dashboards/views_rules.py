@@ -30,8 +30,8 @@ async def rules_page(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSION_FACTORY]() as session:
         reviewed = list(await repo.reviewed_flag_rules(session))
     precision = precision_by_rule(reviewed)
-    rules = request.app[RULE_BENCH].rules()
-    return render(request, "rules.html", rules=rules, precision=precision)
+    bench = request.app[RULE_BENCH]
+    return render(request, "rules.html", rules=bench.rules(), precision=precision, rules_status=bench.status())
 
 
 async def set_shadow(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ from dashboards.context import (
     TICKET_ACTIONS,
     Viewer,
     audit,
+    query_int,
     render,
     require,
     viewer,
@@ -38,6 +39,8 @@ def parse_day(request: web.Request, value: str | None) -> datetime | None:
         day = datetime.strptime(value, "%Y-%m-%d")
     except ValueError as exc:
         raise web.HTTPBadRequest(text="日期格式应为 YYYY-MM-DD") from exc
+    if not 2000 <= day.year <= 2200:  # far dates overflow date arithmetic; no ledger needs them
+        raise web.HTTPBadRequest(text="日期应在 2000 年到 2200 年之间")
     return day.replace(tzinfo=timezone(timedelta(hours=request.app[SETTINGS].tz_hours)))
 
 
@@ -62,13 +65,16 @@ def board_filter(request: web.Request) -> repo.TicketFilter:
 async def board(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
     size = request.app[SETTINGS].page_size
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = query_int(request, "page", default=1) or 1
     filt = board_filter(request)
     async with request.app[SESSION_FACTORY]() as session:
         rows, total = await repo.board_page(session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size)
+        last = max(1, (total + size - 1) // size)
+        if page > last:  # past the end (a stale link, a typed number): the last page instead of an empty one
+            page = last
+            rows, total = await repo.board_page(
+                session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size
+            )
         places = await repo.places(session, scope=me.scope)
     return render(
         request,

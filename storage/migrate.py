@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -18,9 +19,20 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+MIGRATION_LOCK = 0x76770001
+"""PostgreSQL advisory-lock key held while migrating ("vw" + 1), so concurrent start-ups take turns."""
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` on the engine's database (idempotent)."""
+    """Bring the schema to ``revision`` on the engine's database (idempotent).
+
+    Many bot and dashboard processes may start at once against one PostgreSQL: each takes a
+    transaction-level advisory lock first, so one migrates while the others wait and then find the
+    schema at head, instead of racing to create the same tables.
+    """
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
         def _run(sync_connection: object) -> None:
             cfg = alembic_config(str(engine.url))

@@ -59,6 +59,7 @@ class TicketWorkflow:
         self._sessions = session_factory
         self._config = config
         self._classifiers = classifiers
+        self._media = media
         self.service = TicketService(
             outbox=outbox, templates=templates, config=config, clock=clock, directory=directory
         )
@@ -498,11 +499,10 @@ class TicketWorkflow:
             before_id=inbound.message_id,
         )
         if image is not None:
-            await self.service.add_photo(
-                session, updated, path=image.media_path, message_id=image.id, at=at, actor=sender.name
-            )
+            photo = await self._media.real_photo(image.media_path)  # only a real image goes back into the group
+            await self.service.add_photo(session, updated, path=photo, message_id=image.id, at=at, actor=sender.name)
             await self.service.announce_resolution(
-                session, ticket.id, at=at, photo_path=image.media_path, photo_missing=image.media_path is None
+                session, ticket.id, at=at, photo_path=photo, photo_missing=photo is None
             )
             return
         await self.service.reply(
@@ -525,7 +525,7 @@ class TicketWorkflow:
         )
         if ticket is None or ticket.id is None:
             return
-        path = inbound.message.media_path
+        path = await self._media.real_photo(inbound.message.media_path)  # only a real image goes back into the group
         await self.service.add_photo(
             session, ticket, path=path, message_id=inbound.message_id, at=at, actor=sender.name
         )

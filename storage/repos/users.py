@@ -81,14 +81,37 @@ async def add_audit(
     await conn.execute(_audit.insert().values(at=at, username=username, action=action, target=target, detail=detail))
 
 
-async def count_audit_since(session: AsyncSession, *, username: str, action: str, since: datetime) -> int:
+async def add_audit_row(
+    session: AsyncSession, *, at: datetime, username: str, action: str, target: str = "", detail: str = ""
+) -> int:
+    """Add an audit row and return its id (a login attempt is recorded first, then settled)."""
     conn = await session.connection()
-    stmt = (
-        select(func.count())
-        .select_from(_audit)
-        .where(_audit.c.username == username, _audit.c.action == action, _audit.c.at >= since)
+    result = await conn.execute(
+        _audit.insert()
+        .values(at=at, username=username, action=action, target=target, detail=detail)
+        .returning(_audit.c.id)
     )
-    return int((await conn.execute(stmt)).scalar_one())
+    return int(result.scalar_one())
+
+
+async def settle_audit_row(session: AsyncSession, *, audit_id: int, action: str, detail: str) -> None:
+    conn = await session.connection()
+    await conn.execute(update(_audit).where(_audit.c.id == audit_id).values(action=action, detail=detail))
+
+
+async def audit_rows_since(
+    session: AsyncSession, *, actions: Sequence[str], since: datetime, username: str, target: str, exclude_id: int
+) -> Sequence[Any]:
+    """(username, target, at) of the rows with one of ``actions`` since ``since`` for this username or this
+    target, other than ``exclude_id``: the login attempts that bear on one more attempt."""
+    conn = await session.connection()
+    stmt = select(_audit.c.username, _audit.c.target, _audit.c.at).where(
+        _audit.c.at >= since,
+        _audit.c.action.in_(list(actions)),
+        (_audit.c.username == username) | (_audit.c.target == target),
+        _audit.c.id != exclude_id,
+    )
+    return (await conn.execute(stmt)).all()
 
 
 async def list_audit(

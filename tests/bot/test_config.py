@@ -73,10 +73,10 @@ def test_roster_errors_name_file_and_line(tmp_path: Path) -> None:
     config = load_config(ROOT / "config.example.toml")
     roster = tmp_path / "roster.csv"
     roster.write_text("name,role,village\n李书记,cadre,石桥村\n王五,chief,石桥村\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"roster\.csv:3: role 'chief'"):
+    with pytest.raises(InputError, match=r"roster\.csv:3: role\(身份\)“chief”"):
         read_roster(roster, config)
     roster.write_text("name,role,village\n李书记,cadre,不存在村\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"roster\.csv:2: village '不存在村'"):
+    with pytest.raises(InputError, match=r"roster\.csv:2: village\(村\)“不存在村”"):
         read_roster(roster, config)
 
 

@@ -24,6 +24,7 @@ from tests.dashboards.fakes import (
 from tests.dashboards.seed import PASSWORD, World, seed
 
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
+SECRET = b"a-dashboard-secret-for-the-tests-only"
 
 
 @dataclass
@@ -71,7 +72,7 @@ async def dash(engine: AsyncEngine) -> AsyncIterator[Dash]:
     teacher = RecordingModelTeacher()
     app = create_app(
         session_factory=factory,
-        settings=DashboardSettings(session_minutes=60),
+        settings=DashboardSettings(session_minutes=60, secret=SECRET),
         ticket_actions=actions,
         broadcaster=broadcaster,
         rule_bench=bench,

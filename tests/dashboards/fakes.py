@@ -62,6 +62,11 @@ class FakeRuleBench:
     shadow: dict[str, bool] = field(default_factory=lambda: {"banquet.birthday": False, "clue.subsidy": False})
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
+    reload_error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"version": "test", "reload_error": self.reload_error}
+
     def classify(self, text: str, role: str | None) -> dict[str, Any]:
         self.calls.append(("classify", (text, role)))
         if "寿" in text or "酒" in text:

@@ -51,7 +51,7 @@ async def test_login_is_throttled_after_repeated_failures(dash: Dash) -> None:
     resp = await dash.client.post(
         "/login", data={"_csrf": token.group(1), "username": "town_a", "password": "correct-horse-42"}
     )
-    assert resp.status == 401
+    assert resp.status == 429
     assert "登录失败次数过多" in await resp.text()
     dash.clock.advance(minutes=16)
     await dash.login("town_a")
