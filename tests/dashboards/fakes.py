@@ -155,3 +155,24 @@ class RecordingModelTeacher:
         self.retrain_calls.append(actor)
         self.running = True
         return True
+
+
+def fake_app(session_factory: Any, *, settings: Any = None, clock: Any = None, **ports: Any) -> Any:
+    """The dashboard app wired to recording fakes; any port can be given instead (``rule_bench=…``)."""
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+
+    wired: dict[str, Any] = {
+        "ticket_actions": RecordingTicketActions(),
+        "broadcaster": RecordingBroadcaster(),
+        "rule_bench": FakeRuleBench(),
+        "pipeline": RecordingPipeline(),
+        "model_teacher": RecordingModelTeacher(),
+    }
+    wired.update(ports)
+    return create_app(
+        session_factory=session_factory,
+        settings=settings or DashboardSettings(session_minutes=60),
+        clock=clock or FakeClock(),
+        **wired,
+    )

@@ -13,18 +13,9 @@ import pytest
 from aiohttp import web
 from openpyxl import load_workbook
 
-from dashboards.app import create_app
-from dashboards.settings import DashboardSettings
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
-from tests.dashboards.fakes import (
-    FakeClock,
-    FakeRuleBench,
-    RecordingBroadcaster,
-    RecordingModelTeacher,
-    RecordingPipeline,
-    RecordingTicketActions,
-)
+from tests.dashboards.fakes import RecordingTicketActions, fake_app
 from tests.dashboards.seed import PASSWORD, World, seed
 
 pytestmark = pytest.mark.browser
@@ -45,16 +36,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, World, RecordingTic
     factory = make_session_factory(engine)
     world = await seed(factory)
     actions = RecordingTicketActions()
-    app = create_app(
-        session_factory=factory,
-        settings=DashboardSettings(session_minutes=60),
-        ticket_actions=actions,
-        broadcaster=RecordingBroadcaster(),
-        rule_bench=FakeRuleBench(),
-        pipeline=RecordingPipeline(),
-        model_teacher=RecordingModelTeacher(),
-        clock=FakeClock(),
-    )
+    app = fake_app(factory, ticket_actions=actions)
     runner = web.AppRunner(app)
     await runner.setup()
     port = _free_port()

