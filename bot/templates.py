@@ -25,6 +25,7 @@ class Templates:
         self.category_names: dict[str, str] = dict(defaults.get("category_names", {}))
         self.kind_names: dict[str, str] = dict(defaults.get("kind_names", {}))
         self.level_names: dict[str, str] = dict(defaults.get("level_names", {}))
+        self.rating_names: dict[str, str] = dict(defaults.get("rating_names", {}))
         for key, value in (overrides or {}).items():
             if key not in self._text:
                 raise InputError(f"{source}: [templates] {key}: unknown template name")
@@ -41,6 +42,7 @@ class Templates:
         values.setdefault("category_names", self.category_names)
         values.setdefault("kind_names", self.kind_names)
         values.setdefault("level_names", self.level_names)
+        values.setdefault("rating_names", self.rating_names)
         return self._compiled[name].render(**values).strip()
 
     def names(self) -> list[str]:

@@ -9,13 +9,6 @@ from storage.models import Member, Ticket
 from storage.repos import directory as directory_repo
 from storage.repos import tickets as repo
 
-LEVELS = ("village", "township", "county")
-
-
-def next_level(level: str) -> str | None:
-    index = LEVELS.index(level) if level in LEVELS else 0
-    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
-
 
 def pick_cadre(cadres: list[Member], category: str | None) -> Member | None:
     for cadre in cadres:

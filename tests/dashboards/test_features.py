@@ -84,7 +84,7 @@ async def test_ticket_actions_go_through_the_port(dash: Dash) -> None:
         ("escalate", "town_a"),
         ("approve_extension", "town_a"),
         ("add_note", "town_a"),
-        ("upload_resolution_photo", "town_a"),
+        ("upload_photo", "town_a"),
     ]
     assert dash.actions.calls[2][2]["working_days"] == 5
     assert dash.actions.calls[4][2]["size"] == 10

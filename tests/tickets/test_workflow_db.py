@@ -21,7 +21,7 @@ from bot.messages import IncomingMessage, MessageKind
 from bot.outbox import OutboxService
 from bot.templates import Templates
 from bot.tickets import TicketNotFound, TicketStateError, TicketWorkflow, tickets_as_json, tickets_as_text
-from bot.tickets.service import Actor
+from bot.tickets.service import Actor, Applied
 from classifiers import ClassifierHolder
 from storage.engine import SessionFactory, make_session_factory
 from storage.models import Outbox, TicketEvent
@@ -110,7 +110,7 @@ async def test_two_cadres_resolving_at_once_resolve_once(world: World) -> None:
     at = world.clock.now()
     first, second = world.sessions(), world.sessions()
 
-    async def resolve(session: object, cadre: str, note: str) -> tuple[object, str | None]:
+    async def resolve(session: object, cadre: str, note: str) -> object:
         result = await service.resolve(session, 1, actor=Actor(cadre), at=at, note=note, message_id=None)  # type: ignore[arg-type]
         await session.commit()  # type: ignore[attr-defined]
         return result
@@ -120,8 +120,8 @@ async def test_two_cadres_resolving_at_once_resolve_once(world: World) -> None:
     finally:
         await first.close()
         await second.close()
-    problems = sorted(str(problem) for _, problem in results)
-    assert problems == ["None", "resolved"]
+    outcomes = sorted(type(r).__name__ if isinstance(r, Applied) else str(r.reason) for r in results)  # type: ignore[attr-defined]
+    assert outcomes == ["Applied", "resolved"]
     async with world.sessions() as session:
         events = [e for e in await repo.events(session, 1) if e.type == "resolved"]
         ticket = await repo.get_ticket(session, 1)
@@ -205,7 +205,11 @@ async def test_dashboard_actions(world: World) -> None:
     await actions.approve_extension(1, actor="刘干事", working_days=3)
     await actions.transfer(1, to_member="李书记", actor="刘干事")
     png = (ROOT / "tests/scenarios/scripts/pipe_fixed.png").read_bytes()
-    await actions.upload_resolution_photo(1, actor="李书记", image=png, filename="fixed.png", note="已填平")
+    await actions.upload_photo(1, actor="李书记", image=png, filename="fixed.png")
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert ticket["status"] == "open" and len(ticket["photos"]) == 1  # uploading never resolves
+    await actions.resolve(1, actor="李书记", note="已填平")
     with pytest.raises(TicketNotFound):
         await actions.add_note(99, actor="admin", text="x")
     with pytest.raises(TicketStateError):
@@ -215,7 +219,8 @@ async def test_dashboard_actions(world: World) -> None:
         group_posts = list((await session.exec(select(Outbox).where(Outbox.chat_name == GROUP))).all())
     assert ticket["deadline"] == "2026-10-21T17:30:00+08:00"  # Friday 10-16 + 3 working days
     assert ticket["assignee"] == "李书记" and ticket["status"] == "resolved" and len(ticket["photos"]) == 1
-    assert [e["type"] for e in ticket["events"]][2:] == ["note", "extended", "transferred", "resolved", "photo"]
+    assert [e["type"] for e in ticket["events"]][2:] == ["note", "extended", "transferred", "photo", "resolved"]
+    assert ticket["stage"] == "awaiting_rating"
     resolution = [row for row in group_posts if row.image_path]
     assert len(resolution) == 1 and "已填平" in (resolution[0].text or "")
 
