@@ -101,8 +101,9 @@ class DeadlineConfig(_Strict):
 
 class MergeConfig(_Strict):
     window_hours: float = Field(default=72, gt=0)
-    similarity: float = Field(default=55, ge=0, le=100)
-    """rapidfuzz token-set score (0–100) over normalised text at or above which two reports merge."""
+    similarity: float = Field(default=30, ge=0, le=100)
+    """Character-bigram Jaccard similarity (0–100) of two reports' normalised text at or above which they
+    merge when neither objects nor places decide (bot/tickets/merge.py; measured in BENCHMARKS.md)."""
 
 
 class ScheduleConfig(_Strict):

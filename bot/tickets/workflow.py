@@ -161,7 +161,7 @@ class TicketWorkflow:
         tools = self._classifiers.current
         norm, keywords = tools.normalize(text), tools.keywords(text)
         category = inbound.result.category or "other"
-        threshold = self._config.merge.similarity
+        threshold = self._config.merge.similarity / 100
         if group.village:
             since = at - timedelta(hours=self._config.merge.window_hours)
             for candidate in await repo.merge_candidates(
