@@ -106,6 +106,20 @@ class MergeConfig(_Strict):
     merge when neither objects nor places decide (bot/tickets/merge.py; measured in BENCHMARKS.md)."""
 
 
+Severity = Literal["high", "normal", "low"]
+
+
+class AlertConfig(_Strict):
+    """Instant private alerts to discipline staff for flags that cannot wait for the daily digest."""
+
+    severities: list[Severity] = Field(default_factory=lambda: list[Severity](["high"]))
+    labels: list[str] = Field(default_factory=lambda: ["banquet", "clue", "abuse", "gambling"])
+    """A flag alerts when its severity is listed and it carries one of these labels."""
+    recipients: Literal["township", "county", "both"] = "township"
+    """township: the group's township staff (county staff when the township has none); county: the
+    county's staff; both."""
+
+
 class ScheduleConfig(_Strict):
     timezone: str = "Asia/Shanghai"
     daily_check: time = time(8, 30)
@@ -137,6 +151,7 @@ class Config(_Strict):
     counties: list[CountyConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
     merge: MergeConfig = MergeConfig()
+    alerts: AlertConfig = AlertConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()

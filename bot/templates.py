@@ -26,6 +26,9 @@ class Templates:
         self.kind_names: dict[str, str] = dict(defaults.get("kind_names", {}))
         self.level_names: dict[str, str] = dict(defaults.get("level_names", {}))
         self.rating_names: dict[str, str] = dict(defaults.get("rating_names", {}))
+        self.extra_names: dict[str, dict[str, str]] = {
+            table: dict(defaults.get(table, {})) for table in ("label_names", "role_names", "severity_names")
+        }
         for key, value in (overrides or {}).items():
             if key not in self._text:
                 raise InputError(f"{source}: [templates] {key}: unknown template name")
@@ -43,6 +46,8 @@ class Templates:
         values.setdefault("kind_names", self.kind_names)
         values.setdefault("level_names", self.level_names)
         values.setdefault("rating_names", self.rating_names)
+        for table, names in self.extra_names.items():
+            values.setdefault(table, names)
         return self._compiled[name].render(**values).strip()
 
     def names(self) -> list[str]:

@@ -20,7 +20,7 @@ from bot.media import MediaStore
 from bot.outbox import OutboxService
 from bot.scheduler import Job
 from bot.templates import Templates
-from bot.tickets import commands, states
+from bot.tickets import alerts, commands, states
 from bot.tickets.actions import TicketActions
 from bot.tickets.commands import Action, Command
 from bot.tickets.jobs import TicketJobs
@@ -87,8 +87,26 @@ class TicketWorkflow:
         """What this message asks of the workflow, decided without the database; None when nothing.
 
         Most of a group's messages are chat that no ticket cares about; knowing that before storing
-        them lets a replay or an import store such messages many to a statement.
+        them lets a replay or an import store such messages many to a statement. A flag that alerts
+        (``[alerts]``) reaches the discipline staff at once, besides whatever else the message asks.
         """
+        step = self._route(inbound)
+        if not alerts.wants_alert(self._config.alerts, inbound):
+            return step
+        return partial(self._alert_then, inbound=inbound, then=step)
+
+    async def _alert_then(self, session: AsyncSession, *, inbound: Inbound, then: Step | None) -> None:
+        await alerts.send_alert(
+            session,
+            service=self.service,
+            config=self._config.alerts,
+            inbound=inbound,
+            url=self._config.dashboard.public_url,
+        )
+        if then is not None:
+            await then(session)
+
+    def _route(self, inbound: Inbound) -> Step | None:
         message, sender = inbound.message, inbound.sender
         official = sender.role in OFFICIAL
         text = (inbound.incoming.text or "").strip()

@@ -74,6 +74,10 @@ async def test_s3_banquet_flag_no_reply(db: str, tmp_path: Path) -> None:
     assert len(o.flags) == 1
     flag = o.flags[0]
     assert "banquet" in flag["labels"] and flag["severity"] == "high" and flag["role"] == "party_member"
+    # the township's discipline staff hear of it at once, privately, not at tomorrow's digest
+    [alert] = o.to("private:刘干事")
+    assert "即时预警" in alert["text"] and "家父七十大寿" in alert["text"] and "党员" in alert["text"]
+    assert alert["at"] == "2026-09-07T19:30:00+08:00" and "大操大办" in alert["text"]
 
 
 async def test_s4_cadre_notice_is_no_ticket(db: str, tmp_path: Path) -> None:

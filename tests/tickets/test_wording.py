@@ -68,6 +68,12 @@ SAMPLE: dict[str, Any] = {
     "flags": 3,
     "high_flags": 1,
     "url": "",
+    "group": "石桥村监督服务群",
+    "sender": "刘建国",
+    "role": "party_member",
+    "labels": ["banquet", "clue", "abuse"],
+    "severity": "high",
+    "at": "9月7日19:30",
 }
 
 
