@@ -1,4 +1,8 @@
-"""The patrol digest (网巡), a flag's page, verdicts and the "patrolled up to here" mark."""
+"""The patrol digest (网巡), a flag's page, verdicts and the "patrolled up to here" mark.
+
+Discipline staff only: cadres are supervised, not supervisors, and never read flags or verdicts about
+their own village (a cadre opening /digest by URL is refused).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def _cursor(value: str) -> tuple[int, int] | None:
 
 async def digest(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
+    require(request, me.discipline)
     show_all = request.query.get("all") == "1"
     unreviewed = request.query.get("unreviewed") == "1"
     after_id = 0 if show_all else me.patrolled_to_flag_id
@@ -61,6 +66,7 @@ async def digest(request: web.Request) -> web.StreamResponse:
 
 async def _visible_flag(request: web.Request, flag_id: int) -> dict[str, Any]:
     me = viewer(request)
+    require(request, me.discipline)
     async with request.app[SESSION_FACTORY]() as session:
         row = await repo.get_flag(session, flag_id=flag_id)
     if row is None or not repo.flag_visible(row, me.scope):
@@ -115,6 +121,7 @@ async def record_verdict(request: web.Request) -> web.StreamResponse:
 
 async def mark_patrolled(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
+    require(request, me.discipline)
     form = await request.post()
     try:
         upto = int(str(form.get("upto", "0")))
