@@ -66,6 +66,15 @@ class StaffTicketActions:
     async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
         await self._guard(self._actions.reopen(ticket_id, actor=actor, reason=reason))
 
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        try:
+            return await self._actions.split(ticket_id, reporter=reporter, actor=actor)
+        except (TicketNotFound, TicketStateError) as exc:
+            raise ActionRefused(str(exc)) from exc
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        await self._guard(self._actions.merge(ticket_id, into=into, actor=actor))
+
 
 class StaffBroadcaster:
     """Notices to many groups and clarifications to one, through the paced outbox, with a record."""

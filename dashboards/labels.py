@@ -39,6 +39,7 @@ STAGES = {
     "awaiting_rating": "待评价",
     "rated": "已评价归档",
     "no_answer": "未评价归档",
+    "merged": "已并入其他工单",
 }
 RATINGS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 LEVELS = {"village": "村级", "township": "镇级", "county": "县级"}
@@ -66,6 +67,7 @@ EVENTS = {
     "extension_requested": "申请延期",
     "overdue": "逾期",
     "split": "拆分",
+    "merged_into": "并入工单",
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}

@@ -58,6 +58,13 @@ class TicketActions(Protocol):
     async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
         """Back to 办理中 at the same level with a new deadline."""
 
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        """Split one reporter's report (name) off into its own ticket; returns the new ticket's number."""
+        ...
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        """Ticket ``ticket_id`` is the same problem as ``into``: its reporters join it, it closes as merged."""
+
 
 class Broadcaster(Protocol):
     async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:

@@ -105,6 +105,8 @@ FORMS = {
     "escalate": "escalate",
     "extend": "extend",
     "note": "note",
+    "split": "split",
+    "merge": "merge_into",
 }
 CADRE_FORMS = frozenset({"note", "photo"})
 
@@ -222,6 +224,20 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
             reason = field("reason")
             await actions.reopen(ticket_id, actor=actor, reason=reason)
             detail = reason
+        elif action == "split":
+            reporter = field("reporter", 64)
+            if not reporter:
+                raise ActionRefused("请选择要拆分的反映人")
+            new_id = await actions.split(ticket_id, reporter=reporter, actor=actor)
+            detail = f"{reporter} → #{new_id}"
+        elif action == "merge":
+            try:
+                into = int(field("into", 12).lstrip("#"))
+            except ValueError as exc:
+                raise ActionRefused("请填写要并入的工单号") from exc
+            await _visible_ticket(request, into)
+            await actions.merge(ticket_id, into=into, actor=actor)
+            detail = f"→ #{into}"
         else:  # photo
             photo = _image(form)
             if photo is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.media import MediaStore
-from bot.tickets import states
+from bot.tickets import regroup, states
 from bot.tickets.errors import TicketNotFound, TicketStateError
 from bot.tickets.service import Actor, Applied, TicketService, state_of
 from storage.engine import SessionFactory
@@ -233,5 +233,29 @@ class TicketActions:
                     deadline=self._service.fmt(ticket.deadline),
                 ),
                 mention_assignee=True,
+            )
+            await session.commit()
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        """Split one reporter's report off into its own ticket; returns the new ticket's number."""
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            result = await regroup.split(
+                session, self._service, ticket_id, reporter=reporter, actor=Actor(actor), at=now
+            )
+            if isinstance(result, states.Refusal):
+                self._check(ticket_id, result)
+                raise AssertionError("unreachable")
+            new_id = result[1].id
+            await session.commit()
+        assert new_id is not None
+        return new_id
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        """Ticket ``ticket_id`` is the same problem as ticket ``into``: merge it there."""
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            self._check(
+                ticket_id, await regroup.merge(session, self._service, ticket_id, into=into, actor=Actor(actor), at=now)
             )
             await session.commit()

@@ -14,6 +14,7 @@ Statuses are those of ``tickets --json`` (contracts.md); each stage belongs to e
               awaiting_rating           resolution announced; the reporters are asked to rate
     closed    rated                     at least one reporter rated (the ticket's rating: the worst given)
               no_answer                 nobody rated in time, or staff closed it unrated
+              merged                    staff merged it into another ticket of the same problem
 
 Rating summary: every reporter of a (merged) ticket rates; each rating is an event. The ticket's
 ``rating`` is the *worst* rating given in the current round (不满意 < 基本满意 < 满意), so one unhappy
@@ -44,6 +45,7 @@ class Stage(StrEnum):
     AWAITING_RATING = "awaiting_rating"
     RATED = "rated"
     NO_ANSWER = "no_answer"
+    MERGED = "merged"
 
 
 STATUS_OF: Mapping[Stage, Status] = {
@@ -54,10 +56,11 @@ STATUS_OF: Mapping[Stage, Status] = {
     Stage.AWAITING_RATING: Status.RESOLVED,
     Stage.RATED: Status.CLOSED,
     Stage.NO_ANSWER: Status.CLOSED,
+    Stage.MERGED: Status.CLOSED,
 }
 ACTIVE = frozenset({Stage.NEW, Stage.IN_PROGRESS, Stage.EXTENSION_REQUESTED})
 RESOLVED = frozenset({Stage.AWAITING_PHOTO, Stage.AWAITING_RATING})
-CLOSED = frozenset({Stage.RATED, Stage.NO_ANSWER})
+CLOSED = frozenset({Stage.RATED, Stage.NO_ANSWER, Stage.MERGED})
 ALL = ACTIVE | RESOLVED | CLOSED
 
 
@@ -88,6 +91,9 @@ class Op(StrEnum):
     NOTE = "note"
     SPLIT = "split"
     MERGE = "merge"
+    """Another report or ticket joins this one (automatic 多人反映, or staff merging two tickets)."""
+    MERGE_INTO = "merge_into"
+    """Staff: this ticket is the same problem as another and goes into it."""
 
 
 class Role(StrEnum):
@@ -134,6 +140,7 @@ class Reason(StrEnum):
     NO_EXTENSION_DAYS = "no_extension_days"
     AWAITING_PHOTO = "awaiting_photo"
     SINGLE_REPORTER = "single_reporter"
+    NOT_SAME_PLACE = "not_same_place"
     NOT_REPORTER = "not_reporter"
     CONFLICT = "conflict"
     UNKNOWN = "unknown"
@@ -220,6 +227,7 @@ ROLES: Mapping[Op, frozenset[Role]] = {
     Op.NOTE: frozenset({Role.CADRE, Role.STAFF}),
     Op.SPLIT: frozenset({Role.STAFF}),
     Op.MERGE: frozenset({Role.STAFF, Role.SYSTEM}),
+    Op.MERGE_INTO: frozenset({Role.STAFF}),
 }
 
 # The transition table: (stage, op) → the stage after it. Stages absent for an op refuse it; ops whose
@@ -251,10 +259,11 @@ TABLE: Mapping[Op, Mapping[Stage, Stage | None]] = {
     Op.RATE: {Stage.AWAITING_RATING: _SAME},  # or rated / in_progress: see apply
     Op.EXPIRE_RATING: {Stage.AWAITING_RATING: Stage.NO_ANSWER},  # rated when someone rated
     Op.CLOSE: {Stage.AWAITING_RATING: Stage.NO_ANSWER},  # rated when someone rated
-    Op.REOPEN: {s: Stage.IN_PROGRESS for s in RESOLVED | CLOSED},
+    Op.REOPEN: {s: Stage.IN_PROGRESS for s in RESOLVED | {Stage.RATED, Stage.NO_ANSWER}},
     Op.NOTE: {s: _SAME for s in ALL},
     Op.SPLIT: {s: _SAME for s in ACTIVE},
     Op.MERGE: {s: _SAME for s in ACTIVE},
+    Op.MERGE_INTO: {s: Stage.MERGED for s in ACTIVE},
 }
 
 
@@ -284,7 +293,9 @@ def _refusal_for(state: State, op: Op) -> Reason:
     if op == Op.CLOSE:
         return Reason.AWAITING_PHOTO if stage == Stage.AWAITING_PHOTO else Reason.NOT_RESOLVED
     if op == Op.REOPEN:
-        return Reason.ACTIVE
+        return Reason.CLOSED if stage == Stage.MERGED else Reason.ACTIVE
+    if op in (Op.SPLIT, Op.MERGE, Op.MERGE_INTO) and stage in RESOLVED:
+        return Reason.RESOLVED
     if op == Op.REQUEST_EXTENSION and stage == Stage.EXTENSION_REQUESTED:
         return Reason.EXTENSION_PENDING
     return Reason.RESOLVED
@@ -348,6 +359,8 @@ def apply(state: State, action: Action, role: Role) -> Outcome | Refusal:
         return Outcome(replace(new, overdue=True))
     if op == Op.RATE:
         return _rate(state, new, action)
+    if op == Op.MERGE_INTO:
+        return Outcome(replace(new, closed_at=at), closed_now=True)
     if op in (Op.EXPIRE_RATING, Op.CLOSE):
         closed = Stage.RATED if state.ratings else Stage.NO_ANSWER
         return Outcome(replace(new, stage=closed, closed_at=at, rating=summary(state.ratings)), closed_now=True)

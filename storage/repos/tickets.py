@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -98,6 +98,36 @@ async def count_reporters(session: AsyncSession, ticket_id: int) -> int:
 async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporter]:
     statement = select(TicketReporter).where(TicketReporter.ticket_id == ticket_id).order_by(col(TicketReporter.id))
     return list((await session.exec(statement)).all())
+
+
+async def move_reporters(
+    session: AsyncSession, *, source_id: int, target_id: int, platform_ids: Sequence[str] | None = None
+) -> list[TicketReporter]:
+    """Move reporters (all, or these) from one ticket to another; one already reporting the target stays
+    there once. Returns the reporters moved, as they were on the source."""
+    rows = await reporters(session, source_id)
+    chosen = [r for r in rows if platform_ids is None or r.platform_id in platform_ids]
+    for r in chosen:
+        await add_reporter(
+            session, ticket_id=target_id, platform_id=r.platform_id, name=r.name, message_id=r.message_id, at=r.at
+        )
+        if r.message_id is not None:
+            await link_message(session, ticket_id=target_id, message_id=r.message_id)
+    if chosen:
+        await session.exec(
+            delete(TicketReporter).where(
+                col(TicketReporter.ticket_id) == source_id,
+                col(TicketReporter.platform_id).in_([r.platform_id for r in chosen]),
+            )
+        )
+    return chosen
+
+
+async def message_text(session: AsyncSession, message_id: int | None) -> str:
+    if message_id is None:
+        return ""
+    found = (await session.exec(select(Message.text).where(Message.id == message_id))).first()
+    return found or ""
 
 
 async def is_reporter(session: AsyncSession, *, ticket_id: int, platform_id: str) -> bool:

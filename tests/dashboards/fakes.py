@@ -33,6 +33,8 @@ class RecordingTicketActions:
         "escalate",
         "transfer",
         "note",
+        "split",
+        "merge_into",
     )
     """What ``available`` answers: the state machine's ops for an active ticket, by default."""
 
@@ -78,6 +80,13 @@ class RecordingTicketActions:
 
     async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
         self._record("reopen", ticket_id, actor=actor, reason=reason)
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        self._record("split", ticket_id, actor=actor, reporter=reporter)
+        return 99
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        self._record("merge", ticket_id, actor=actor, into=into)
 
 
 @dataclass

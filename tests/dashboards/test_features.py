@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from dashboards.users import UserError, add_user, ensure_first_admin
-from storage.models import Flag, FlagReview, StaffUser
+from storage.models import AuditLog, Flag, FlagReview, StaffUser
 from storage.repos.dashboard import Scope, ticket_stats
 from tests.dashboards.conftest import Dash
 
@@ -240,3 +240,22 @@ async def test_statistics_can_narrow_to_a_township(dash: Dash) -> None:
     # a township's staff cannot widen their scope with the filter
     page = await (await dash.client.get("/stats?since=2026-09-01&until=2026-09-30&township=城关镇&dim=village")).text()
     assert "城关镇 / 石桥村" not in page
+
+
+async def test_split_and_merge_go_through_the_port_and_are_audited(dash: Dash) -> None:
+    await dash.login("town_a")
+    tid = dash.world.tickets["water"]
+    resp = await dash.post(f"/tickets/{tid}/split", {"reporter": "张三"})
+    assert resp.headers["Location"] == f"/tickets/{tid}?done=split"
+    resp = await dash.post(f"/tickets/{tid}/merge", {"into": f"#{tid}"})
+    assert resp.headers["Location"] == f"/tickets/{tid}?done=merge"
+    assert [(name, kwargs) for name, _, kwargs in dash.actions.calls] == [
+        ("split", {"actor": "town_a", "reporter": "张三"}),
+        ("merge", {"actor": "town_a", "into": tid}),
+    ]
+    other = dash.world.tickets["other_town"]
+    resp = await dash.post(f"/tickets/{tid}/merge", {"into": str(other)})
+    assert resp.status == 404  # another township's ticket is not a merge target
+    async with dash.factory() as session:
+        actions = {row.action for row in (await session.exec(select(AuditLog))).all()}
+    assert {"ticket_split", "ticket_merge"} <= actions

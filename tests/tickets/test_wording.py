@@ -34,6 +34,7 @@ SAMPLE: dict[str, Any] = {
     "reporter": "高某林",
     "count": 2,
     "parent_id": 3,
+    "source_id": 4,
     "level": "township",
     "text": "张湾组停水三天了",
     "village": "石桥村",

@@ -238,3 +238,27 @@ async def test_quiet_group_gets_no_acknowledgement(world: World) -> None:
         [ticket] = await tickets_as_json(session)
     assert ticket["village"] == "新河村" and ticket["assignee"] == "郑书记"
     assert [row.chat_name for row in rows] == ["private:郑书记"]
+
+
+async def test_staff_split_a_report_off_and_merge_it_back(world: World) -> None:
+    await world.say("高某林", "张湾组停水三天了,老人小孩怎么办", at=T0)
+    await world.say("张大妈", "张湾组这边也停水了,三天没水了", at=T0 + timedelta(hours=1))
+    actions = world.workflow.actions
+    new_id = await actions.split(1, reporter="张大妈", actor="刘干事")
+    async with world.sessions() as session:
+        tickets = {t["id"]: t for t in await tickets_as_json(session)}
+    assert new_id == 2 and tickets[1]["reporters"] == ["高某林"] and tickets[2]["reporters"] == ["张大妈"]
+    assert tickets[2]["text"] == "张湾组这边也停水了,三天没水了" and tickets[2]["status"] == "open"
+    assert [e["type"] for e in tickets[1]["events"]][-1] == "split"
+    with pytest.raises(TicketStateError, match="只有一位反映人"):
+        await actions.split(1, reporter="高某林", actor="刘干事")
+    await actions.merge(2, into=1, actor="刘干事")
+    async with world.sessions() as session:
+        tickets = {t["id"]: t for t in await tickets_as_json(session)}
+        group_posts = [row.text or "" for row in (await session.exec(select(Outbox))).all() if row.chat_name == GROUP]
+    assert tickets[1]["reporters"] == ["高某林", "张大妈"]
+    assert (tickets[2]["status"], tickets[2]["stage"], tickets[2]["reporters"]) == ("closed", "merged", [])
+    assert any("已单独立为工单 #2" in text for text in group_posts)
+    assert any("工单 #2 与本工单为同一问题" in text and "现共有2位群众反映" in text for text in group_posts)
+    with pytest.raises(TicketStateError, match="已办结归档"):
+        await actions.merge(2, into=1, actor="刘干事")
