@@ -262,3 +262,32 @@ async def test_staff_split_a_report_off_and_merge_it_back(world: World) -> None:
     assert any("工单 #2 与本工单为同一问题" in text and "现共有2位群众反映" in text for text in group_posts)
     with pytest.raises(TicketStateError, match="已办结归档"):
         await actions.merge(2, into=1, actor="刘干事")
+
+
+async def test_staff_act_on_a_confidential_clue_and_nothing_reaches_a_group(world: World) -> None:
+    await world.say("高某林", "村主任把低保名额给了他亲戚,他家三套房还吃低保", group=None, at=T0)
+    actions = world.workflow.actions
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert ticket["confidential"] and ticket["kind"] in ("clue", "demand")
+    assert set(await actions.available(1)) >= {"accept", "progress", "resolve", "escalate", "extend", "note"}
+    await actions.accept(1, actor="刘干事")
+    await actions.progress(1, actor="刘干事", text="已调取低保档案")
+    await actions.approve_extension(1, actor="刘干事", working_days=2)
+    await actions.escalate(1, actor="刘干事", reason="涉及村主任,提交县纪委")
+    await actions.resolve(1, actor="周主任", note="经核查情况属实,已责令整改")
+    with pytest.raises(TicketStateError, match="已办结"):
+        await actions.escalate(1, actor="周主任", reason="再提级")
+    await actions.close(1, actor="周主任", text="核查完毕")
+    assert "escalate" not in await actions.available(1) and "extend" not in await actions.available(1)
+    await actions.reopen(1, actor="周主任", reason="群众补充了新材料")
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        rows = list((await session.exec(select(Outbox))).all())
+    assert [r for r in rows if r.is_group] == []  # a confidential ticket never produces a group message
+    assert any("已责令整改" in (r.text or "") and r.chat_name == "private:高某林" for r in rows)
+    assert (ticket["status"], ticket["stage"], ticket["level"]) == ("accepted", "in_progress", "county")
+    types = [e["type"] for e in ticket["events"]]
+    assert [
+        t for t in types if t in ("accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened")
+    ] == ["accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened"]
