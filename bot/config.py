@@ -118,6 +118,9 @@ class AlertConfig(_Strict):
     recipients: Literal["township", "county", "both"] = "township"
     """township: the group's township staff (county staff when the township has none); county: the
     county's staff; both."""
+    burst: int = Field(default=3, ge=1)
+    """Alerts sent one by one to a staff member within ``group_minutes``; more are grouped into one message."""
+    group_minutes: int = Field(default=10, ge=1, le=60)
 
 
 class ScheduleConfig(_Strict):

@@ -76,8 +76,9 @@ class OutboxService:
         text: str | None = None,
         image_path: str | None = None,
         account: str | None = None,
+        not_before: datetime | None = None,
     ) -> int | None:
-        """Queue a private message to a person (by their platform id)."""
+        """Queue a private message to a person (by their platform id); ``not_before`` holds it back (grouping)."""
         if account is None:
             account = (
                 self._config.account_for_group(member.group_name) if member.group_name else self._default_account()
@@ -92,6 +93,7 @@ class OutboxService:
             text=text,
             image_path=image_path,
             mentions=(),
+            not_before=not_before,
         )
 
     def _default_account(self) -> str:
@@ -109,6 +111,7 @@ class OutboxService:
         text: str | None,
         image_path: str | None,
         mentions: Sequence[Member],
+        not_before: datetime | None = None,
     ) -> int | None:
         now = self._clock.now()
         outbox_id = await outbox_repo.enqueue(
@@ -124,7 +127,7 @@ class OutboxService:
                 "mention_ids": [m.platform_id for m in mentions],
                 "mention_names": [m.name for m in mentions],
                 "created_at": now,
-                "not_before": now,
+                "not_before": max(now, not_before) if not_before is not None else now,
                 "status": "pending",
                 "attempts": 0,
             },

@@ -75,6 +75,7 @@ SAMPLE: dict[str, Any] = {
     "labels": ["banquet", "clue", "abuse"],
     "severity": "high",
     "at": "9月7日19:30",
+    "until": "9月7日19:40",
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from bot.clock import CHINA, SimulatedClock
 from bot.directory import Directory, RosterEntry
@@ -291,3 +291,26 @@ async def test_staff_act_on_a_confidential_clue_and_nothing_reaches_a_group(worl
     assert [
         t for t in types if t in ("accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened")
     ] == ["accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened"]
+
+
+async def test_high_severity_flags_alert_staff_at_once_and_group_when_many(world: World) -> None:
+    invitations = [
+        "犬子新婚,定于本周六在村委会旁饭店略备薄酒,敬请光临",
+        "小女升学,周日中午摆几桌升学宴,请大家赏光",
+        "家父七十大寿,周六中午略备薄酒恭候亲朋",
+        "乔迁新居,明晚请各位来家里喝喜酒",
+        "孙子满月,后天办满月酒欢迎大家来",
+    ]
+    for minute, text in enumerate(invitations):
+        await world.say("李书记", text, at=T0 + timedelta(minutes=minute))
+    async with world.sessions() as session:
+        rows = [r for r in (await session.exec(select(Outbox).order_by(col(Outbox.id)))).all()]
+    to_staff = [r for r in rows if r.chat_name == "private:刘干事"]
+    single = [r for r in to_staff if r.dedupe_key.startswith("alert:")]
+    grouped = [r for r in to_staff if r.dedupe_key.startswith("alert-group:")]
+    assert len(single) == 3 and all("即时预警" in (r.text or "") and "村干部" in (r.text or "") for r in single)
+    assert single[0].not_before == T0  # at once, not at tomorrow's digest
+    assert len(grouped) == 1 and "即时预警汇总" in (grouped[0].text or "")
+    assert "乔迁新居" in (grouped[0].text or "") and "孙子满月" in (grouped[0].text or "")
+    assert grouped[0].not_before == T0 + timedelta(minutes=10)
+    assert not [r for r in rows if r.is_group]  # nothing said in the group
