@@ -68,8 +68,8 @@ async def _visible_flag(request: web.Request, flag_id: int) -> dict[str, Any]:
     me = viewer(request)
     require(request, me.discipline)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await repo.get_flag(session, flag_id=flag_id)
-    if row is None or not repo.flag_visible(row, me.scope):
+        row = await repo.get_flag(session, flag_id=flag_id, scope=me.scope)
+    if row is None:
         # Same answer whether it does not exist or is out of scope: no probing other townships.
         raise web.HTTPNotFound(text="未找到")
     return dict(row)

@@ -86,8 +86,8 @@ async def board(request: web.Request) -> web.StreamResponse:
 async def _visible_ticket(request: web.Request, ticket_id: int) -> dict[str, Any]:
     me = viewer(request)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await repo.get_ticket(session, ticket_id=ticket_id)
-    if row is None or not repo.ticket_visible(row, me.scope):
+        row = await repo.get_ticket(session, ticket_id=ticket_id, scope=me.scope)
+    if row is None:
         raise web.HTTPNotFound(text="未找到")
     return dict(row)
 

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import AlertConfig
 from bot.ingest import Inbound
 from bot.tickets import calendar
+from bot.tickets.roster import county_staff, staff_for, township_staff
 from bot.tickets.service import TicketService
 from storage.models import Member
 from storage.repos import outbox as outbox_repo
@@ -31,13 +32,11 @@ def wants_alert(config: AlertConfig, inbound: Inbound) -> bool:
 
 
 def recipients(config: AlertConfig, staff: list[Member], *, township: str, county: str) -> list[Member]:
-    in_township = [s for s in staff if township and s.township == township]
-    in_county = [s for s in staff if not s.township and (not county or not s.county or s.county == county)]
     if config.recipients == "township":
-        return in_township or in_county
+        return staff_for(staff, township=township, county=county)
     if config.recipients == "county":
-        return in_county
-    return in_township + in_county
+        return county_staff(staff, county=county)
+    return township_staff(staff, township=township) + county_staff(staff, county=county)
 
 
 async def send_alert(

@@ -25,7 +25,7 @@ from bot.tickets.actions import TicketActions
 from bot.tickets.commands import Action, Command
 from bot.tickets.jobs import TicketJobs
 from bot.tickets.merge import same_problem
-from bot.tickets.roster import may_act, may_see
+from bot.tickets.roster import may_act, may_see, staff_for
 from bot.tickets.service import Actor, ClassifierSource, TicketService
 from storage.engine import SessionFactory
 from storage.models import Member, Message, Ticket
@@ -637,11 +637,7 @@ class TicketWorkflow:
         return None
 
     async def _approvers(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
-        staff = await repo.all_staff(session)
-        township = [s for s in staff if ticket.township and s.township == ticket.township]
-        if township:
-            return township
-        return [s for s in staff if not s.township and (not s.county or s.county == ticket.county)]
+        return staff_for(await repo.all_staff(session), township=ticket.township, county=ticket.county)
 
     async def _escalate(
         self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
