@@ -206,3 +206,14 @@ async def test_photo_in_the_same_message_missing_photo_and_every_reporter_rates(
     assert len(road_posts) == 1 and road_posts[0]["image"] and road_posts[0]["at"].startswith("2026-09-09T14:00")
     assert (road["status"], road["stage"], road["rating"]) == ("closed", "rated", "satisfied")
     assert [e["type"] for e in road["events"]][:5] == ["opened", "assigned", "resolved", "photo", "rated"]
+
+
+async def test_only_the_same_problem_merges(db: str, tmp_path: Path) -> None:
+    o = await replay(db, tmp_path, "merge_only_same.jsonl")
+    assert [(t["id"], t["category"], t["reporters"]) for t in o.tickets] == [
+        (1, "power", ["高某林", "陈二嫂"]),  # the street light, twice
+        (2, "power", ["张大妈"]),  # a 2组 outage is another problem
+    ]
+    said = o.texts(GROUP)
+    assert sum("已有2位群众反映" in text for text in said) == 1
+    assert not any("已有3位" in text for text in said)

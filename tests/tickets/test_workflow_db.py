@@ -314,3 +314,22 @@ async def test_high_severity_flags_alert_staff_at_once_and_group_when_many(world
     assert "乔迁新居" in (grouped[0].text or "") and "孙子满月" in (grouped[0].text or "")
     assert grouped[0].not_before == T0 + timedelta(minutes=10)
     assert not [r for r in rows if r.is_group]  # nothing said in the group
+
+
+async def test_two_staff_closing_at_once_one_wins_the_other_is_told(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    actions = world.workflow.actions
+    await actions.resolve(1, actor="刘干事", note="已填平")
+    await actions.waive_photo(1, actor="刘干事", reason="现场已恢复通行")
+    results = await asyncio.gather(
+        actions.close(1, actor="刘干事", text="归档"),
+        actions.close(1, actor="周主任", text="归档"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, TicketStateError)]
+    assert results.count(None) == 1 and len(refused) == 1, results
+    assert "已办结归档" in str(refused[0]) or "同时修改" in str(refused[0])
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert [e["type"] for e in ticket["events"]].count("closed") == 1
+    assert (ticket["status"], ticket["stage"]) == ("closed", "no_answer")
