@@ -257,7 +257,12 @@ def _ticket(rnd: random.Random, tid: int, at: datetime, end: datetime, p: Place,
         "[]",
         0,
         False,
+        _STAGE[status],
     )
+
+
+# the state machine's stage for each generated status (bot/tickets/states.py)
+_STAGE = {"open": "new", "accepted": "in_progress", "resolved": "awaiting_rating", "closed": "rated"}
 
 
 COLUMNS = {
@@ -324,6 +329,7 @@ COLUMNS = {
         "keywords",
         "version",
         "photo_missing",
+        "stage",
     ],
     "ticket_reporters": ["id", "ticket_id", "platform_id", "name", "message_id", "at"],
     "ticket_events": ["id", "ticket_id", "at", "type", "actor", "text"],

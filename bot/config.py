@@ -124,8 +124,26 @@ class DeadlineConfig(_Strict):
 
 class MergeConfig(_Strict):
     window_hours: float = Field(default=72, gt=0)
-    similarity: float = Field(default=55, ge=0, le=100)
-    """rapidfuzz token-set score (0–100) over normalised text at or above which two reports merge."""
+    similarity: float = Field(default=30, ge=0, le=100)
+    """Character-bigram Jaccard similarity (0–100) of two reports' normalised text at or above which they
+    merge when neither objects nor places decide (bot/tickets/merge.py; measured in BENCHMARKS.md)."""
+
+
+Severity = Literal["high", "normal", "low"]
+
+
+class AlertConfig(_Strict):
+    """Instant private alerts to discipline staff for flags that cannot wait for the daily digest."""
+
+    severities: list[Severity] = Field(default_factory=lambda: list[Severity](["high"]))
+    labels: list[str] = Field(default_factory=lambda: ["banquet", "clue", "abuse", "gambling"])
+    """A flag alerts when its severity is listed and it carries one of these labels."""
+    recipients: Literal["township", "county", "both"] = "township"
+    """township: the group's township staff (county staff when the township has none); county: the
+    county's staff; both."""
+    burst: int = Field(default=3, ge=1)
+    """Alerts sent one by one to a staff member within ``group_minutes``; more are grouped into one message."""
+    group_minutes: int = Field(default=10, ge=1, le=60)
 
 
 class ScheduleConfig(_Strict):
@@ -213,6 +231,7 @@ class Config(_Strict):
     counties: list[CountyConfig] = Field(default_factory=list)
     deadlines: DeadlineConfig = DeadlineConfig()
     merge: MergeConfig = MergeConfig()
+    alerts: AlertConfig = AlertConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()

@@ -82,8 +82,9 @@ class OutboxService:
         text: str | None = None,
         image_path: str | None = None,
         account: str | None = None,
+        not_before: datetime | None = None,
     ) -> int | None:
-        """Queue a private message to a person (by their platform id).
+        """Queue a private message to a person (by their platform id); ``not_before`` holds it back (grouping).
 
         Phone and ID numbers in it are masked: what reaches a cadre's or staff member's phone (a villager's
         report, a digest) is read outside the dashboard, where no role is allowed the full number.
@@ -100,6 +101,7 @@ class OutboxService:
             text=mask_numbers(text) if text else text,
             image_path=image_path,
             mentions=(),
+            not_before=not_before,
         )
 
     def _default_account(self) -> str:
@@ -126,6 +128,7 @@ class OutboxService:
         text: str | None,
         image_path: str | None,
         mentions: Sequence[Member],
+        not_before: datetime | None = None,
     ) -> int | None:
         now = self._clock.now()
         outbox_id = await outbox_repo.enqueue(
@@ -141,7 +144,7 @@ class OutboxService:
                 "mention_ids": [m.platform_id for m in mentions],
                 "mention_names": [m.name for m in mentions],
                 "created_at": now,
-                "not_before": now,
+                "not_before": max(now, not_before) if not_before is not None else now,
                 "status": "pending",
                 "attempts": 0,
             },

@@ -43,16 +43,50 @@ class StaffTicketActions:
     async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
         await self._guard(self._actions.add_note(ticket_id, actor=actor, text=text))
 
-    async def upload_resolution_photo(
-        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    async def available(self, ticket_id: int) -> list[str]:
+        return await self._actions.available(ticket_id)
+
+    async def accept(self, ticket_id: int, *, actor: str) -> None:
+        await self._guard(self._actions.accept(ticket_id, actor=actor))
+
+    async def progress(self, ticket_id: int, *, actor: str, text: str) -> None:
+        await self._guard(self._actions.progress(ticket_id, actor=actor, text=text))
+
+    async def resolve(
+        self, ticket_id: int, *, actor: str, note: str, image: bytes | None = None, filename: str = ""
     ) -> None:
+        if image is not None:
+            await self._checked(image)
+        await self._guard(self._actions.resolve(ticket_id, actor=actor, note=note, image=image, filename=filename))
+
+    async def waive_photo(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        await self._guard(self._actions.waive_photo(ticket_id, actor=actor, reason=reason))
+
+    async def upload_photo(self, ticket_id: int, *, actor: str, image: bytes, filename: str) -> None:
+        await self._checked(image)
+        await self._guard(self._actions.upload_photo(ticket_id, actor=actor, image=image, filename=filename))
+
+    async def close(self, ticket_id: int, *, actor: str, text: str) -> None:
+        await self._guard(self._actions.close(ticket_id, actor=actor, text=text))
+
+    async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        await self._guard(self._actions.reopen(ticket_id, actor=actor, reason=reason))
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        try:
+            return await self._actions.split(ticket_id, reporter=reporter, actor=actor)
+        except (TicketNotFound, TicketStateError) as exc:
+            raise ActionRefused(str(exc)) from exc
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        await self._guard(self._actions.merge(ticket_id, into=into, actor=actor))
+
+    @staticmethod
+    async def _checked(image: bytes) -> None:
         try:
             await asyncio.to_thread(check_image, image)  # by content, never by name; decoding is CPU work
         except NotAnImage as exc:
             raise ActionRefused(str(exc)) from exc
-        await self._guard(
-            self._actions.upload_resolution_photo(ticket_id, actor=actor, image=image, filename=filename, note=note)
-        )
 
 
 class StaffBroadcaster:

@@ -101,6 +101,10 @@ class Templates:
         self.category_names: dict[str, str] = dict(defaults.get("category_names", {}))
         self.kind_names: dict[str, str] = dict(defaults.get("kind_names", {}))
         self.level_names: dict[str, str] = dict(defaults.get("level_names", {}))
+        self.rating_names: dict[str, str] = dict(defaults.get("rating_names", {}))
+        self.extra_names: dict[str, dict[str, str]] = {
+            table: dict(defaults.get(table, {})) for table in ("label_names", "role_names", "severity_names")
+        }
         for key, value in (overrides or {}).items():
             if key not in self._text:
                 raise InputError(
@@ -140,6 +144,9 @@ class Templates:
         values.setdefault("category_names", self.category_names)
         values.setdefault("kind_names", self.kind_names)
         values.setdefault("level_names", self.level_names)
+        values.setdefault("rating_names", self.rating_names)
+        for table, names in self.extra_names.items():
+            values.setdefault(table, names)
         return self._compiled[name].render(**values).strip()
 
     def names(self) -> list[str]:

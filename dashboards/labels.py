@@ -31,6 +31,16 @@ CATEGORIES = {
 }
 KINDS = {"demand": "诉求", "consult": "咨询", "clue": "问题线索"}
 STATUSES = {"open": "待受理", "accepted": "办理中", "resolved": "已办结", "closed": "已关闭"}
+STAGES = {
+    "new": "待受理",
+    "in_progress": "办理中",
+    "extension_requested": "延期待审批",
+    "awaiting_photo": "待补照片",
+    "awaiting_rating": "待评价",
+    "rated": "已评价归档",
+    "no_answer": "未评价归档",
+    "merged": "已并入其他工单",
+}
 RATINGS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 LEVELS = {"village": "村级", "township": "镇级", "county": "县级"}
 MEMBER_ROLES = {"villager": "村民", "party_member": "党员", "cadre": "村干部", "staff": "工作人员"}
@@ -52,6 +62,12 @@ EVENTS = {
     "transferred": "转办",
     "note": "备注",
     "photo": "上传照片",
+    "photo_waived": "免补照片",
+    "assigned": "分派",
+    "extension_requested": "申请延期",
+    "overdue": "逾期",
+    "split": "拆分",
+    "merged_into": "并入工单",
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}

@@ -31,10 +31,41 @@ class TicketActions(Protocol):
     async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
         """An internal note in the ticket's history (never posted to the group)."""
 
-    async def upload_resolution_photo(
-        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    async def available(self, ticket_id: int) -> list[str]:
+        """The actions the ticket's state allows staff now (the page offers only these): names of
+        accept, progress, resolve, attach_photo, waive_photo, extend, escalate, transfer, close, reopen,
+        note, split, merge."""
+        ...
+
+    async def accept(self, ticket_id: int, *, actor: str) -> None:
+        """受理."""
+
+    async def progress(self, ticket_id: int, *, actor: str, text: str) -> None:
+        """A progress note, posted where the reporters are."""
+
+    async def resolve(
+        self, ticket_id: int, *, actor: str, note: str, image: bytes | None = None, filename: str = ""
     ) -> None:
-        """Store the photo, attach it to the ticket and post it to the ticket's group through the outbox."""
+        """办结, with a photo (announced with it) or without (the ticket waits for its photo, 待补照片)."""
+
+    async def waive_photo(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        """Announce a resolution waiting for its photo without one."""
+
+    async def upload_photo(self, ticket_id: int, *, actor: str, image: bytes, filename: str) -> None:
+        """Attach a photo; it never resolves the ticket (a ticket waiting for its photo is announced)."""
+
+    async def close(self, ticket_id: int, *, actor: str, text: str) -> None:
+        """Archive a resolution still waiting for ratings."""
+
+    async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        """Back to 办理中 at the same level with a new deadline."""
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        """Split one reporter's report (name) off into its own ticket; returns the new ticket's number."""
+        ...
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        """Ticket ``ticket_id`` is the same problem as ``into``: its reporters join it, it closes as merged."""
 
 
 class Broadcaster(Protocol):

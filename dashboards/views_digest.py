@@ -1,5 +1,9 @@
 """The patrol digest (网巡), a flag's page, verdicts, the "patrolled up to here" mark, and the messages
-kept raw after a failure (counted on the digest, re-run from it)."""
+kept raw after a failure (counted on the digest, re-run from it).
+
+Discipline staff only: cadres are supervised, not supervisors, and never read flags or verdicts about
+their own village (a cadre opening /digest by URL is refused).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ def _cursor(value: str) -> tuple[int, int] | None:
 
 async def digest(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
+    require(request, me.discipline)
     show_all = request.query.get("all") == "1"
     unreviewed = request.query.get("unreviewed") == "1"
     after_id = 0 if show_all else me.patrolled_to_flag_id
@@ -70,9 +75,10 @@ async def digest(request: web.Request) -> web.StreamResponse:
 
 async def _visible_flag(request: web.Request, flag_id: int) -> dict[str, Any]:
     me = viewer(request)
+    require(request, me.discipline)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await repo.get_flag(session, flag_id=flag_id)
-    if row is None or not repo.flag_visible(row, me.scope):
+        row = await repo.get_flag(session, flag_id=flag_id, scope=me.scope)
+    if row is None:
         # Same answer whether it does not exist or is out of scope: no probing other townships.
         raise web.HTTPNotFound(text="未找到")
     return dict(row)
@@ -125,6 +131,7 @@ async def record_verdict(request: web.Request) -> web.StreamResponse:
 
 async def mark_patrolled(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
+    require(request, me.discipline)
     form = await request.post()
     try:
         upto = int(str(form.get("upto", "0")))

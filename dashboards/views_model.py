@@ -47,8 +47,8 @@ async def correct_flag(request: web.Request) -> web.StreamResponse:
     require(request, me.discipline)
     flag_id = int(request.match_info["flag_id"])
     async with request.app[SESSION_FACTORY]() as session:
-        row = await repo.get_flag(session, flag_id=flag_id)
-    if row is None or not repo.flag_visible(row, me.scope):
+        row = await repo.get_flag(session, flag_id=flag_id, scope=me.scope)
+    if row is None:  # absent or out of scope look the same
         raise web.HTTPNotFound(text="未找到")
     form = await request.post()
     labels, category = _labels_from_form(form)
@@ -72,10 +72,10 @@ async def correct_flag(request: web.Request) -> web.StreamResponse:
 async def _visible_message(request: web.Request, message_id: int) -> dict[str, Any]:
     me = viewer(request)
     async with request.app[SESSION_FACTORY]() as session:
-        message = await messages_repo.get_message(session, message_id)
-    if message is None or not repo.message_visible(message.model_dump(), me.scope):
+        message = await repo.get_message(session, message_id=message_id, scope=me.scope)
+    if message is None:  # absent or out of scope look the same
         raise web.HTTPNotFound(text="未找到")
-    return message.model_dump()
+    return dict(message)
 
 
 async def label_message_page(request: web.Request) -> web.StreamResponse:

@@ -92,16 +92,41 @@ async def board(request: web.Request) -> web.StreamResponse:
 async def _visible_ticket(request: web.Request, ticket_id: int) -> dict[str, Any]:
     me = viewer(request)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await repo.get_ticket(session, ticket_id=ticket_id)
-    if row is None or not repo.ticket_visible(row, me.scope):
+        row = await repo.get_ticket(session, ticket_id=ticket_id, scope=me.scope)
+    if row is None:
         raise web.HTTPNotFound(text="未找到")
     return dict(row)
 
 
-def allowed_actions(me: Viewer) -> set[str]:
-    if me.discipline:
-        return {"transfer", "escalate", "extend", "note", "photo"}
-    return {"note", "photo"}
+# The dashboard's forms → the state machine's actions they need (TicketActions.available).
+FORMS = {
+    "accept": "accept",
+    "progress": "progress",
+    "resolve": "resolve",
+    "waive_photo": "waive_photo",
+    "photo": "attach_photo",
+    "close": "close",
+    "reopen": "reopen",
+    "transfer": "transfer",
+    "escalate": "escalate",
+    "extend": "extend",
+    "note": "note",
+    "split": "split",
+    "merge": "merge_into",
+}
+CADRE_FORMS = frozenset({"note", "photo"})
+
+
+async def allowed_actions(request: web.Request, me: Viewer, ticket_id: int) -> set[str]:
+    """The forms this viewer may use on this ticket now: what the role allows and the state allows."""
+    available = set(await request.app[TICKET_ACTIONS].available(ticket_id))
+    forms = {form for form, op in FORMS.items() if op in available}
+    return forms if me.discipline else forms & CADRE_FORMS
+
+
+def actor_name(me: Viewer) -> str:
+    """How the acting person appears in the ticket's history and in messages: never the login name."""
+    return me.display_name or me.scope_name
 
 
 async def ticket_page(request: web.Request) -> web.StreamResponse:
@@ -114,7 +139,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         request,
         "ticket.html",
         t=ticket,
-        actions=allowed_actions(viewer(request)),
+        actions=await allowed_actions(request, viewer(request), ticket_id),
         error=request.query.get("error", ""),
         done=request.query.get("done", ""),
         reporters=details["reporters"],
@@ -124,14 +149,30 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _image(form: Any) -> tuple[bytes, str] | None:
+    upload = form.get("image")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        return None
+    filename = Path(upload.filename or "photo.jpg").name
+    if Path(filename).suffix.lower() not in IMAGE_TYPES:
+        raise ActionRefused("只支持 jpg、png、gif、webp 格式的照片")
+    image = upload.file.read()
+    if not image:
+        raise ActionRefused("照片为空")
+    return image, filename
+
+
 async def ticket_action(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
     ticket_id = int(request.match_info["ticket_id"])
     action = request.match_info["action"]
-    require(request, action in allowed_actions(me))
+    if action not in FORMS:
+        raise web.HTTPNotFound()
     await _visible_ticket(request, ticket_id)
+    require(request, me.discipline or action in CADRE_FORMS)
     form = await request.post()
     actions = request.app[TICKET_ACTIONS]
+    actor = actor_name(me)
 
     def field(name: str, limit: int = 1000) -> str:
         value = form.get(name, "")
@@ -143,11 +184,11 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
             to_member = field("to_member", 64)
             if not to_member:
                 raise ActionRefused("请填写转办对象")
-            await actions.transfer(ticket_id, to_member=to_member, actor=me.username)
+            await actions.transfer(ticket_id, to_member=to_member, actor=actor)
             detail = to_member
         elif action == "escalate":
             reason = field("reason")
-            await actions.escalate(ticket_id, actor=me.username, reason=reason)
+            await actions.escalate(ticket_id, actor=actor, reason=reason or "纪检监察干部提级督办")
             detail = reason
         elif action == "extend":
             try:
@@ -156,30 +197,59 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
                 raise ActionRefused("延期天数应为 1 到 30 的整数") from exc
             if not 1 <= days <= 30:
                 raise ActionRefused("延期天数应为 1 到 30 的整数")
-            await actions.approve_extension(ticket_id, actor=me.username, working_days=days)
+            await actions.approve_extension(ticket_id, actor=actor, working_days=days)
             detail = str(days)
-        elif action == "note":
+        elif action in ("note", "progress"):
             text = field("text", 2000)
             if not text:
-                raise ActionRefused("备注不能为空")
-            await actions.add_note(ticket_id, actor=me.username, text=text)
+                raise ActionRefused("内容不能为空")
+            if action == "note":
+                await actions.add_note(ticket_id, actor=actor, text=text)
+            else:
+                await actions.progress(ticket_id, actor=actor, text=text)
             detail = text
-        elif action == "photo":
-            upload = form.get("image")
-            if not isinstance(upload, web.FileField):
+        elif action == "accept":
+            await actions.accept(ticket_id, actor=actor)
+        elif action == "resolve":
+            photo = _image(form)
+            note = field("note")
+            if photo is None:
+                await actions.resolve(ticket_id, actor=actor, note=note)
+            else:
+                await actions.resolve(ticket_id, actor=actor, note=note, image=photo[0], filename=photo[1])
+            detail = note
+        elif action == "waive_photo":
+            reason = field("reason")
+            await actions.waive_photo(ticket_id, actor=actor, reason=reason)
+            detail = reason
+        elif action == "close":
+            text = field("text")
+            await actions.close(ticket_id, actor=actor, text=text)
+            detail = text
+        elif action == "reopen":
+            reason = field("reason")
+            await actions.reopen(ticket_id, actor=actor, reason=reason)
+            detail = reason
+        elif action == "split":
+            reporter = field("reporter", 64)
+            if not reporter:
+                raise ActionRefused("请选择要拆分的反映人")
+            new_id = await actions.split(ticket_id, reporter=reporter, actor=actor)
+            detail = f"{reporter} → #{new_id}"
+        elif action == "merge":
+            try:
+                into = int(field("into", 12).lstrip("#"))
+            except ValueError as exc:
+                raise ActionRefused("请填写要并入的工单号") from exc
+            await _visible_ticket(request, into)
+            await actions.merge(ticket_id, into=into, actor=actor)
+            detail = f"→ #{into}"
+        else:  # photo
+            photo = _image(form)
+            if photo is None:
                 raise ActionRefused("请选择照片")
-            filename = Path(upload.filename or "photo.jpg").name
-            if Path(filename).suffix.lower() not in IMAGE_TYPES:
-                raise ActionRefused("只支持 jpg、png、gif、webp 格式的照片")
-            image = upload.file.read()
-            if not image:
-                raise ActionRefused("照片为空")
-            await actions.upload_resolution_photo(
-                ticket_id, actor=me.username, image=image, filename=filename, note=field("note")
-            )
-            detail = f"{filename} {len(image)} bytes"
-        else:
-            raise web.HTTPNotFound()
+            await actions.upload_photo(ticket_id, actor=actor, image=photo[0], filename=photo[1])
+            detail = f"{photo[1]} {len(photo[0])} bytes"
     except ActionRefused as exc:
         await audit(request, f"ticket_{action}_refused", target=f"ticket:{ticket_id}", detail=str(exc))
         raise web.HTTPFound(f"/tickets/{ticket_id}?error=" + _q(str(exc))) from exc

@@ -150,6 +150,9 @@ class Ticket(SQLModel, table=True):
     assignee_platform_id: str | None = None
     level: str = "village"
     status: str = Field(default="open", index=True)
+    """open | accepted | resolved | closed (contracts.md); ``stage`` says which sub-state."""
+    stage: str = Field(default="new", index=True)
+    """new | in_progress | extension_requested | awaiting_photo | awaiting_rating | rated | no_answer"""
     overdue: bool = False
     confidential: bool = False
     priority: int = 0
@@ -180,6 +183,9 @@ class TicketReporter(SQLModel, table=True):
     name: str
     message_id: int | None = Field(default=None, foreign_key="messages.id")
     at: datetime = _dt(nullable=False)
+    rating: str | None = None
+    """This reporter's rating of the current resolution (cleared when the ticket is reopened)."""
+    rated_at: datetime | None = _dt()
 
 
 class TicketEvent(SQLModel, table=True):

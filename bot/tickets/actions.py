@@ -1,8 +1,9 @@
-"""What staff do to tickets from the dashboard: transfer, escalate, approve an extension, note, upload the
-resolution photo. Each call is its own transaction; the dashboard has checked the user's scope.
+"""What staff do to tickets from the dashboard: accept, note progress, resolve (with or without a photo),
+waive the photo, attach a photo, close, reopen, transfer, escalate, extend. Each call is its own
+transaction and goes through the state machine; the dashboard has checked the user's scope.
 
 Errors: ``TicketNotFound`` (a LookupError) for an unknown ticket or person, ``TicketStateError`` (a
-ValueError) when the ticket's state does not allow the action.
+ValueError) when the ticket's state does not allow the action — its message is the refusal's wording.
 """
 
 from __future__ import annotations
@@ -10,27 +11,13 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.media import MediaStore
+from bot.tickets import regroup, states
 from bot.tickets.errors import TicketNotFound, TicketStateError
-from bot.tickets.service import Actor, TicketService
+from bot.tickets.service import Actor, Applied, TicketService, state_of
 from storage.engine import SessionFactory
 from storage.models import Member, Ticket
 from storage.repos import directory as directory_repo
 from storage.repos import tickets as repo
-
-_PROBLEMS = {
-    "closed": "工单已办结归档",
-    "resolved": "工单已办结",
-    "top": "工单已在县级督办,无法再提级",
-    "conflict": "工单正被他人修改,请刷新后重试",
-}
-
-
-def _raise(ticket_id: int, ticket: Ticket | None, problem: str | None) -> Ticket:
-    if ticket is None:
-        raise TicketNotFound(f"工单 #{ticket_id} 不存在")
-    if problem is not None:
-        raise TicketStateError(f"工单 #{ticket_id}: {_PROBLEMS.get(problem, problem)}")
-    return ticket
 
 
 class TicketActions:
@@ -38,6 +25,13 @@ class TicketActions:
         self._sessions = session_factory
         self._service = service
         self._media = media
+
+    def _check(self, ticket_id: int, result: Applied | states.Refusal) -> Ticket:
+        if isinstance(result, states.Refusal):
+            if result.reason == states.Reason.UNKNOWN:
+                raise TicketNotFound(self._service.refusal_text(result, ticket_id))
+            raise TicketStateError(self._service.refusal_text(result, ticket_id))
+        return result.ticket
 
     async def _member(self, session: AsyncSession, who: str) -> Member:
         member = await directory_repo.get_member(session, who)
@@ -49,12 +43,21 @@ class TicketActions:
             raise TicketNotFound(f"找不到人员 {who}")
         return member
 
+    async def available(self, ticket_id: int) -> list[str]:
+        """The actions staff may take on the ticket now (the page offers only these)."""
+        async with self._sessions() as session:
+            ticket = await repo.get_ticket(session, ticket_id)
+            if ticket is None:
+                return []
+            state = state_of(ticket, await repo.reporters(session, ticket_id))
+        return [str(op) for op in states.available(state, states.Role.STAFF)]
+
     async def transfer(self, ticket_id: int, *, to_member: str, actor: str) -> None:
         now = self._service.clock.now()
         async with self._sessions() as session:
             to = await self._member(session, to_member)
-            ticket = _raise(
-                ticket_id, *await self._service.transfer(session, ticket_id, to=to, actor=Actor(actor), at=now)
+            ticket = self._check(
+                ticket_id, await self._service.transfer(session, ticket_id, to=to, actor=Actor(actor), at=now)
             )
             await self._service.tell(
                 session,
@@ -73,8 +76,8 @@ class TicketActions:
     async def escalate(self, ticket_id: int, *, actor: str, reason: str) -> None:
         now = self._service.clock.now()
         async with self._sessions() as session:
-            ticket = _raise(
-                ticket_id, *await self._service.escalate(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
+            ticket = self._check(
+                ticket_id, await self._service.escalate(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
             )
             await self._service.post(
                 session,
@@ -94,13 +97,11 @@ class TicketActions:
             await session.commit()
 
     async def approve_extension(self, ticket_id: int, *, actor: str, working_days: int) -> None:
-        if working_days < 1:
-            raise TicketStateError("延期天数至少为1个工作日")
         now = self._service.clock.now()
         async with self._sessions() as session:
-            ticket = _raise(
+            ticket = self._check(
                 ticket_id,
-                *await self._service.extend(session, ticket_id, actor=Actor(actor), at=now, working_days=working_days),
+                await self._service.extend(session, ticket_id, actor=Actor(actor), at=now, working_days=working_days),
             )
             await self._service.post(
                 session,
@@ -116,43 +117,145 @@ class TicketActions:
             await session.commit()
 
     async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
+        """An internal note (never posted)."""
+        await self._simple(ticket_id, states.Op.NOTE, actor=actor, text=text)
+
+    async def accept(self, ticket_id: int, *, actor: str) -> None:
+        await self._simple(ticket_id, states.Op.ACCEPT, actor=actor, text="")
+
+    async def progress(self, ticket_id: int, *, actor: str, text: str) -> None:
+        """A progress note, posted where the reporters are (the group, or privately when confidential)."""
         now = self._service.clock.now()
         async with self._sessions() as session:
-            ticket = _raise(ticket_id, await repo.get_ticket(session, ticket_id), None)
-            await self._service.event(session, ticket, at=now, type="note", actor=actor, text=text)
+            result = await self._service.simple(
+                session, ticket_id, states.Op.PROGRESS, actor=Actor(actor), at=now, text=text
+            )
+            ticket = self._check(ticket_id, result)
+            await self._service.post(
+                session,
+                ticket,
+                key=f"progress:{ticket_id}:v{ticket.version}",
+                text=self._service.render("ticket_progress", ticket_id=ticket_id, actor=actor, text=text),
+                respect_quiet=True,
+            )
             await session.commit()
 
-    async def upload_resolution_photo(
-        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    async def _simple(self, ticket_id: int, op: states.Op, *, actor: str, text: str) -> None:
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            self._check(
+                ticket_id, await self._service.simple(session, ticket_id, op, actor=Actor(actor), at=now, text=text)
+            )
+            await session.commit()
+
+    async def resolve(
+        self, ticket_id: int, *, actor: str, note: str, image: bytes | None = None, filename: str = ""
     ) -> None:
-        """Resolve with this photo (an active ticket) or add it to a resolved one, and post it to the group."""
+        """办结 from the dashboard: with a photo the resolution is announced with it; without one the ticket
+        waits for its photo (待补照片) unless it needs none (a consultation, a clue)."""
+        now = self._service.clock.now()
+        path = self._media.save(image, name=filename or "photo.jpg") if image else None
+        async with self._sessions() as session:
+            attached = await repo.photos(session, ticket_id) if path is None else []
+            result = await self._service.resolve(
+                session,
+                ticket_id,
+                actor=Actor(actor),
+                at=now,
+                note=note or "问题已处理",
+                message_id=None,
+                photo=bool(attached),
+            )
+            ticket = self._check(ticket_id, result)
+            if attached:  # a photo uploaded before the resolution goes with it
+                await self._service.announce_resolution(session, ticket, photo_path=attached[-1].path)
+            elif ticket.stage == states.Stage.AWAITING_RATING:
+                await self._service.announce_resolution(session, ticket, photo_path=None)
+                if path is not None:
+                    self._check(
+                        ticket_id,
+                        await self._service.attach_photo(
+                            session, ticket_id, actor=Actor(actor), at=now, path=path, message_id=None
+                        ),
+                    )
+            elif path is not None:
+                self._check(
+                    ticket_id,
+                    await self._service.attach_photo(
+                        session, ticket_id, actor=Actor(actor), at=now, path=path, message_id=None
+                    ),
+                )
+            await session.commit()
+
+    async def waive_photo(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            self._check(
+                ticket_id,
+                await self._service.waive_photo(session, ticket_id, actor=Actor(actor), at=now, reason=reason),
+            )
+            await session.commit()
+
+    async def upload_photo(self, ticket_id: int, *, actor: str, image: bytes, filename: str) -> None:
+        """Attach a photo. A ticket waiting for its resolution photo is announced with it; an active ticket
+        only gets the photo (uploading never resolves)."""
         now = self._service.clock.now()
         path = self._media.save(image, name=filename)
         async with self._sessions() as session:
-            ticket = _raise(ticket_id, await repo.get_ticket(session, ticket_id), None)
-            if ticket.status == "closed":
-                raise TicketStateError(f"工单 #{ticket_id}: {_PROBLEMS['closed']}")
-            if ticket.status in ("open", "accepted"):
-                ticket = _raise(
-                    ticket_id,
-                    *await self._service.resolve(
-                        session, ticket_id, actor=Actor(actor), at=now, note=note or "问题已处理", message_id=None
-                    ),
-                )
-            elif note:
-                await self._service.event(session, ticket, at=now, type="note", actor=actor, text=note)
-            await self._service.add_photo(session, ticket, path=path, message_id=None, at=now, actor=actor)
-            if ticket.rating_requested_at is None:
-                await self._service.announce_resolution(
-                    session, ticket_id, at=now, photo_path=path, photo_missing=False
-                )
-            else:
-                await self._service.transition(session, ticket_id, lambda t: None, lambda t: {"photo_missing": False})
-                await self._service.post(
-                    session,
-                    ticket,
-                    key=f"photo:{ticket_id}:{path}",
-                    text=self._service.render("ticket_photo_added", ticket_id=ticket_id),
-                    image_path=path,
-                )
+            self._check(
+                ticket_id,
+                await self._service.attach_photo(
+                    session, ticket_id, actor=Actor(actor), at=now, path=path, message_id=None
+                ),
+            )
+            await session.commit()
+
+    async def close(self, ticket_id: int, *, actor: str, text: str) -> None:
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            self._check(ticket_id, await self._service.close(session, ticket_id, actor=Actor(actor), at=now, text=text))
+            await session.commit()
+
+    async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            ticket = self._check(
+                ticket_id, await self._service.reopen(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
+            )
+            await self._service.post(
+                session,
+                ticket,
+                key=f"reopened:{ticket_id}:v{ticket.version}",
+                text=self._service.render(
+                    "ticket_reopened_by_staff",
+                    ticket_id=ticket_id,
+                    assignee=ticket.assignee_name or "",
+                    deadline=self._service.fmt(ticket.deadline),
+                ),
+                mention_assignee=True,
+            )
+            await session.commit()
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        """Split one reporter's report off into its own ticket; returns the new ticket's number."""
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            result = await regroup.split(
+                session, self._service, ticket_id, reporter=reporter, actor=Actor(actor), at=now
+            )
+            if isinstance(result, states.Refusal):
+                self._check(ticket_id, result)
+                raise AssertionError("unreachable")
+            new_id = result[1].id
+            await session.commit()
+        assert new_id is not None
+        return new_id
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        """Ticket ``ticket_id`` is the same problem as ticket ``into``: merge it there."""
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            self._check(
+                ticket_id, await regroup.merge(session, self._service, ticket_id, into=into, actor=Actor(actor), at=now)
+            )
             await session.commit()

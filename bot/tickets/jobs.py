@@ -1,5 +1,8 @@
 """Scheduled ticket jobs on the bot's clock (live or replay): the daily check (日盘点、常提醒), the hourly
-follow-up (photo windows that ended, ratings never given) and the staff's daily digest.
+follow-up (ratings never given) and the staff's daily digest.
+
+Which tickets a job touches, and what it leaves them as, come from the state machine's table
+(``states.stages_allowing``); the daily check applies it in bulk statements.
 
 Each acts on the moment it was scheduled for, in bulk statements (a city has tens of thousands of open
 tickets), and is idempotent: a reminded deadline is remembered, an escalation moves the deadline, a
@@ -17,9 +20,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.scheduler import Job, daily
-from bot.tickets import calendar
-from bot.tickets.roster import next_level, pick_staff
-from bot.tickets.service import SYSTEM, TicketService
+from bot.tickets import calendar, states
+from bot.tickets.roster import pick_staff
+from bot.tickets.service import SYSTEM, SYSTEM_ACTOR, Applied, TicketService
 from storage.engine import SessionFactory
 from storage.models import Member
 from storage.repos import tickets as repo
@@ -56,7 +59,9 @@ class TicketJobs:
         horizon = calendar.end_of_day(
             calendar.add_working_days(today, deadlines.remind_days_before), deadlines.end_of_day, self._service.tz
         )
-        rows = await repo.due_for_reminder(session, now=now, until=horizon)
+        rows = await repo.due_for_reminder(
+            session, now=now, until=horizon, stages=states.names(states.stages_allowing(states.Op.ESCALATE))
+        )
         if not rows:
             return 0
         by_assignee: dict[str, list[Any]] = defaultdict(list)
@@ -99,10 +104,10 @@ class TicketJobs:
         return len(rows)
 
     async def _escalate_overdue(self, session: AsyncSession, now: datetime, today: date) -> int:
-        rows = await repo.overdue(session, now=now)
+        rows = await repo.overdue(session, now=now, stages=states.names(states.stages_allowing(states.Op.MARK_OVERDUE)))
         if not rows:
             return 0
-        top = [r.id for r in rows if next_level(r.level) is None]
+        top = [r.id for r in rows if states.next_level(r.level) is None]
         if top:
             await repo.mark_overdue(session, top)
             await repo.add_events(
@@ -113,8 +118,10 @@ class TicketJobs:
                 ],
             )
         groups: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
+        escalation = states.TABLE[states.Op.ESCALATE]
+        moves = {str(old): (str(new or old), str(states.STATUS_OF[new or old])) for old, new in escalation.items()}
         for r in rows:
-            level = next_level(r.level)
+            level = states.next_level(r.level)
             if level is not None:
                 groups[(level, r.township, r.county, r.kind)].append(r)
         staff = await repo.all_staff(session)
@@ -133,6 +140,7 @@ class TicketJobs:
                     assignee_name=assignee.name if assignee else None,
                     assignee_platform_id=assignee.platform_id if assignee else None,
                     deadline=deadline,
+                    stages=moves,
                 )
             )
             level_name = self._service.templates.level_names.get(level, level)
@@ -175,22 +183,17 @@ class TicketJobs:
     async def followup(self, scheduled_for: datetime) -> None:
         now = scheduled_for
         async with self._sessions() as session:
-            for ticket in await repo.photo_window_over(session, before=now - self._service.photo_window()):
-                assert ticket.id is not None
-                await self._service.announce_resolution(session, ticket.id, at=now, photo_path=None, photo_missing=True)
             wait = self._config.deadlines.rating_wait_days
-            for ticket in await repo.rating_expired(session, before=now - timedelta(days=wait)):
+            expired = await repo.rating_expired(
+                session, before=now - timedelta(days=wait), stage=str(states.Stage.AWAITING_RATING)
+            )
+            for ticket in expired:
                 assert ticket.id is not None
-                closed, problem = await self._service.transition(
-                    session,
-                    ticket.id,
-                    lambda t: None if t.status == "resolved" and t.rating is None else "rated",
-                    lambda t: {"status": "closed", "closed_at": now},
+                result = await self._service.close(
+                    session, ticket.id, actor=SYSTEM_ACTOR, at=now, expired=True, text=f"{wait}天内评价期满"
                 )
-                if closed is not None and problem is None:
-                    await self._service.event(
-                        session, closed, at=now, type="closed", actor=SYSTEM, text=f"{wait}天内未评价,记为未评价"
-                    )
+                if not isinstance(result, Applied):
+                    log.info("ticket %s not closed: %s", ticket.id, result.reason)
             await session.commit()
 
     # --- the staff's daily digest -------------------------------------------------------------------
@@ -200,12 +203,17 @@ class TicketJobs:
         today = now.astimezone(self._service.tz).date()
         since = now - timedelta(days=1)
         async with self._sessions() as session:
-            counts = await repo.digest_counts(session, since=since, now=now)
+            active = states.names(states.ACTIVE)
+            counts = await repo.digest_counts(
+                session, since=since, now=now, active=active, awaiting=states.names(states.RESOLVED)
+            )
             flags = await repo.flag_counts(session, since=since)
             for member in await repo.all_staff(session):
                 total = _sum_scope(counts, member)
                 flag_total = _sum_scope(flags, member)
-                tickets = await repo.escalated_active(session, county=member.county, township=member.township)
+                tickets = await repo.escalated_active(
+                    session, county=member.county, township=member.township, stages=active
+                )
                 if not any(total.values()) and not any(flag_total.values()) and not tickets:
                     continue
                 text = self._service.render(

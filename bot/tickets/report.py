@@ -1,4 +1,9 @@
-"""`villagewatch tickets`: every ticket with its state and history, as the contracts.md JSON or as text."""
+"""`villagewatch tickets`: every ticket with its state and history, as the contracts.md JSON or as text.
+
+Besides the contract's fields: ``stage`` (the sub-state of ``status``: new, in_progress,
+extension_requested, awaiting_photo, awaiting_rating, rated, no_answer — bot/tickets/states.py) and
+``ratings`` (each reporter's rating of the current resolution; ``rating`` is their summary, the worst).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ async def tickets_as_json(session: AsyncSession) -> list[dict[str, Any]]:
     """One object per ticket, in id order; times in +08:00. Four queries whatever the number of tickets."""
     tickets, reporters, events, photos = await repo.report_rows(session)
     names: dict[int, list[str]] = defaultdict(list)
+    ratings: dict[int, dict[str, str | None]] = defaultdict(dict)
     for reporter in reporters:
         names[reporter.ticket_id].append(reporter.name)
+        ratings[reporter.ticket_id][reporter.name] = reporter.rating
     history: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         history[event.ticket_id].append(
@@ -46,10 +53,12 @@ async def tickets_as_json(session: AsyncSession) -> list[dict[str, Any]]:
                 "assignee": t.assignee_name,
                 "level": t.level,
                 "status": t.status,
+                "stage": t.stage,
                 "overdue": t.overdue,
                 "deadline": _iso(t.deadline),
                 "confidential": t.confidential,
                 "rating": t.rating,
+                "ratings": ratings[t.id],
                 "photos": paths[t.id],
                 "photo_missing": t.photo_missing,
                 "priority": t.priority,
@@ -69,7 +78,7 @@ def tickets_as_text(tickets: list[dict[str, Any]]) -> str:
     """A readable listing of ``tickets_as_json``'s result: a header line per ticket, then its events."""
     lines: list[str] = []
     for t in tickets:
-        flags = [t["status"], t["level"]]
+        flags = [f"{t['status']}/{t['stage']}", t["level"]]
         if t["overdue"]:
             flags.append("overdue")
         if t["confidential"]:

@@ -9,13 +9,6 @@ from storage.models import Member, Ticket
 from storage.repos import directory as directory_repo
 from storage.repos import tickets as repo
 
-LEVELS = ("village", "township", "county")
-
-
-def next_level(level: str) -> str | None:
-    index = LEVELS.index(level) if level in LEVELS else 0
-    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
-
 
 def pick_cadre(cadres: list[Member], category: str | None) -> Member | None:
     for cadre in cadres:
@@ -27,14 +20,27 @@ def pick_cadre(cadres: list[Member], category: str | None) -> Member | None:
     return cadres[0] if cadres else None
 
 
+def township_staff(staff: list[Member], *, township: str) -> list[Member]:
+    return [s for s in staff if township and s.township == township]
+
+
+def county_staff(staff: list[Member], *, county: str) -> list[Member]:
+    """Staff above the townships: of ``county``, or of no county (the whole deployment)."""
+    return [s for s in staff if not s.township and (not county or not s.county or s.county == county)]
+
+
+def staff_for(staff: list[Member], *, township: str, county: str) -> list[Member]:
+    """Who supervises a place: its township's discipline staff, else the county's. The one rule for
+    approvers of extensions, recipients of alerts and the township level's assignee."""
+    return township_staff(staff, township=township) or county_staff(staff, county=county)
+
+
 def pick_staff(staff: list[Member], *, level: str, township: str, county: str) -> Member | None:
     """Township staff for ``township`` (then county staff); county staff for ``county``."""
-    township_staff = [s for s in staff if township and s.township == township]
-    county_staff = [s for s in staff if not s.township and (not county or not s.county or s.county == county)]
     if level == "township":
-        candidates = township_staff or county_staff
+        candidates = staff_for(staff, township=township, county=county)
     else:
-        candidates = county_staff or [s for s in staff if county and s.county == county]
+        candidates = county_staff(staff, county=county) or [s for s in staff if county and s.county == county]
     return candidates[0] if candidates else None
 
 

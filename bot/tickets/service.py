@@ -1,8 +1,10 @@
 """Ticket state changes and what the bot says about them; shared by group messages, private chats, the
 scheduled jobs and the dashboard's actions.
 
-Every change is one ``UPDATE … WHERE version = :old`` (so two cadres resolving at once resolve once) plus
-a ticket event with actor, time and text; every reply is an outbox row keyed by what caused it.
+Every change is decided by the state machine (``states.apply``) and written as one
+``UPDATE … WHERE version = :old`` (so two cadres resolving at once resolve once) plus a ticket event with
+actor, time and text; every reply is an outbox row keyed by what caused it. A refused action writes
+nothing and comes back as a ``states.Refusal`` whose wording is a template.
 """
 
 from __future__ import annotations
@@ -20,15 +22,70 @@ from bot.config import Config
 from bot.directory import Directory
 from bot.outbox import OutboxService
 from bot.templates import Templates
-from bot.tickets import calendar
-from bot.tickets.roster import next_level, responsible
-from storage.models import Group, Member, Ticket
+from bot.tickets import calendar, states
+from bot.tickets.roster import responsible
+from storage.models import Group, Member, Ticket, TicketReporter
 from storage.repos import tickets as repo
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "系统"
-ACTIVE = ("open", "accepted")
+_NEEDS_REPORTERS = frozenset({states.Op.RATE, states.Op.EXPIRE_RATING, states.Op.CLOSE, states.Op.SPLIT})
+_COLUMNS = (
+    "level",
+    "deadline",
+    "overdue",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "rating_requested_at",
+    "resolution_note",
+    "photo_missing",
+    "rating",
+)
+
+
+def state_of(ticket: Ticket, reporters: Sequence[TicketReporter] = ()) -> states.State:
+    """The state machine's view of a stored ticket."""
+    return states.State(
+        stage=states.Stage(ticket.stage),
+        kind=ticket.kind,
+        level=ticket.level,
+        confidential=ticket.confidential,
+        deadline=ticket.deadline,
+        overdue=ticket.overdue,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+        closed_at=ticket.closed_at,
+        rating_requested_at=ticket.rating_requested_at,
+        resolution_note=ticket.resolution_note,
+        photo_missing=ticket.photo_missing,
+        rating=ticket.rating,
+        reporters=tuple(r.platform_id for r in reporters),
+        ratings=tuple(sorted((r.platform_id, r.rating) for r in reporters if r.rating)),
+    )
+
+
+def _columns(before: states.State, outcome: states.Outcome) -> dict[str, Any]:
+    after = outcome.state
+    change: dict[str, Any] = {"stage": str(after.stage), "status": str(after.status)}
+    for name in _COLUMNS:
+        if getattr(after, name) != getattr(before, name):
+            change[name] = getattr(after, name)
+    if "deadline" in change:
+        change["reminded_for"] = None
+    if outcome.raise_priority:
+        change["priority"] = Ticket.priority + 1
+    return change
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An action the state machine accepted: the ticket as written, and the state before it."""
+
+    ticket: Ticket
+    before: states.State
+    outcome: states.Outcome
 
 
 class TextTools(Protocol):
@@ -50,13 +107,15 @@ class Actor:
 
     name: str
     member: Member | None = None
+    role: states.Role = states.Role.STAFF
 
     @staticmethod
     def of(member: Member) -> Actor:
-        return Actor(member.name, member)
+        role = {"staff": states.Role.STAFF, "cadre": states.Role.CADRE}.get(member.role, states.Role.REPORTER)
+        return Actor(member.name, member, role)
 
 
-Check = Callable[[Ticket], str | None]
+SYSTEM_ACTOR = Actor(SYSTEM, role=states.Role.SYSTEM)
 
 
 class TicketService:
@@ -82,24 +141,47 @@ class TicketService:
     def render(self, name: str, **values: Any) -> str:
         return self.templates.render(name, **values)
 
-    async def transition(
-        self, session: AsyncSession, ticket_id: int, check: Check, values: Callable[[Ticket], dict[str, Any]]
-    ) -> tuple[Ticket | None, str | None]:
-        """Re-read, check, update at the read version; retried when another writer got in between.
+    async def apply(
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        action: states.Action,
+        role: states.Role,
+        *,
+        values: Callable[[Ticket, states.Outcome], dict[str, Any]] | None = None,
+    ) -> Applied | states.Refusal:
+        """Re-read the ticket, ask the state machine, write the new state at the version read.
 
-        Returns (the ticket after the change, None) or (the ticket as found, the reason it was refused).
+        Retried when another writer got in between; after three tries the action is refused as a
+        conflict. A refused action writes nothing. ``values`` adds columns the machine does not own
+        (the assignee of a new level).
         """
         for _ in range(3):
             ticket = await repo.get_ticket(session, ticket_id)
             if ticket is None:
-                return None, "unknown"
-            problem = check(ticket)
-            if problem is not None:
-                return ticket, problem
-            changed = await repo.update_ticket(session, ticket_id, version=ticket.version, values=values(ticket))
-            if changed is not None:
-                return changed, None
-        return await repo.get_ticket(session, ticket_id), "conflict"
+                return states.Refusal(states.Reason.UNKNOWN)
+            reporters = await repo.reporters(session, ticket_id) if action.op in _NEEDS_REPORTERS else []
+            before = state_of(ticket, reporters)
+            outcome = states.apply(before, action, role)
+            if isinstance(outcome, states.Refusal):
+                return outcome
+            change = _columns(before, outcome)
+            if values is not None:
+                change.update(values(ticket, outcome))
+            changed = await repo.update_ticket(session, ticket_id, version=ticket.version, values=change)
+            if changed is None:
+                continue
+            if outcome.reset_ratings:
+                await repo.clear_ratings(session, ticket_id)
+            if action.op == states.Op.RATE and action.rater and not outcome.reset_ratings:
+                await repo.set_rating(
+                    session, ticket_id=ticket_id, platform_id=action.rater, rating=str(action.rating), at=action.at
+                )
+            return Applied(changed, before, outcome)
+        return states.Refusal(states.Reason.CONFLICT)
+
+    def refusal_text(self, refusal: states.Refusal, ticket_id: int) -> str:
+        return self.render(refusal.template, ticket_id=ticket_id)
 
     async def event(
         self, session: AsyncSession, ticket: Ticket, *, at: datetime, type: str, actor: str, text: str
@@ -207,7 +289,8 @@ class TicketService:
             assignee_name=assignee.name if assignee else None,
             assignee_platform_id=assignee.platform_id if assignee else None,
             level=level,
-            status="open",
+            status=str(states.Status.OPEN),
+            stage=str(states.Stage.NEW),
             confidential=confidential,
             priority=(parent.priority + 1) if parent is not None else 0,
             deadline=self.deadline_for(kind, at),
@@ -267,139 +350,129 @@ class TicketService:
             await self.event(session, ticket, at=at, type="merged", actor=reporter.name, text=f"再次反映:{text}")
             return ticket, False
         merged_keywords = sorted(set(ticket.keywords or []) | set(keywords))
-        updated, _ = await self.transition(
+        result = await self.apply(
             session,
             ticket.id,
-            lambda t: None,
-            lambda t: {"priority": t.priority + 1, "keywords": merged_keywords},
+            states.Action(states.Op.MERGE, at, text=text),
+            states.Role.SYSTEM,
+            values=lambda t, _o: {"priority": t.priority + 1, "keywords": merged_keywords},
         )
         await self.event(session, ticket, at=at, type="merged", actor=reporter.name, text=text)
-        return updated or ticket, True
+        return (result.ticket if isinstance(result, Applied) else ticket), True
 
-    # --- escalation, reopening ----------------------------------------------------------------------
+    # --- the actions ----------------------------------------------------------------------------------
+    # Each returns what ``apply`` returned and records the event(s); what to say about it is the caller's.
+
+    async def simple(
+        self, session: AsyncSession, ticket_id: int, op: states.Op, *, actor: Actor, at: datetime, text: str = ""
+    ) -> Applied | states.Refusal:
+        """accept, progress, note, mark a request for an extension: a state change and one event."""
+        result = await self.apply(session, ticket_id, states.Action(op, at, text=text), actor.role)
+        if isinstance(result, Applied):
+            await self.event(session, result.ticket, at=at, type=_EVENT_OF[op], actor=actor.name, text=text)
+        return result
 
     async def escalate(
+        self, session: AsyncSession, ticket_id: int, *, actor: Actor, at: datetime, reason: str
+    ) -> Applied | states.Refusal:
+        """One level up (village → township → county) with the level's responsible person and a new term."""
+        current = await repo.get_ticket(session, ticket_id)
+        if current is None:
+            return states.Refusal(states.Reason.UNKNOWN)
+        target = states.next_level(current.level)
+        assignee = None
+        if target is not None:
+            assignee = await responsible(
+                session,
+                level=target,
+                village=current.village,
+                township=current.township,
+                county=current.county,
+                category=current.category,
+            )
+        action = states.Action(states.Op.ESCALATE, at, text=reason, deadline=self.deadline_for(current.kind, at))
+        result = await self.apply(session, ticket_id, action, actor.role, values=_assign(assignee))
+        if isinstance(result, states.Refusal):
+            return result
+        ticket = result.ticket
+        level_name = self.templates.level_names.get(ticket.level, ticket.level)
+        text = f"{reason}(提级至{level_name},由{ticket.assignee_name or '—'}负责)"
+        await self.event(session, ticket, at=at, type="escalated", actor=actor.name, text=text)
+        return result
+
+    async def resolve(
         self,
         session: AsyncSession,
         ticket_id: int,
         *,
         actor: Actor,
         at: datetime,
-        reason: str,
-        event_type: str = "escalated",
-        reopen: bool = False,
-    ) -> tuple[Ticket | None, str | None]:
-        """One level up (village → township → county) with the level's responsible person and a new deadline."""
-        current = await repo.get_ticket(session, ticket_id)
-        if current is None:
-            return None, "unknown"
-        target = next_level(current.level)
-        if target is None and not reopen:
-            return current, "top"
-        level = target or current.level
-        assignee = await responsible(
-            session,
-            level=level,
-            village=current.village,
-            township=current.township,
-            county=current.county,
-            category=current.category,
-        )
-        deadline = self.deadline_for(current.kind, at)
-
-        def check(t: Ticket) -> str | None:
-            if reopen:
-                return None if t.status in ("resolved", "closed") else "state"
-            return None if t.status in ACTIVE else ("closed" if t.status == "closed" else "resolved")
-
-        def values(t: Ticket) -> dict[str, Any]:
-            keep = not reopen and t.deadline is not None and t.deadline > deadline  # an approved extension stays
-            change: dict[str, Any] = {
-                "level": level,
-                "deadline": t.deadline if keep else deadline,
-                "reminded_for": None,
-                "priority": t.priority + 1,
-            }
-            if assignee is not None:
-                change["assignee_name"] = assignee.name
-                change["assignee_platform_id"] = assignee.platform_id
-            if reopen:
-                change.update(status="accepted", resolved_at=None, closed_at=None, rating_requested_at=None)
-            return change
-
-        ticket, problem = await self.transition(session, ticket_id, check, values)
-        if ticket is None or problem is not None:
-            return ticket, problem
-        level_name = self.templates.level_names.get(level, level)
-        text = f"{reason}(提级至{level_name},由{ticket.assignee_name or '—'}负责)" if target else reason
-        await self.event(session, ticket, at=at, type=event_type, actor=actor.name, text=text)
-        if reopen and target:
-            await self.event(session, ticket, at=at, type="escalated", actor=actor.name, text=f"提级至{level_name}督办")
-        return ticket, None
-
-    # --- resolution, photos, ratings ----------------------------------------------------------------
-
-    async def resolve(
-        self, session: AsyncSession, ticket_id: int, *, actor: Actor, at: datetime, note: str, message_id: int | None
-    ) -> tuple[Ticket | None, str | None]:
-        def check(t: Ticket) -> str | None:
-            if t.status == "closed":
-                return "closed"
-            if t.status == "resolved":
-                return "resolved"
-            return None
-
-        ticket, problem = await self.transition(
-            session,
-            ticket_id,
-            check,
-            lambda t: {
-                "status": "resolved",
-                "resolved_at": at,
-                "resolution_note": note,
-                "photo_missing": False,
-                "rating_requested_at": None,
-                "first_response_at": t.first_response_at or at,
-            },
-        )
-        if ticket is None or problem is not None:
-            return ticket, problem
+        note: str,
+        message_id: int | None,
+        photo: bool = False,
+    ) -> Applied | states.Refusal:
+        """办结: with a photo (or for a consultation/clue) the resolution is announced; else 待补照片."""
+        action = states.Action(states.Op.RESOLVE, at, text=note, photo=photo)
+        result = await self.apply(session, ticket_id, action, actor.role)
+        if isinstance(result, states.Refusal):
+            return result
         if message_id is not None:
             await repo.link_message(session, ticket_id=ticket_id, message_id=message_id)
-        await self.event(session, ticket, at=at, type="resolved", actor=actor.name, text=note)
-        return ticket, None
+        await self.event(session, result.ticket, at=at, type="resolved", actor=actor.name, text=note)
+        return result
 
-    async def add_photo(
+    async def attach_photo(
         self,
         session: AsyncSession,
-        ticket: Ticket,
+        ticket_id: int,
         *,
+        actor: Actor,
+        at: datetime,
         path: str | None,
         message_id: int | None,
-        at: datetime,
-        actor: str,
-    ) -> None:
-        assert ticket.id is not None
+    ) -> Applied | states.Refusal:
+        """A photo for the ticket (``path`` None: it could not be downloaded). Awaiting its photo, the
+        resolution is announced with it; awaiting ratings, it is posted after the announcement; before
+        the resolution it is only attached (uploading never resolves)."""
+        action = states.Action(states.Op.ATTACH_PHOTO, at, photo=path is not None)
+        result = await self.apply(session, ticket_id, action, actor.role)
+        if isinstance(result, states.Refusal):
+            return result
+        ticket = result.ticket
         if path is None:
-            await self.event(session, ticket, at=at, type="photo", actor=actor, text="办结照片下载失败,照片缺失")
-            return
-        await repo.add_photo(session, ticket_id=ticket.id, path=path, message_id=message_id, at=at, uploaded_by=actor)
+            await self.event(session, ticket, at=at, type="photo", actor=actor.name, text="办结照片下载失败,照片缺失")
+        else:
+            await repo.add_photo(
+                session, ticket_id=ticket_id, path=path, message_id=message_id, at=at, uploaded_by=actor.name
+            )
+            await self.event(session, ticket, at=at, type="photo", actor=actor.name, text="上传了一张照片")
         if message_id is not None:
-            await repo.link_message(session, ticket_id=ticket.id, message_id=message_id)
-        await self.event(session, ticket, at=at, type="photo", actor=actor, text=path)
+            await repo.link_message(session, ticket_id=ticket_id, message_id=message_id)
+        if result.before.stage == states.Stage.AWAITING_PHOTO:
+            await self.announce_resolution(session, ticket, photo_path=path)
+        elif result.before.stage == states.Stage.AWAITING_RATING and path is not None:
+            await self.post(
+                session,
+                ticket,
+                key=f"photo:{ticket_id}:v{ticket.version}",
+                text=self.render("ticket_photo_added", ticket_id=ticket_id),
+                image_path=path,
+            )
+        return result
 
-    async def announce_resolution(
-        self, session: AsyncSession, ticket_id: int, *, at: datetime, photo_path: str | None, photo_missing: bool
-    ) -> Ticket | None:
-        """Post the resolution (with its photo) where the reporters are and ask them to rate; once per resolution."""
-        ticket, problem = await self.transition(
-            session,
-            ticket_id,
-            lambda t: None if t.status == "resolved" and t.rating_requested_at is None else "announced",
-            lambda t: {"rating_requested_at": at, "photo_missing": photo_missing, "rating": None},
-        )
-        if ticket is None or problem is not None:
-            return None
+    async def waive_photo(
+        self, session: AsyncSession, ticket_id: int, *, actor: Actor, at: datetime, reason: str
+    ) -> Applied | states.Refusal:
+        result = await self.apply(session, ticket_id, states.Action(states.Op.WAIVE_PHOTO, at, text=reason), actor.role)
+        if isinstance(result, Applied):
+            await self.event(
+                session, result.ticket, at=at, type="photo_waived", actor=actor.name, text=reason or "免于补充办结照片"
+            )
+            await self.announce_resolution(session, result.ticket, photo_path=None)
+        return result
+
+    async def announce_resolution(self, session: AsyncSession, ticket: Ticket, *, photo_path: str | None) -> None:
+        """Post the resolution (with its photo) where the reporters are and ask every one of them to rate."""
         reporters = await self.reporter_members(session, ticket)
         text = self.render(
             "ticket_resolved",
@@ -408,7 +481,7 @@ class TicketService:
             note=ticket.resolution_note or "",
             actor=ticket.assignee_name or "",
             reporters=[m.name for m in reporters],
-            photo_missing=photo_missing,
+            photo_missing=ticket.photo_missing,
         )
         await self.post(
             session,
@@ -418,77 +491,139 @@ class TicketService:
             image_path=photo_path,
             mentions=reporters,
         )
-        return ticket
 
     async def rate(
         self, session: AsyncSession, ticket_id: int, *, rating: str, rater: Member, at: datetime, text: str
-    ) -> tuple[Ticket | None, str | None]:
-        """满意 / 基本满意 close the ticket; 不满意 reopens it one level up."""
-        if rating == "unsatisfied":
-            ticket, problem = await self.escalate(
+    ) -> Applied | states.Refusal:
+        """A reporter's rating (an event each); 不满意 reopens the ticket one level up at once."""
+        current = await repo.get_ticket(session, ticket_id)
+        if current is None:
+            return states.Refusal(states.Reason.UNKNOWN)
+        assignee = None
+        target = states.next_level(current.level) or current.level
+        if rating == states.Rating.UNSATISFIED and target != current.level:
+            assignee = await responsible(
                 session,
-                ticket_id,
-                actor=Actor.of(rater),
-                at=at,
-                reason=f"评价不满意:{text}",
-                event_type="reopened",
-                reopen=True,
+                level=target,
+                village=current.village,
+                township=current.township,
+                county=current.county,
+                category=current.category,
             )
-            if ticket is not None and problem is None:
-                await self.event(session, ticket, at=at, type="rated", actor=rater.name, text=f"unsatisfied:{text}")
-                await repo.update_ticket(session, ticket_id, version=ticket.version, values={"rating": "unsatisfied"})
-                # a new resolution of the reopened ticket asks again; the rating shown is the latest answer
-            return ticket, problem
-        ticket, problem = await self.transition(
-            session,
-            ticket_id,
-            lambda t: None if t.status == "resolved" else t.status,
-            lambda t: {"rating": rating, "status": "closed", "closed_at": at},
+        action = states.Action(
+            states.Op.RATE,
+            at,
+            text=text,
+            rating=rating,
+            rater=rater.platform_id,
+            deadline=self.deadline_for(current.kind, at),
         )
-        if ticket is None or problem is not None:
-            return ticket, problem
-        await self.event(session, ticket, at=at, type="rated", actor=rater.name, text=f"{rating}:{text}")
-        await self.event(session, ticket, at=at, type="closed", actor=SYSTEM, text="评价后办结归档")
-        return ticket, None
+        result = await self.apply(session, ticket_id, action, states.Role.REPORTER, values=_assign(assignee))
+        if isinstance(result, states.Refusal):
+            return result
+        ticket = result.ticket
+        name = self.templates.rating_names.get(rating, rating)
+        said = name if not text or text == name else f"{name}({text})"
+        if rating == states.Rating.UNSATISFIED:
+            level_name = self.templates.level_names.get(ticket.level, ticket.level)
+            await self.event(session, ticket, at=at, type="reopened", actor=rater.name, text=f"评价不满意:{text}")
+            if result.outcome.level_changed:
+                await self.event(
+                    session, ticket, at=at, type="escalated", actor=rater.name, text=f"提级至{level_name}督办"
+                )
+        await self.event(session, ticket, at=at, type="rated", actor=rater.name, text=said)
+        if result.outcome.closed_now:
+            summary = self.templates.rating_names.get(ticket.rating or "", "—")
+            await self.event(
+                session, ticket, at=at, type="closed", actor=SYSTEM, text=f"全部反映人已评价,办结归档(评价:{summary})"
+            )
+        return result
+
+    async def close(
+        self,
+        session: AsyncSession,
+        ticket_id: int,
+        *,
+        actor: Actor,
+        at: datetime,
+        expired: bool = False,
+        text: str = "",
+    ) -> Applied | states.Refusal:
+        """Close a resolution still waiting for ratings: by staff, or when the rating wait ends."""
+        op = states.Op.EXPIRE_RATING if expired else states.Op.CLOSE
+        result = await self.apply(session, ticket_id, states.Action(op, at, text=text), actor.role)
+        if isinstance(result, Applied):
+            ticket = result.ticket
+            if ticket.rating is None:
+                note = f"{text or '未获评价'},记为未评价"
+            else:
+                note = f"{text or '办结归档'}(评价:{self.templates.rating_names.get(ticket.rating, ticket.rating)})"
+            await self.event(session, ticket, at=at, type="closed", actor=actor.name, text=note)
+        return result
+
+    async def reopen(
+        self, session: AsyncSession, ticket_id: int, *, actor: Actor, at: datetime, reason: str
+    ) -> Applied | states.Refusal:
+        current = await repo.get_ticket(session, ticket_id)
+        if current is None:
+            return states.Refusal(states.Reason.UNKNOWN)
+        action = states.Action(states.Op.REOPEN, at, text=reason, deadline=self.deadline_for(current.kind, at))
+        result = await self.apply(session, ticket_id, action, actor.role)
+        if isinstance(result, Applied):
+            await self.event(
+                session, result.ticket, at=at, type="reopened", actor=actor.name, text=reason or "重新办理"
+            )
+        return result
 
     # --- extensions, transfers ----------------------------------------------------------------------
 
     async def extend(
         self, session: AsyncSession, ticket_id: int, *, actor: Actor, at: datetime, working_days: int
-    ) -> tuple[Ticket | None, str | None]:
-        def values(t: Ticket) -> dict[str, Any]:
-            base = t.deadline or self.deadline_for(t.kind, at)
-            new = calendar.extend_deadline(base, working_days, at=self.config.deadlines.end_of_day, tz=self.tz)
-            return {"deadline": new, "reminded_for": None}
-
-        ticket, problem = await self.transition(
-            session, ticket_id, lambda t: None if t.status in ACTIVE else t.status, values
-        )
-        if ticket is None or problem is not None:
-            return ticket, problem
-        await self.event(
-            session,
-            ticket,
-            at=at,
-            type="extended",
-            actor=actor.name,
-            text=f"延期{working_days}个工作日,新时限{self.fmt(ticket.deadline)}",
-        )
-        return ticket, None
+    ) -> Applied | states.Refusal:
+        """Approve an extension: the only way a deadline moves without a change of level."""
+        current = await repo.get_ticket(session, ticket_id)
+        if current is None:
+            return states.Refusal(states.Reason.UNKNOWN)
+        base = current.deadline or self.deadline_for(current.kind, at)
+        new = calendar.extend_deadline(base, working_days, at=self.config.deadlines.end_of_day, tz=self.tz)
+        action = states.Action(states.Op.EXTEND, at, deadline=new if working_days >= 1 else None)
+        result = await self.apply(session, ticket_id, action, actor.role)
+        if isinstance(result, Applied):
+            await self.event(
+                session,
+                result.ticket,
+                at=at,
+                type="extended",
+                actor=actor.name,
+                text=f"延期{working_days}个工作日,新时限{self.fmt(result.ticket.deadline)}",
+            )
+        return result
 
     async def transfer(
         self, session: AsyncSession, ticket_id: int, *, to: Member, actor: Actor, at: datetime
-    ) -> tuple[Ticket | None, str | None]:
-        ticket, problem = await self.transition(
-            session,
-            ticket_id,
-            lambda t: None if t.status != "closed" else "closed",
-            lambda t: {"assignee_name": to.name, "assignee_platform_id": to.platform_id},
+    ) -> Applied | states.Refusal:
+        result = await self.apply(
+            session, ticket_id, states.Action(states.Op.TRANSFER, at), actor.role, values=_assign(to)
         )
-        if ticket is None or problem is not None:
-            return ticket, problem
-        await self.event(session, ticket, at=at, type="transferred", actor=actor.name, text=f"转交{to.name}办理")
-        return ticket, None
+        if isinstance(result, Applied):
+            await self.event(
+                session, result.ticket, at=at, type="transferred", actor=actor.name, text=f"转交{to.name}办理"
+            )
+        return result
 
     def photo_window(self) -> timedelta:
         return timedelta(minutes=self.config.deadlines.photo_window_minutes)
+
+
+_EVENT_OF = {
+    states.Op.ACCEPT: "accepted",
+    states.Op.PROGRESS: "progress",
+    states.Op.NOTE: "note",
+    states.Op.REQUEST_EXTENSION: "extension_requested",
+}
+
+
+def _assign(member: Member | None) -> Callable[[Ticket, states.Outcome], dict[str, Any]] | None:
+    if member is None:
+        return None
+    return lambda _ticket, _outcome: {"assignee_name": member.name, "assignee_platform_id": member.platform_id}

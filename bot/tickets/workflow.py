@@ -20,15 +20,15 @@ from bot.media import MediaStore
 from bot.outbox import OutboxService
 from bot.scheduler import Job
 from bot.templates import Templates
-from bot.tickets import commands
+from bot.tickets import alerts, commands, states
 from bot.tickets.actions import TicketActions
 from bot.tickets.commands import Action, Command
 from bot.tickets.jobs import TicketJobs
 from bot.tickets.merge import same_problem
-from bot.tickets.roster import may_act, may_see, next_level
+from bot.tickets.roster import may_act, may_see, staff_for
 from bot.tickets.service import Actor, ClassifierSource, TicketService
 from storage.engine import SessionFactory
-from storage.models import Member, Ticket
+from storage.models import Member, Message, Ticket
 from storage.repos import tickets as repo
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,36 @@ class TicketWorkflow:
         """What this message asks of the workflow, decided without the database; None when nothing.
 
         Most of a group's messages are chat that no ticket cares about; knowing that before storing
-        them lets a replay or an import store such messages many to a statement.
+        them lets a replay or an import store such messages many to a statement. A flag that alerts
+        (``[alerts]``) reaches the discipline staff at once, besides whatever else the message asks.
         """
+        step = self._route(inbound)
+        if not alerts.wants_alert(self._config.alerts, inbound):
+            return step
+        return partial(self._alert_then, inbound=inbound, then=step)
+
+    async def _alert_then(self, session: AsyncSession, *, inbound: Inbound, then: Step | None) -> None:
+        await alerts.send_alert(
+            session,
+            service=self.service,
+            config=self._config.alerts,
+            inbound=inbound,
+            url=self._config.dashboard.public_url,
+        )
+        if then is not None:
+            await then(session)
+
+    def _route(self, inbound: Inbound) -> Step | None:
         message, sender = inbound.message, inbound.sender
         official = sender.role in OFFICIAL
-        if message.kind == "image":
-            return partial(self._photo, inbound=inbound) if official else None
         text = (inbound.incoming.text or "").strip()
+        if message.kind == "image":
+            if not official:
+                return None
+            command = commands.parse_command(text) if text else None
+            if command is not None:  # "#1 办结 管道已修好" sent with its photo
+                return partial(self._command, inbound=inbound, command=command)
+            return partial(self._photo, inbound=inbound)
         if not text:
             return None
         command = commands.parse_command(text)
@@ -114,7 +137,8 @@ class TicketWorkflow:
 
     def _route_text(self, inbound: Inbound, text: str, command: Command | None, *, official: bool) -> Step | None:
         if command is not None and command.action != Action.PROGRESS:
-            return partial(self._answer, inbound=inbound, template="ticket_not_allowed", ticket_id=command.ticket_id)
+            refusal = states.Refusal(states.Reason.NOT_ALLOWED)
+            return partial(self._answer, inbound=inbound, template=refusal.template, ticket_id=command.ticket_id)
         if inbound.message.private:
             if official:
                 return partial(self._answer, inbound=inbound, template="ticket_cadre_help")
@@ -156,17 +180,27 @@ class TicketWorkflow:
         tools = self._classifiers.current
         norm, keywords = tools.normalize(text), tools.keywords(text)
         category = inbound.result.category or "other"
-        threshold = self._config.merge.similarity
+        threshold = self._config.merge.similarity / 100
         if group.village:
             since = at - timedelta(hours=self._config.merge.window_hours)
             for candidate in await repo.merge_candidates(
-                session, village=group.village, category=category, kind=kind, since=since
+                session,
+                village=group.village,
+                category=category,
+                kind=kind,
+                since=since,
+                stages=states.names(states.stages_allowing(states.Op.MERGE)),
             ):
                 if same_problem(norm, keywords, candidate.norm_text, candidate.keywords, threshold=threshold):
                     await self._merged(session, inbound, candidate, text, keywords)
                     return
             for old in await repo.repeat_candidates(
-                session, village=group.village, category=category, kind=kind, since=at - REPEAT_WINDOW
+                session,
+                village=group.village,
+                category=category,
+                kind=kind,
+                since=at - REPEAT_WINDOW,
+                stages=states.names(states.RESOLVED | states.CLOSED),
             ):
                 if same_problem(norm, keywords, old.norm_text, old.keywords, threshold=threshold):
                     await self._open(session, inbound, kind, category, text, norm, keywords, parent=old)
@@ -187,7 +221,7 @@ class TicketWorkflow:
     ) -> None:
         level = "village"
         if parent is not None:
-            level = next_level(parent.level) or parent.level
+            level = states.next_level(parent.level) or parent.level
         ticket, assignee = await self.service.open(
             session,
             kind=kind,
@@ -233,10 +267,9 @@ class TicketWorkflow:
                 key=f"assigned:{ticket.id}",
                 member=assignee,
                 text=self.service.render(
-                    "ticket_transferred",
+                    "ticket_assigned",
                     ticket_id=ticket.id,
                     assignee=assignee.name,
-                    actor="系统",
                     deadline=self.service.fmt(ticket.deadline),
                 ),
             )
@@ -338,19 +371,20 @@ class TicketWorkflow:
 
     async def _rating(self, session: AsyncSession, inbound: Inbound, rating: str, command: Command | None) -> bool:
         sender = inbound.sender
+        awaiting = str(states.Stage.AWAITING_RATING)
         if command is not None:
             ticket = await repo.get_ticket(session, command.ticket_id)
             if ticket is None or not await repo.is_reporter(
                 session, ticket_id=command.ticket_id, platform_id=sender.platform_id
             ):
                 return False
-            if ticket.status == "closed":
-                await self._answer(session, inbound, "ticket_closed", ticket_id=ticket.id)
-                return True
-            if ticket.status != "resolved" or ticket.rating_requested_at is None:
+            if ticket.stage != awaiting:
+                if ticket.status == states.Status.CLOSED:
+                    await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.CLOSED))
+                    return True
                 return False
         else:
-            waiting = await repo.awaiting_rating(session, platform_id=sender.platform_id)
+            waiting = await repo.awaiting_rating(session, platform_id=sender.platform_id, stage=awaiting)
             if not waiting:
                 return False
             if len(waiting) > 1:
@@ -360,12 +394,14 @@ class TicketWorkflow:
         assert ticket.id is not None
         await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
         text = (inbound.incoming.text or "").strip()
-        updated, problem = await self.service.rate(
+        result = await self.service.rate(
             session, ticket.id, rating=rating, rater=sender, at=inbound.message.at, text=text
         )
-        if updated is None or problem is not None:
+        if isinstance(result, states.Refusal):
+            await self._refuse(session, inbound, ticket.id, result)
             return True
-        if rating == "unsatisfied":
+        updated = result.ticket
+        if rating == states.Rating.UNSATISFIED:
             assignee = await self.service.member(session, updated.assignee_platform_id)
             reopened = self.service.render(
                 "ticket_reopened",
@@ -390,29 +426,31 @@ class TicketWorkflow:
                 session,
                 updated,
                 key=f"rated:{inbound.message_id}",
-                text=self.service.render("ticket_rating_thanks", ticket_id=updated.id, rating=rating),
+                text=self.service.render(
+                    "ticket_rating_thanks", ticket_id=updated.id, rating=rating, closed=result.outcome.closed_now
+                ),
                 respect_quiet=True,
             )
         return True
 
     # --- cadres' and staff's commands ---------------------------------------------------------------
 
+    async def _refuse(self, session: AsyncSession, inbound: Inbound, ticket_id: int, refusal: states.Refusal) -> None:
+        await self._answer(session, inbound, refusal.template, ticket_id=ticket_id)
+
     async def _command(self, session: AsyncSession, inbound: Inbound, command: Command) -> None:
-        sender, at = inbound.sender, inbound.message.at
+        sender = inbound.sender
         ticket = await repo.get_ticket(session, command.ticket_id)
         if ticket is None or not may_see(ticket, sender):
             await self._answer(session, inbound, "ticket_unknown", ticket_id=command.ticket_id)
             return
         if not may_act(ticket, sender):
-            await self._answer(session, inbound, "ticket_not_allowed", ticket_id=command.ticket_id)
+            await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.NOT_ALLOWED))
             return
         assert ticket.id is not None
-        if ticket.status == "closed":
-            await self._answer(session, inbound, "ticket_closed", ticket_id=ticket.id)
-            return
         await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
         action = command.action
-        if action == Action.PROGRESS and ticket.kind == "consult" and ticket.status != "resolved":
+        if action == Action.PROGRESS and ticket.kind == "consult" and ticket.stage in states.ACTIVE:
             action = Action.RESOLVE  # a cadre's reply to a consultation is its answer
         handler = {
             Action.ACCEPT: self._accept,
@@ -421,29 +459,41 @@ class TicketWorkflow:
             Action.EXTEND: self._extend,
             Action.ESCALATE: self._escalate,
         }[action]
-        await handler(session, inbound, ticket, command)
-        log.debug("ticket %s: %s by %s at %s", ticket.id, action, sender.name, at)
+        refusal = await handler(session, inbound, ticket, command)
+        if refusal is not None:
+            await self._refuse(session, inbound, ticket.id, refusal)
+        elif inbound.message.kind == "image" and action != Action.RESOLVE:
+            await self.service.attach_photo(
+                session,
+                ticket.id,
+                actor=Actor.of(sender),
+                at=inbound.message.at,
+                path=inbound.message.media_path,
+                message_id=inbound.message_id,
+            )
+        log.debug("ticket %s: %s by %s", ticket.id, action, sender.name)
 
-    async def _accept(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+    async def _accept(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
+    ) -> states.Refusal | None:
         assert ticket.id is not None
-        at = inbound.message.at
-        updated, problem = await self.service.transition(
+        result = await self.service.simple(
             session,
             ticket.id,
-            lambda t: None if t.status == "open" else t.status,
-            lambda t: {"status": "accepted", "first_response_at": t.first_response_at or at},
+            states.Op.ACCEPT,
+            actor=Actor.of(inbound.sender),
+            at=inbound.message.at,
+            text=command.text,
         )
-        if problem == "resolved":
-            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
-        if updated is None or problem is not None:
-            return
-        await self.service.event(session, updated, at=at, type="accepted", actor=inbound.sender.name, text=command.text)
+        if isinstance(result, states.Refusal):
+            return result
         await self._announce_or_reply(
             session,
             inbound,
-            updated,
+            result.ticket,
             self.service.render("ticket_accepted", ticket_id=ticket.id, actor=inbound.sender.name),
         )
+        return None
 
     async def _announce_or_reply(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, text: str) -> None:
         """A confirmation in the chat the command came from; from a private chat, also to the ticket's group."""
@@ -454,101 +504,99 @@ class TicketWorkflow:
         elif not inbound.group.quiet:
             await self.service.reply(session, key=key, group=inbound.group, member=inbound.sender, text=text)
 
-    async def _progress(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+    async def _progress(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
+    ) -> states.Refusal | None:
         assert ticket.id is not None
-        at = inbound.message.at
-        if ticket.status == "resolved":
-            await self.service.event(
-                session, ticket, at=at, type="progress", actor=inbound.sender.name, text=command.text
-            )
-            return
-        updated, problem = await self.service.transition(
+        result = await self.service.simple(
             session,
             ticket.id,
-            lambda t: None if t.status in ("open", "accepted") else t.status,
-            lambda t: {"status": "accepted", "first_response_at": t.first_response_at or at},
+            states.Op.PROGRESS,
+            actor=Actor.of(inbound.sender),
+            at=inbound.message.at,
+            text=command.text,
         )
-        if updated is None or problem is not None:
-            return
-        await self.service.event(session, updated, at=at, type="progress", actor=inbound.sender.name, text=command.text)
+        if isinstance(result, states.Refusal):
+            return result
+        if result.before.stage in states.RESOLVED:
+            return None  # a remark after the resolution: recorded, not announced
         await self._announce_or_reply(
             session,
             inbound,
-            updated,
+            result.ticket,
             self.service.render("ticket_progress", ticket_id=ticket.id, actor=inbound.sender.name, text=command.text),
         )
+        return None
 
-    async def _resolve(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+    async def _resolve(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
+    ) -> states.Refusal | None:
+        """办结: a photo in the same message, or sent just before, goes with it; else the cadre is asked
+        privately for one and the ticket waits for it (待补照片)."""
         assert ticket.id is not None
         at, sender = inbound.message.at, inbound.sender
         note = _strip_words(command.text, ("办结",)) or "问题已处理"
-        updated, problem = await self.service.resolve(
-            session, ticket.id, actor=Actor.of(sender), at=at, note=note, message_id=inbound.message_id
-        )
-        if problem in ("resolved", "conflict"):
-            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
-        if updated is None or problem is not None:
-            return
-        if updated.kind != "demand":  # an answer or a verification result: no photo to wait for
-            await self.service.announce_resolution(session, ticket.id, at=at, photo_path=None, photo_missing=False)
-            return
-        image = await repo.recent_unused_image(
-            session,
-            sender_platform_id=sender.platform_id,
-            since=at - self.service.photo_window(),
-            before_id=inbound.message_id,
-        )
-        if image is not None:
-            photo = await self._media.real_photo(image.media_path)  # only a real image goes back into the group
-            await self.service.add_photo(session, updated, path=photo, message_id=image.id, at=at, actor=sender.name)
-            await self.service.announce_resolution(
-                session, ticket.id, at=at, photo_path=photo, photo_missing=photo is None
+        photo: Message | None = None
+        if inbound.message.kind == "image":
+            photo = inbound.message
+        elif ticket.kind == "demand":
+            photo = await repo.recent_unused_image(
+                session,
+                sender_platform_id=sender.platform_id,
+                since=at - self.service.photo_window(),
+                before_id=inbound.message_id,
             )
-            return
-        await self.service.reply(
-            session,
-            key=f"reply:{inbound.message_id}",
-            group=inbound.group,
-            member=sender,
-            text=self.service.render(
-                "ticket_photo_request",
-                ticket_id=ticket.id,
-                actor=sender.name,
-                minutes=self._config.deadlines.photo_window_minutes,
-            ),
+        actor = Actor.of(sender)
+        result = await self.service.resolve(
+            session, ticket.id, actor=actor, at=at, note=note, message_id=inbound.message_id
         )
+        if isinstance(result, states.Refusal):
+            return result
+        if result.ticket.stage == states.Stage.AWAITING_RATING:  # an answer or a verification result
+            await self.service.announce_resolution(session, result.ticket, photo_path=None)
+            return None
+        # Only a real image goes back into the group (checked by content): anything else asks for a photo.
+        path = await self._media.real_photo(photo.media_path) if photo is not None else None
+        if photo is not None and path is not None:
+            assert photo.id is not None
+            await self.service.attach_photo(
+                session, ticket.id, actor=actor, at=at, path=path, message_id=photo.id
+            )
+            return None
+        await self.service.tell(
+            session,
+            key=f"photo-request:{inbound.message_id}",
+            member=sender,
+            text=self.service.render("ticket_photo_request", ticket_id=ticket.id, actor=sender.name),
+        )
+        return None
 
     async def _photo(self, session: AsyncSession, inbound: Inbound) -> None:
-        at, sender = inbound.message.at, inbound.sender
+        """An image from a cadre or staff member who resolved a ticket that waits for its photo."""
+        sender = inbound.sender
         ticket = await repo.awaiting_photo_from(
-            session, sender_platform_id=sender.platform_id, since=at - self.service.photo_window()
+            session, sender_platform_id=sender.platform_id, stage=str(states.Stage.AWAITING_PHOTO)
         )
         if ticket is None or ticket.id is None:
             return
         path = await self._media.real_photo(inbound.message.media_path)  # only a real image goes back into the group
-        await self.service.add_photo(
-            session, ticket, path=path, message_id=inbound.message_id, at=at, actor=sender.name
+        if path is None:
+            return
+        await self.service.attach_photo(
+            session,
+            ticket.id,
+            actor=Actor.of(sender),
+            at=inbound.message.at,
+            path=path,
+            message_id=inbound.message_id,
         )
-        if ticket.rating_requested_at is None:
-            await self.service.announce_resolution(
-                session, ticket.id, at=at, photo_path=path, photo_missing=path is None
-            )
-        elif path is not None:
-            await self.service.transition(session, ticket.id, lambda t: None, lambda t: {"photo_missing": False})
-            await self.service.post(
-                session,
-                ticket,
-                key=f"photo:{inbound.message_id}",
-                text=self.service.render("ticket_photo_added", ticket_id=ticket.id),
-                image_path=path,
-            )
 
-    async def _extend(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+    async def _extend(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
+    ) -> states.Refusal | None:
+        """延期: a cadre asks (extension_requested); staff approve, the only way the deadline moves."""
         assert ticket.id is not None
         at, sender = inbound.message.at, inbound.sender
-        if ticket.status == "resolved":
-            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
-            return
         if sender.role == "staff":
             requested = 5
             for event in reversed(await repo.events(session, ticket.id)):
@@ -556,35 +604,29 @@ class TicketWorkflow:
                     requested = commands.requested_days(event.text, 5)
                     break
             days = commands.requested_days(command.text, requested)
-            updated, problem = await self.service.extend(
-                session, ticket.id, actor=Actor.of(sender), at=at, working_days=days
-            )
-            if updated is None or problem is not None:
-                return
-            text = self.service.render(
-                "ticket_extended", ticket_id=ticket.id, days=days, deadline=self.service.fmt(updated.deadline)
-            )
-            await self.service.post(session, updated, key=f"extended:{inbound.message_id}", text=text)
+            result = await self.service.extend(session, ticket.id, actor=Actor.of(sender), at=at, working_days=days)
+            if isinstance(result, states.Refusal):
+                return result
+            deadline = self.service.fmt(result.ticket.deadline)
+            text = self.service.render("ticket_extended", ticket_id=ticket.id, days=days, deadline=deadline)
+            await self.service.post(session, result.ticket, key=f"extended:{inbound.message_id}", text=text)
             if inbound.group is None:
                 await self._answer(
-                    session,
-                    inbound,
-                    "ticket_extended",
-                    ticket_id=ticket.id,
-                    days=days,
-                    deadline=self.service.fmt(updated.deadline),
+                    session, inbound, "ticket_extended", ticket_id=ticket.id, days=days, deadline=deadline
                 )
-            return
+            return None
         days = commands.requested_days(command.text, 5)
         reason = _strip_words(command.text, ("延期",)) or "—"
-        await self.service.event(
+        result = await self.service.simple(
             session,
-            ticket,
+            ticket.id,
+            states.Op.REQUEST_EXTENSION,
+            actor=Actor.of(sender),
             at=at,
-            type="extension_requested",
-            actor=sender.name,
             text=f"申请延期{days}个工作日:{reason}",
         )
+        if isinstance(result, states.Refusal):
+            return result
         text = self.service.render(
             "ticket_extension_requested",
             ticket_id=ticket.id,
@@ -598,25 +640,21 @@ class TicketWorkflow:
                 session, key=f"extension:{inbound.message_id}:{member.platform_id}", member=member, text=text
             )
         await self._answer(session, inbound, "ticket_extension_pending", ticket_id=ticket.id, days=days)
+        return None
 
     async def _approvers(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
-        staff = await repo.all_staff(session)
-        township = [s for s in staff if ticket.township and s.township == ticket.township]
-        if township:
-            return township
-        return [s for s in staff if not s.township and (not s.county or s.county == ticket.county)]
+        return staff_for(await repo.all_staff(session), township=ticket.township, county=ticket.county)
 
-    async def _escalate(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command) -> None:
+    async def _escalate(
+        self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
+    ) -> states.Refusal | None:
         assert ticket.id is not None
         at, sender = inbound.message.at, inbound.sender
         reason = _strip_words(command.text, ("转镇", "转县", "上报")) or "申请上级协调"
-        updated, problem = await self.service.escalate(session, ticket.id, actor=Actor.of(sender), at=at, reason=reason)
-        if problem == "top":
-            await self._answer(session, inbound, "ticket_top_level", ticket_id=ticket.id)
-        elif problem == "resolved":
-            await self._answer(session, inbound, "ticket_already_resolved", ticket_id=ticket.id)
-        if updated is None or problem is not None:
-            return
+        result = await self.service.escalate(session, ticket.id, actor=Actor.of(sender), at=at, reason=reason)
+        if isinstance(result, states.Refusal):
+            return result
+        updated = result.ticket
         assignee = await self.service.member(session, updated.assignee_platform_id)
         values: dict[str, Any] = {
             "ticket_id": ticket.id,
@@ -644,6 +682,7 @@ class TicketWorkflow:
                 deadline=self.service.fmt(updated.deadline),
             ),
         )
+        return None
 
 
 def _strip_words(text: str, words: tuple[str, ...]) -> str:

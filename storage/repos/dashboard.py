@@ -1,7 +1,8 @@
 """Every query the dashboard makes: patrol digest, ticket board, statistics, broadcasts, exports.
 
 A :class:`Scope` limits each query to what a viewer may see; the dashboard builds it from the login,
-this module only applies it.
+this module only applies it, in SQL (``_where_scope``), the one place the visibility rule lives: a read
+of one row takes the scope too, so out-of-scope and absent look the same.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _where_scope(table: Any, scope: Scope) -> list[ColumnElement[bool]]:
         conds.append(table.c.township == scope.township)
     if scope.village is not None:
         conds.append(table.c.village == scope.village)
-    if not scope.confidential:
+    if not scope.confidential and "confidential" in table.c:
         conds.append(table.c.confidential == false())
         if table is flags:
             conds.append(not_(cast(flags.c.labels, Text).like('%"clue"%')))
@@ -96,36 +97,18 @@ def _where_scope(table: Any, scope: Scope) -> list[ColumnElement[bool]]:
     return conds
 
 
-def flag_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
-    """The same rule as :func:`_where_scope`, for one row already loaded."""
-    return _row_visible(row, scope) and (
-        scope.confidential or (not row["confidential"] and "clue" not in (row["labels"] or []))
-    )
-
-
-def message_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
-    """A stored message: in the viewer's places, and private ones only with confidential access."""
-    return _row_visible(row, scope) and (scope.confidential or not row["private"])
-
-
 async def flag_for_message(session: AsyncSession, *, message_id: int) -> bool:
     conn = await session.connection()
     return (await conn.execute(select(flags.c.id).where(flags.c.message_id == message_id))).first() is not None
 
 
-def ticket_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
-    return _row_visible(row, scope) and (scope.confidential or (not row["confidential"] and row["kind"] != "clue"))
-
-
-def _row_visible(row: RowMapping | dict[str, Any], scope: Scope) -> bool:
-    return all(
-        want is None or row[level] == want
-        for level, want in (
-            ("county", scope.county),
-            ("township", scope.township),
-            ("village", scope.village),
-        )
-    )
+async def get_message(session: AsyncSession, *, message_id: int, scope: Scope) -> RowMapping | None:
+    """One stored message, or None when absent or outside ``scope`` (private chats need confidential access)."""
+    conds = _where_scope(messages, scope)
+    if not scope.confidential:
+        conds.append(messages.c.private == false())
+    conn = await session.connection()
+    return (await conn.execute(select(messages).where(messages.c.id == message_id, *conds))).mappings().first()
 
 
 def _is_pg(session: AsyncSession) -> bool:
@@ -230,12 +213,13 @@ async def max_flag_id(session: AsyncSession) -> int:
     return int((await conn.execute(select(func.coalesce(func.max(flags.c.id), 0)))).scalar_one())
 
 
-async def get_flag(session: AsyncSession, *, flag_id: int) -> RowMapping | None:
+async def get_flag(session: AsyncSession, *, flag_id: int, scope: Scope) -> RowMapping | None:
+    """One flag, or None when it does not exist or lies outside ``scope`` (the caller cannot tell which)."""
     conn = await session.connection()
     stmt = (
         select(*_FLAG_COLS)
         .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
-        .where(flags.c.id == flag_id)
+        .where(flags.c.id == flag_id, *_where_scope(flags, scope))
     )
     return (await conn.execute(stmt)).mappings().first()
 
@@ -410,9 +394,11 @@ async def board_page(
     return rows, total
 
 
-async def get_ticket(session: AsyncSession, *, ticket_id: int) -> RowMapping | None:
+async def get_ticket(session: AsyncSession, *, ticket_id: int, scope: Scope) -> RowMapping | None:
+    """One ticket, or None when it does not exist or lies outside ``scope`` (the caller cannot tell which)."""
     conn = await session.connection()
-    return (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).mappings().first()
+    stmt = select(tickets).where(tickets.c.id == ticket_id, *_where_scope(tickets, scope))
+    return (await conn.execute(stmt)).mappings().first()
 
 
 async def ticket_details(session: AsyncSession, *, ticket_id: int) -> dict[str, Sequence[RowMapping]]:
@@ -467,23 +453,22 @@ async def get_photo(session: AsyncSession, *, photo_id: int) -> RowMapping | Non
 async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]]:
     """(township, village) pairs of the configured groups in scope, for filter menus."""
     conn = await session.connection()
-    stmt = select(groups.c.township, groups.c.village).distinct().order_by(groups.c.township, groups.c.village)
-    for level in ("county", "township", "village"):
-        want = getattr(scope, level)
-        if want is not None:
-            stmt = stmt.where(groups.c[level] == want)
+    stmt = (
+        select(groups.c.township, groups.c.village)
+        .distinct()
+        .where(*_where_scope(groups, scope))
+        .order_by(groups.c.township, groups.c.village)
+    )
     return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
 
 
 async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str | None = None) -> list[RowMapping]:
     conn = await session.connection()
-    stmt = select(groups.c.name, groups.c.township, groups.c.village).order_by(
-        groups.c.township, groups.c.village, groups.c.name
+    stmt = (
+        select(groups.c.name, groups.c.township, groups.c.village)
+        .where(*_where_scope(groups, scope))
+        .order_by(groups.c.township, groups.c.village, groups.c.name)
     )
-    for level in ("county", "township", "village"):
-        want = getattr(scope, level)
-        if want is not None:
-            stmt = stmt.where(groups.c[level] == want)
     if township:
         stmt = stmt.where(groups.c.township == township)
     return list((await conn.execute(stmt)).mappings().all())

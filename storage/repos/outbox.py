@@ -88,3 +88,33 @@ async def sent_between(session: AsyncSession, *, start: datetime, end: datetime)
         .order_by(col(Outbox.sent_at), col(Outbox.id))
     )
     return list((await session.exec(statement)).all())
+
+
+async def count_created_since(session: AsyncSession, *, chat_id: str, key_prefix: str, since: datetime) -> int:
+    """Rows to ``chat_id`` whose dedupe key starts with ``key_prefix`` created since ``since``."""
+    statement = (
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.chat_id == chat_id,
+            col(Outbox.dedupe_key).startswith(key_prefix, autoescape=True),
+            col(Outbox.created_at) >= since,
+        )
+    )
+    return int((await session.exec(statement)).one())
+
+
+async def append_pending(session: AsyncSession, *, dedupe_key: str, text: str) -> bool:
+    """Add a line to a row not yet sent (grouping); False when there is no such pending row."""
+    statement = (
+        update(Outbox)
+        .where(
+            col(Outbox.dedupe_key) == dedupe_key,
+            col(Outbox.status) == "pending",
+            col(Outbox.lease_until).is_(None),
+        )
+        .values(text=func.coalesce(Outbox.text, "") + "\n" + text)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.exec(statement)
+    return bool(result.rowcount)

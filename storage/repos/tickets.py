@@ -1,7 +1,8 @@
 """Tickets: every query of the ticket workflow, the daily check's bulk statements and the JSON report.
 
 State changes go through ``update_ticket``: ``UPDATE … WHERE id = :id AND version = :old`` bumps the
-version, so of two cadres resolving the same ticket at once exactly one update matches.
+version, so of two cadres resolving the same ticket at once exactly one update matches. Which stages a
+query means (``stages=``) is the caller's: the state machine in ``bot/tickets/states.py`` owns them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Flag, Member, Message, Ticket, TicketEvent, TicketMessage, TicketPhoto, TicketReporter
 from storage.repos.common import insert_ignore
 
-ACTIVE = ("open", "accepted")
 CHUNK = 500
 
 
@@ -100,6 +100,36 @@ async def reporters(session: AsyncSession, ticket_id: int) -> list[TicketReporte
     return list((await session.exec(statement)).all())
 
 
+async def move_reporters(
+    session: AsyncSession, *, source_id: int, target_id: int, platform_ids: Sequence[str] | None = None
+) -> list[TicketReporter]:
+    """Move reporters (all, or these) from one ticket to another; one already reporting the target stays
+    there once. Returns the reporters moved, as they were on the source."""
+    rows = await reporters(session, source_id)
+    chosen = [r for r in rows if platform_ids is None or r.platform_id in platform_ids]
+    for r in chosen:
+        await add_reporter(
+            session, ticket_id=target_id, platform_id=r.platform_id, name=r.name, message_id=r.message_id, at=r.at
+        )
+        if r.message_id is not None:
+            await link_message(session, ticket_id=target_id, message_id=r.message_id)
+    if chosen:
+        await session.exec(
+            delete(TicketReporter).where(
+                col(TicketReporter.ticket_id) == source_id,
+                col(TicketReporter.platform_id).in_([r.platform_id for r in chosen]),
+            )
+        )
+    return chosen
+
+
+async def message_text(session: AsyncSession, message_id: int | None) -> str:
+    if message_id is None:
+        return ""
+    found = (await session.exec(select(Message.text).where(Message.id == message_id))).first()
+    return found or ""
+
+
 async def is_reporter(session: AsyncSession, *, ticket_id: int, platform_id: str) -> bool:
     statement = select(TicketReporter.id).where(
         TicketReporter.ticket_id == ticket_id, TicketReporter.platform_id == platform_id
@@ -148,13 +178,14 @@ _REPORTED_SINCE = (
     .where(TicketReporter.ticket_id == Ticket.id, col(TicketReporter.at) >= bindparam("since"))
     .exists()
 )
+_STAGES: Any = bindparam("stages", expanding=True)
 _MERGE_CANDIDATES = {
-    has_category: _same_problem_tickets(col(Ticket.status).in_(ACTIVE), _REPORTED_SINCE, category=has_category)
+    has_category: _same_problem_tickets(col(Ticket.stage).in_(_STAGES), _REPORTED_SINCE, category=has_category)
     for has_category in (True, False)
 }
 _REPEAT_CANDIDATES = {
     has_category: _same_problem_tickets(
-        col(Ticket.status).in_(("resolved", "closed")),
+        col(Ticket.stage).in_(_STAGES),
         col(Ticket.resolved_at) >= bindparam("since"),
         category=has_category,
     )
@@ -163,54 +194,69 @@ _REPEAT_CANDIDATES = {
 
 
 async def merge_candidates(
-    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
+    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime, stages: Sequence[str]
 ) -> list[Ticket]:
-    """Open tickets of the same village, category and kind with a report since ``since``, newest first."""
-    params = {"village": village, "category": category, "kind": kind, "since": since}
+    """Tickets in ``stages`` of the same village, category and kind with a report since ``since``, newest first."""
+    params = {"village": village, "category": category, "kind": kind, "since": since, "stages": list(stages)}
     return list((await session.exec(_MERGE_CANDIDATES[category is not None], params=params)).all())
 
 
 async def repeat_candidates(
-    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime
+    session: AsyncSession, *, village: str, category: str | None, kind: str, since: datetime, stages: Sequence[str]
 ) -> list[Ticket]:
-    """Resolved or closed tickets of the same village, category and kind resolved since ``since``."""
-    params = {"village": village, "category": category, "kind": kind, "since": since}
+    """Tickets in ``stages`` of the same village, category and kind resolved since ``since``."""
+    params = {"village": village, "category": category, "kind": kind, "since": since, "stages": list(stages)}
     return list((await session.exec(_REPEAT_CANDIDATES[category is not None], params=params)).all())
 
 
-async def awaiting_rating(session: AsyncSession, *, platform_id: str) -> list[Ticket]:
-    """Resolved tickets this person reported that asked for a rating and have none yet."""
+async def awaiting_rating(session: AsyncSession, *, platform_id: str, stage: str) -> list[Ticket]:
+    """Tickets in ``stage`` this person reported and has not rated yet."""
     statement = (
         select(Ticket)
         .join(TicketReporter, col(TicketReporter.ticket_id) == Ticket.id)
         .where(
             TicketReporter.platform_id == platform_id,
-            Ticket.status == "resolved",
-            col(Ticket.rating_requested_at).is_not(None),
-            col(Ticket.rating).is_(None),
+            Ticket.stage == stage,
+            col(TicketReporter.rating).is_(None),
         )
         .order_by(col(Ticket.id))
     )
     return list((await session.exec(statement)).all())
 
 
-async def awaiting_photo_from(session: AsyncSession, *, sender_platform_id: str, since: datetime) -> Ticket | None:
-    """The ticket this person resolved by a message since ``since`` that has no photo yet, newest first."""
-    has_photo = select(TicketPhoto.id).where(TicketPhoto.ticket_id == Ticket.id).exists()
-    statement = (
-        select(Ticket)
-        .join(TicketMessage, col(TicketMessage.ticket_id) == Ticket.id)
+async def awaiting_photo_from(session: AsyncSession, *, sender_platform_id: str, stage: str) -> Ticket | None:
+    """The ticket in ``stage`` (awaiting its photo) that this person resolved, the latest resolved first."""
+    resolved_by = (
+        select(TicketMessage.id)
         .join(Message, col(Message.id) == TicketMessage.message_id)
         .where(
+            TicketMessage.ticket_id == Ticket.id,
             Message.sender_platform_id == sender_platform_id,
-            col(Message.at) >= since,
-            Ticket.status == "resolved",
-            col(Ticket.resolved_at) >= since,
-            ~has_photo,
+            col(Message.at) >= Ticket.resolved_at,
         )
-        .order_by(col(Ticket.resolved_at).desc())
+        .exists()
     )
+    statement = select(Ticket).where(Ticket.stage == stage, resolved_by).order_by(col(Ticket.resolved_at).desc())
     return (await session.exec(statement)).first()
+
+
+async def set_rating(session: AsyncSession, *, ticket_id: int, platform_id: str, rating: str, at: datetime) -> None:
+    await session.exec(
+        update(TicketReporter)
+        .where(col(TicketReporter.ticket_id) == ticket_id, col(TicketReporter.platform_id) == platform_id)
+        .values(rating=rating, rated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def clear_ratings(session: AsyncSession, ticket_id: int) -> None:
+    """A new round: a reopened or re-resolved ticket asks every reporter again."""
+    await session.exec(
+        update(TicketReporter)
+        .where(col(TicketReporter.ticket_id) == ticket_id, col(TicketReporter.rating).is_not(None))
+        .values(rating=None, rated_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def recent_unused_image(
@@ -249,10 +295,10 @@ async def all_staff(session: AsyncSession) -> list[Member]:
     return list((await session.exec(statement)).all())
 
 
-async def open_tickets_of(session: AsyncSession, *, assignee_platform_id: str) -> list[Ticket]:
+async def open_tickets_of(session: AsyncSession, *, assignee_platform_id: str, stages: Sequence[str]) -> list[Ticket]:
     statement = (
         select(Ticket)
-        .where(Ticket.assignee_platform_id == assignee_platform_id, col(Ticket.status).in_(ACTIVE))
+        .where(Ticket.assignee_platform_id == assignee_platform_id, col(Ticket.stage).in_(list(stages)))
         .order_by(col(Ticket.deadline), col(Ticket.id))
     )
     return list((await session.exec(statement)).all())
@@ -261,8 +307,10 @@ async def open_tickets_of(session: AsyncSession, *, assignee_platform_id: str) -
 # --- the daily check (bulk) -----------------------------------------------------------------------
 
 
-async def due_for_reminder(session: AsyncSession, *, now: datetime, until: datetime) -> list[Any]:
-    """Active tickets due after ``now`` and no later than ``until`` whose current deadline was not reminded."""
+async def due_for_reminder(
+    session: AsyncSession, *, now: datetime, until: datetime, stages: Sequence[str]
+) -> list[Any]:
+    """Tickets in ``stages`` due after ``now`` and no later than ``until`` whose current deadline was not reminded."""
     statement: Any = (
         sa_select(
             col(Ticket.id),
@@ -274,7 +322,7 @@ async def due_for_reminder(session: AsyncSession, *, now: datetime, until: datet
             col(Ticket.text),
         )
         .where(
-            col(Ticket.status).in_(ACTIVE),
+            col(Ticket.stage).in_(list(stages)),
             col(Ticket.deadline) > now,
             col(Ticket.deadline) <= until,
             or_(col(Ticket.reminded_for).is_(None), col(Ticket.reminded_for) != col(Ticket.deadline)),
@@ -294,8 +342,8 @@ async def mark_reminded(session: AsyncSession, ids: Sequence[int]) -> None:
         )
 
 
-async def overdue(session: AsyncSession, *, now: datetime) -> list[Any]:
-    """Active tickets past their deadline that are not yet marked (top level) or not yet escalated."""
+async def overdue(session: AsyncSession, *, now: datetime, stages: Sequence[str]) -> list[Any]:
+    """Tickets in ``stages`` past their deadline that are not yet marked (top level) or not yet escalated."""
     statement: Any = (
         sa_select(
             col(Ticket.id),
@@ -312,7 +360,7 @@ async def overdue(session: AsyncSession, *, now: datetime) -> list[Any]:
             col(Ticket.category),
         )
         .where(
-            col(Ticket.status).in_(ACTIVE),
+            col(Ticket.stage).in_(list(stages)),
             col(Ticket.deadline) < now,
             or_(col(Ticket.level) != "county", col(Ticket.overdue).is_(False)),
         )
@@ -330,11 +378,17 @@ async def escalate_overdue(
     assignee_name: str | None,
     assignee_platform_id: str | None,
     deadline: datetime,
+    stages: dict[str, tuple[str, str]],
 ) -> list[int]:
-    """Move still-overdue tickets one level up with a new assignee and deadline; returns the ids moved."""
+    """Move still-overdue tickets one level up with a new assignee and deadline; returns the ids moved.
+
+    ``stages``: each stage the move applies to → the (stage, status) it leaves the ticket in.
+    """
     moved: list[int] = []
+    new_stage = case(*((col(Ticket.stage) == old, new) for old, (new, _) in stages.items()), else_=col(Ticket.stage))
+    new_status = case(*((col(Ticket.stage) == old, st) for old, (_, st) in stages.items()), else_=col(Ticket.status))
     for chunk in _chunks(ids):
-        condition = and_(col(Ticket.id).in_(chunk), col(Ticket.status).in_(ACTIVE), col(Ticket.deadline) < now)
+        condition = and_(col(Ticket.id).in_(chunk), col(Ticket.stage).in_(list(stages)), col(Ticket.deadline) < now)
         found = [int(i) for i in (await session.exec(select(col(Ticket.id)).where(condition))).all() if i is not None]
         if not found:
             continue
@@ -345,6 +399,8 @@ async def escalate_overdue(
             "reminded_for": None,
             "priority": Ticket.priority + 1,
             "version": Ticket.version + 1,
+            "stage": new_stage,
+            "status": new_status,
         }
         if assignee_name is not None:
             values["assignee_name"] = assignee_name
@@ -369,30 +425,10 @@ async def mark_overdue(session: AsyncSession, ids: Sequence[int]) -> None:
         )
 
 
-async def rating_expired(session: AsyncSession, *, before: datetime) -> list[Ticket]:
+async def rating_expired(session: AsyncSession, *, before: datetime, stage: str) -> list[Ticket]:
+    """Tickets in ``stage`` (awaiting ratings) that asked for them no later than ``before``."""
     statement = (
-        select(Ticket)
-        .where(
-            Ticket.status == "resolved",
-            col(Ticket.rating).is_(None),
-            col(Ticket.rating_requested_at).is_not(None),
-            col(Ticket.rating_requested_at) <= before,
-        )
-        .order_by(col(Ticket.id))
-    )
-    return list((await session.exec(statement)).all())
-
-
-async def photo_window_over(session: AsyncSession, *, before: datetime) -> list[Ticket]:
-    """Resolved tickets never announced (no photo came) whose photo window ended before ``before``."""
-    statement = (
-        select(Ticket)
-        .where(
-            Ticket.status == "resolved",
-            col(Ticket.rating_requested_at).is_(None),
-            col(Ticket.resolved_at) <= before,
-        )
-        .order_by(col(Ticket.id))
+        select(Ticket).where(Ticket.stage == stage, col(Ticket.rating_requested_at) <= before).order_by(col(Ticket.id))
     )
     return list((await session.exec(statement)).all())
 
@@ -401,19 +437,20 @@ async def photo_window_over(session: AsyncSession, *, before: datetime) -> list[
 
 
 async def digest_counts(
-    session: AsyncSession, *, since: datetime, now: datetime
+    session: AsyncSession, *, since: datetime, now: datetime, active: Sequence[str], awaiting: Sequence[str]
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """Per (county, township): new, active, overdue, escalated (above village), resolved, awaiting rating."""
-    active = col(Ticket.status).in_(ACTIVE)
+    """Per (county, township): new, active, overdue, escalated (above village), resolved, awaiting rating
+    (``active`` and ``awaiting``: the stages meant)."""
+    is_active = col(Ticket.stage).in_(list(active))
     statement: Any = sa_select(
         col(Ticket.county),
         col(Ticket.township),
         _count_if(col(Ticket.opened_at) >= since),
-        _count_if(active),
-        _count_if(and_(active, or_(col(Ticket.overdue).is_(True), col(Ticket.deadline) < now))),
-        _count_if(and_(active, col(Ticket.level) != "village")),
+        _count_if(is_active),
+        _count_if(and_(is_active, or_(col(Ticket.overdue).is_(True), col(Ticket.deadline) < now))),
+        _count_if(and_(is_active, col(Ticket.level) != "village")),
         _count_if(and_(col(Ticket.resolved_at).is_not(None), col(Ticket.resolved_at) >= since)),
-        _count_if(col(Ticket.status) == "resolved"),
+        _count_if(col(Ticket.stage).in_(list(awaiting))),
     ).group_by(col(Ticket.county), col(Ticket.township))
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for row in (await session.exec(statement)).all():
@@ -462,9 +499,11 @@ async def report_rows(
     return tickets, reps, evs, phs
 
 
-async def escalated_active(session: AsyncSession, *, county: str, township: str, limit: int = 10) -> list[Ticket]:
-    """Active tickets above village level in a scope (empty county/township = any), most urgent first."""
-    statement = select(Ticket).where(col(Ticket.status).in_(ACTIVE), Ticket.level != "village")
+async def escalated_active(
+    session: AsyncSession, *, county: str, township: str, stages: Sequence[str], limit: int = 10
+) -> list[Ticket]:
+    """Tickets in ``stages`` above village level in a scope (empty county/township = any), most urgent first."""
+    statement = select(Ticket).where(col(Ticket.stage).in_(list(stages)), Ticket.level != "village")
     if county:
         statement = statement.where(Ticket.county == county)
     if township:

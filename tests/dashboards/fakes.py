@@ -24,6 +24,19 @@ class FakeClock:
 class RecordingTicketActions:
     calls: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     refuse: str | None = None
+    ops: tuple[str, ...] = (
+        "accept",
+        "progress",
+        "resolve",
+        "attach_photo",
+        "extend",
+        "escalate",
+        "transfer",
+        "note",
+        "split",
+        "merge_into",
+    )
+    """What ``available`` answers: the state machine's ops for an active ticket, by default."""
 
     def _record(self, name: str, ticket_id: int, **kwargs: Any) -> None:
         if self.refuse:
@@ -42,10 +55,38 @@ class RecordingTicketActions:
     async def add_note(self, ticket_id: int, *, actor: str, text: str) -> None:
         self._record("add_note", ticket_id, actor=actor, text=text)
 
-    async def upload_resolution_photo(
-        self, ticket_id: int, *, actor: str, image: bytes, filename: str, note: str
+    async def available(self, ticket_id: int) -> list[str]:
+        return list(self.ops)
+
+    async def accept(self, ticket_id: int, *, actor: str) -> None:
+        self._record("accept", ticket_id, actor=actor)
+
+    async def progress(self, ticket_id: int, *, actor: str, text: str) -> None:
+        self._record("progress", ticket_id, actor=actor, text=text)
+
+    async def resolve(
+        self, ticket_id: int, *, actor: str, note: str, image: bytes | None = None, filename: str = ""
     ) -> None:
-        self._record("upload_resolution_photo", ticket_id, actor=actor, size=len(image), filename=filename, note=note)
+        self._record("resolve", ticket_id, actor=actor, note=note, size=len(image or b""), filename=filename)
+
+    async def waive_photo(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        self._record("waive_photo", ticket_id, actor=actor, reason=reason)
+
+    async def upload_photo(self, ticket_id: int, *, actor: str, image: bytes, filename: str) -> None:
+        self._record("upload_photo", ticket_id, actor=actor, size=len(image), filename=filename)
+
+    async def close(self, ticket_id: int, *, actor: str, text: str) -> None:
+        self._record("close", ticket_id, actor=actor, text=text)
+
+    async def reopen(self, ticket_id: int, *, actor: str, reason: str) -> None:
+        self._record("reopen", ticket_id, actor=actor, reason=reason)
+
+    async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:
+        self._record("split", ticket_id, actor=actor, reporter=reporter)
+        return 99
+
+    async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
+        self._record("merge", ticket_id, actor=actor, into=into)
 
 
 @dataclass

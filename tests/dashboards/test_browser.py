@@ -88,7 +88,7 @@ async def test_staff_patrols_reviews_and_exports_in_a_real_browser(served: Any, 
     await page.click(f"a[href='/tickets/{world.tickets['water']}'] >> nth=0")
     await page.wait_for_url(f"{base}/tickets/{world.tickets['water']}")
     assert "张湾组连续三天停水了" in await page.inner_text("main")
-    await page.fill("textarea[name=text]", "已电话回访")
+    await page.fill("form[action$='/note'] textarea[name=text]", "已电话回访")
     await page.click("form[action$='/note'] button")
     await page.wait_for_url(f"**/tickets/{world.tickets['water']}?done=note")
     assert actions.calls[-1][0] == "add_note"

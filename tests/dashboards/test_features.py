@@ -85,7 +85,7 @@ async def test_ticket_actions_go_through_the_port(dash: Dash) -> None:
         ("escalate", "town_a"),
         ("approve_extension", "town_a"),
         ("add_note", "town_a"),
-        ("upload_resolution_photo", "town_a"),
+        ("upload_photo", "town_a"),
     ]
     assert dash.actions.calls[2][2]["working_days"] == 5
     assert dash.actions.calls[4][2]["size"] == 10
@@ -286,3 +286,22 @@ async def test_kept_raw_messages_are_shown_to_staff_and_rerun_by_them(dash: Dash
     async with dash.factory() as session:
         audited = (await session.exec(select(AuditLog).where(AuditLog.action == "rerun_kept_raw"))).all()
     assert [(a.username, a.detail) for a in audited] == [("town_a", "2条已处理 0条仍失败 0条待处理")]
+
+
+async def test_split_and_merge_go_through_the_port_and_are_audited(dash: Dash) -> None:
+    await dash.login("town_a")
+    tid = dash.world.tickets["water"]
+    resp = await dash.post(f"/tickets/{tid}/split", {"reporter": "张三"})
+    assert resp.headers["Location"] == f"/tickets/{tid}?done=split"
+    resp = await dash.post(f"/tickets/{tid}/merge", {"into": f"#{tid}"})
+    assert resp.headers["Location"] == f"/tickets/{tid}?done=merge"
+    assert [(name, kwargs) for name, _, kwargs in dash.actions.calls] == [
+        ("split", {"actor": "town_a", "reporter": "张三"}),
+        ("merge", {"actor": "town_a", "into": tid}),
+    ]
+    other = dash.world.tickets["other_town"]
+    resp = await dash.post(f"/tickets/{tid}/merge", {"into": str(other)})
+    assert resp.status == 404  # another township's ticket is not a merge target
+    async with dash.factory() as session:
+        actions = {row.action for row in (await session.exec(select(AuditLog))).all()}
+    assert {"ticket_split", "ticket_merge"} <= actions

@@ -160,11 +160,12 @@ async def test_township_staff_cannot_open_another_townships_ticket_or_flag(dash:
 async def test_cadre_never_sees_confidential_tickets_or_clue_flags(dash: Dash) -> None:
     await dash.login("cadre_a")
     assert (await dash.client.get(f"/tickets/{dash.world.tickets['clue']}")).status == 404
-    assert (await dash.client.get(f"/flags/{dash.world.flags['clue']}")).status == 404
     board = await (await dash.client.get("/tickets")).text()
     assert "升学宴" not in board and "张湾组" in board and "路堵了" not in board  # 河西村 is not theirs
-    digest = await (await dash.client.get("/digest?all=1")).text()
-    assert "凭什么他家" not in digest and "家父八十" in digest
+    # cadres are supervised, not supervisors: no digest, flags, verdicts, rules or audit, even by URL
+    for path in ("/digest", "/digest?all=1", f"/flags/{dash.world.flags['banquet']}", "/rules", "/audit"):
+        assert (await dash.client.get(path, allow_redirects=False)).status == 403, path
+    assert (await dash.post("/digest/mark", {"upto": "999"})).status == 403
     assert (await dash.client.get("/broadcasts")).status == 403
     assert (await dash.post(f"/tickets/{dash.world.tickets['water']}/transfer", {"to_member": "x"})).status == 403
     assert (await dash.post(f"/flags/{dash.world.flags['banquet']}/verdict", {"verdict": "confirmed"})).status == 403

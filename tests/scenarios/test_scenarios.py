@@ -74,6 +74,10 @@ async def test_s3_banquet_flag_no_reply(db: str, tmp_path: Path) -> None:
     assert len(o.flags) == 1
     flag = o.flags[0]
     assert "banquet" in flag["labels"] and flag["severity"] == "high" and flag["role"] == "party_member"
+    # the township's discipline staff hear of it at once, privately, not at tomorrow's digest
+    [alert] = o.to("private:刘干事")
+    assert "即时预警" in alert["text"] and "家父七十大寿" in alert["text"] and "党员" in alert["text"]
+    assert alert["at"] == "2026-09-07T19:30:00+08:00" and "大操大办" in alert["text"]
 
 
 async def test_s4_cadre_notice_is_no_ticket(db: str, tmp_path: Path) -> None:
@@ -179,3 +183,37 @@ async def test_extension_escalation_private_photo_timeout_and_repeat(db: str, tm
     assert first["events"][-1]["type"] == "closed" and "未评价" in first["events"][-1]["text"]
     # the same problem after the resolution: a new ticket linked to the old one, one level up
     assert repeat["parent_id"] == 1 and repeat["level"] == "county" and repeat["assignee"] == "周主任"
+
+
+async def test_photo_in_the_same_message_missing_photo_and_every_reporter_rates(db: str, tmp_path: Path) -> None:
+    o = await replay(db, tmp_path, "photo_and_ratings.jsonl")
+    water, road = o.ticket(1), o.ticket(2)
+    # "#1 办结 管道已修好" with the photo in the same message: resolved with that photo
+    resolved = [line for line in o.to(GROUP) if "#1 已办结" in str(line["text"])]
+    assert len(resolved) == 1 and resolved[0]["image"] and "管道已修好" in resolved[0]["text"]
+    assert resolved[0]["mentions"] == ["高某林", "张大妈"]
+    assert len(water["photos"]) == 1 and not water["photo_missing"]
+    # both reporters rated, each an event; the summary is the worst rating; closed once both answered
+    assert water["ratings"] == {"高某林": "satisfied", "张大妈": "basically_satisfied"}
+    assert (water["status"], water["stage"], water["rating"]) == ("closed", "rated", "basically_satisfied")
+    assert [e["actor"] for e in water["events"] if e["type"] == "rated"] == ["高某林", "张大妈"]
+    thanks = [t for t in o.texts(GROUP) if "感谢您的评价" in t]
+    assert "归档" not in thanks[0] and "归档" in thanks[1]
+    # "#2 已处理" without a photo: asked privately, 待补照片 until the cadre's photo arrives
+    asks = [t for t in o.texts("private:王主任") if "#2" in t and "待补照片" in t]
+    assert len(asks) == 1
+    road_posts = [line for line in o.to(GROUP) if "#2 已办结" in str(line["text"])]
+    assert len(road_posts) == 1 and road_posts[0]["image"] and road_posts[0]["at"].startswith("2026-09-09T14:00")
+    assert (road["status"], road["stage"], road["rating"]) == ("closed", "rated", "satisfied")
+    assert [e["type"] for e in road["events"]][:5] == ["opened", "assigned", "resolved", "photo", "rated"]
+
+
+async def test_only_the_same_problem_merges(db: str, tmp_path: Path) -> None:
+    o = await replay(db, tmp_path, "merge_only_same.jsonl")
+    assert [(t["id"], t["category"], t["reporters"]) for t in o.tickets] == [
+        (1, "power", ["高某林", "陈二嫂"]),  # the street light, twice
+        (2, "power", ["张大妈"]),  # a 2组 outage is another problem
+    ]
+    said = o.texts(GROUP)
+    assert sum("已有2位群众反映" in text for text in said) == 1
+    assert not any("已有3位" in text for text in said)

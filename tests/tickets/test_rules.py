@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from bot.clock import CHINA
 from bot.tickets import calendar
 from bot.tickets.commands import Action, Rating, parse_command, parse_rating, requested_days, ticket_refs
-from bot.tickets.merge import places, same_problem
+from bot.tickets.merge import objects, places, same_problem
 
 END = time(17, 30)
 
@@ -97,10 +98,24 @@ def test_requested_days() -> None:
     assert requested_days("同意延期", 7) == 7
 
 
-def test_merging_same_place_or_shared_words_never_different_places() -> None:
-    assert places("石桥村张湾组连续三天停水") == {"张湾"}
+def test_merging_same_place_or_object_never_different_places_or_objects() -> None:
+    assert places("石桥村张湾组连续三天停水") == {"张湾组"}
+    assert places("2组停电") == places("二组停电") == {"2组"}
     assert places("我们组没水") == set()
-    assert same_problem("张湾组停水三天了", {"停水"}, "我们张湾组自来水一直没有", {"自来水"}, threshold=55)
-    assert same_problem("停水三天了", {"停水", "三天"}, "家里停水好几天了", {"停水", "家里"}, threshold=55)
-    assert not same_problem("张湾组停水了", {"停水"}, "李庄组停水了", {"停水"}, threshold=55)
-    assert not same_problem("村口路塌了", {"村口", "塌"}, "桥上护栏断了", {"护栏", "桥"}, threshold=55)
+    assert same_problem("张湾组停水三天了", {"停水"}, "我们张湾组自来水一直没有", {"自来水"}, threshold=0.3)
+    assert same_problem("停水三天了", {"停水", "三天"}, "家里停水好几天了", {"停水", "家里"}, threshold=0.3)
+    assert not same_problem("张湾组停水了", {"停水"}, "李庄组停水了", {"停水"}, threshold=0.3)
+    assert not same_problem("村口路塌了", {"村口", "塌"}, "桥上护栏断了", {"护栏", "桥"}, threshold=0.3)
+    # the issue's cases: one category, different problems
+    assert not same_problem("学校的栏杆松了很危险", set(), "路边电线杆歪了快倒了", set(), threshold=0.3)
+    assert not same_problem("2组停电了", set(), "村口路灯坏了", set(), threshold=0.3)
+    assert objects("小学门口那根电线杆斜得厉害") == objects("电杆倾斜很危险") == {"pole"}
+
+
+def test_merge_decision_on_the_labelled_pairs() -> None:
+    """Precision of "same" ≥ 0.95 and recall ≥ 0.85 on tests/data/merge_pairs.jsonl (BENCHMARKS.md)."""
+    from benchmarks.bench_merge import evaluate
+
+    result = evaluate(Path(__file__).parents[1] / "data" / "merge_pairs.jsonl", threshold=30)
+    assert result["pairs"] >= 150
+    assert result["precision"] >= 0.95 and result["recall"] >= 0.85, result["mistakes"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from bot.clock import CHINA, SimulatedClock
 from bot.directory import Directory, RosterEntry
@@ -21,7 +21,7 @@ from bot.messages import IncomingMessage, MessageKind
 from bot.outbox import OutboxService
 from bot.templates import Templates
 from bot.tickets import TicketNotFound, TicketStateError, TicketWorkflow, tickets_as_json, tickets_as_text
-from bot.tickets.service import Actor
+from bot.tickets.service import Actor, Applied
 from classifiers import ClassifierHolder
 from storage.engine import SessionFactory, make_session_factory
 from storage.models import Outbox, TicketEvent
@@ -110,7 +110,7 @@ async def test_two_cadres_resolving_at_once_resolve_once(world: World) -> None:
     at = world.clock.now()
     first, second = world.sessions(), world.sessions()
 
-    async def resolve(session: object, cadre: str, note: str) -> tuple[object, str | None]:
+    async def resolve(session: object, cadre: str, note: str) -> object:
         result = await service.resolve(session, 1, actor=Actor(cadre), at=at, note=note, message_id=None)  # type: ignore[arg-type]
         await session.commit()  # type: ignore[attr-defined]
         return result
@@ -120,8 +120,8 @@ async def test_two_cadres_resolving_at_once_resolve_once(world: World) -> None:
     finally:
         await first.close()
         await second.close()
-    problems = sorted(str(problem) for _, problem in results)
-    assert problems == ["None", "resolved"]
+    outcomes = sorted(type(r).__name__ if isinstance(r, Applied) else str(r.reason) for r in results)  # type: ignore[attr-defined]
+    assert outcomes == ["Applied", "resolved"]
     async with world.sessions() as session:
         events = [e for e in await repo.events(session, 1) if e.type == "resolved"]
         ticket = await repo.get_ticket(session, 1)
@@ -205,7 +205,11 @@ async def test_dashboard_actions(world: World) -> None:
     await actions.approve_extension(1, actor="刘干事", working_days=3)
     await actions.transfer(1, to_member="李书记", actor="刘干事")
     png = (ROOT / "tests/scenarios/scripts/pipe_fixed.png").read_bytes()
-    await actions.upload_resolution_photo(1, actor="李书记", image=png, filename="fixed.png", note="已填平")
+    await actions.upload_photo(1, actor="李书记", image=png, filename="fixed.png")
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert ticket["status"] == "open" and len(ticket["photos"]) == 1  # uploading never resolves
+    await actions.resolve(1, actor="李书记", note="已填平")
     with pytest.raises(TicketNotFound):
         await actions.add_note(99, actor="admin", text="x")
     with pytest.raises(TicketStateError):
@@ -215,7 +219,8 @@ async def test_dashboard_actions(world: World) -> None:
         group_posts = list((await session.exec(select(Outbox).where(Outbox.chat_name == GROUP))).all())
     assert ticket["deadline"] == "2026-10-21T17:30:00+08:00"  # Friday 10-16 + 3 working days
     assert ticket["assignee"] == "李书记" and ticket["status"] == "resolved" and len(ticket["photos"]) == 1
-    assert [e["type"] for e in ticket["events"]][2:] == ["note", "extended", "transferred", "resolved", "photo"]
+    assert [e["type"] for e in ticket["events"]][2:] == ["note", "extended", "transferred", "photo", "resolved"]
+    assert ticket["stage"] == "awaiting_rating"
     resolution = [row for row in group_posts if row.image_path]
     assert len(resolution) == 1 and "已填平" in (resolution[0].text or "")
 
@@ -233,3 +238,98 @@ async def test_quiet_group_gets_no_acknowledgement(world: World) -> None:
         [ticket] = await tickets_as_json(session)
     assert ticket["village"] == "新河村" and ticket["assignee"] == "郑书记"
     assert [row.chat_name for row in rows] == ["private:郑书记"]
+
+
+async def test_staff_split_a_report_off_and_merge_it_back(world: World) -> None:
+    await world.say("高某林", "张湾组停水三天了,老人小孩怎么办", at=T0)
+    await world.say("张大妈", "张湾组这边也停水了,三天没水了", at=T0 + timedelta(hours=1))
+    actions = world.workflow.actions
+    new_id = await actions.split(1, reporter="张大妈", actor="刘干事")
+    async with world.sessions() as session:
+        tickets = {t["id"]: t for t in await tickets_as_json(session)}
+    assert new_id == 2 and tickets[1]["reporters"] == ["高某林"] and tickets[2]["reporters"] == ["张大妈"]
+    assert tickets[2]["text"] == "张湾组这边也停水了,三天没水了" and tickets[2]["status"] == "open"
+    assert [e["type"] for e in tickets[1]["events"]][-1] == "split"
+    with pytest.raises(TicketStateError, match="只有一位反映人"):
+        await actions.split(1, reporter="高某林", actor="刘干事")
+    await actions.merge(2, into=1, actor="刘干事")
+    async with world.sessions() as session:
+        tickets = {t["id"]: t for t in await tickets_as_json(session)}
+        group_posts = [row.text or "" for row in (await session.exec(select(Outbox))).all() if row.chat_name == GROUP]
+    assert tickets[1]["reporters"] == ["高某林", "张大妈"]
+    assert (tickets[2]["status"], tickets[2]["stage"], tickets[2]["reporters"]) == ("closed", "merged", [])
+    assert any("已单独立为工单 #2" in text for text in group_posts)
+    assert any("工单 #2 与本工单为同一问题" in text and "现共有2位群众反映" in text for text in group_posts)
+    with pytest.raises(TicketStateError, match="已办结归档"):
+        await actions.merge(2, into=1, actor="刘干事")
+
+
+async def test_staff_act_on_a_confidential_clue_and_nothing_reaches_a_group(world: World) -> None:
+    await world.say("高某林", "村主任把低保名额给了他亲戚,他家三套房还吃低保", group=None, at=T0)
+    actions = world.workflow.actions
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert ticket["confidential"] and ticket["kind"] in ("clue", "demand")
+    assert set(await actions.available(1)) >= {"accept", "progress", "resolve", "escalate", "extend", "note"}
+    await actions.accept(1, actor="刘干事")
+    await actions.progress(1, actor="刘干事", text="已调取低保档案")
+    await actions.approve_extension(1, actor="刘干事", working_days=2)
+    await actions.escalate(1, actor="刘干事", reason="涉及村主任,提交县纪委")
+    await actions.resolve(1, actor="周主任", note="经核查情况属实,已责令整改")
+    with pytest.raises(TicketStateError, match="已办结"):
+        await actions.escalate(1, actor="周主任", reason="再提级")
+    await actions.close(1, actor="周主任", text="核查完毕")
+    assert "escalate" not in await actions.available(1) and "extend" not in await actions.available(1)
+    await actions.reopen(1, actor="周主任", reason="群众补充了新材料")
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        rows = list((await session.exec(select(Outbox))).all())
+    assert [r for r in rows if r.is_group] == []  # a confidential ticket never produces a group message
+    assert any("已责令整改" in (r.text or "") and r.chat_name == "private:高某林" for r in rows)
+    assert (ticket["status"], ticket["stage"], ticket["level"]) == ("accepted", "in_progress", "county")
+    types = [e["type"] for e in ticket["events"]]
+    assert [
+        t for t in types if t in ("accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened")
+    ] == ["accepted", "progress", "extended", "escalated", "resolved", "closed", "reopened"]
+
+
+async def test_high_severity_flags_alert_staff_at_once_and_group_when_many(world: World) -> None:
+    invitations = [
+        "犬子新婚,定于本周六在村委会旁饭店略备薄酒,敬请光临",
+        "小女升学,周日中午摆几桌升学宴,请大家赏光",
+        "家父七十大寿,周六中午略备薄酒恭候亲朋",
+        "乔迁新居,明晚请各位来家里喝喜酒",
+        "孙子满月,后天办满月酒欢迎大家来",
+    ]
+    for minute, text in enumerate(invitations):
+        await world.say("李书记", text, at=T0 + timedelta(minutes=minute))
+    async with world.sessions() as session:
+        rows = [r for r in (await session.exec(select(Outbox).order_by(col(Outbox.id)))).all()]
+    to_staff = [r for r in rows if r.chat_name == "private:刘干事"]
+    single = [r for r in to_staff if r.dedupe_key.startswith("alert:")]
+    grouped = [r for r in to_staff if r.dedupe_key.startswith("alert-group:")]
+    assert len(single) == 3 and all("即时预警" in (r.text or "") and "村干部" in (r.text or "") for r in single)
+    assert single[0].not_before == T0  # at once, not at tomorrow's digest
+    assert len(grouped) == 1 and "即时预警汇总" in (grouped[0].text or "")
+    assert "乔迁新居" in (grouped[0].text or "") and "孙子满月" in (grouped[0].text or "")
+    assert grouped[0].not_before == T0 + timedelta(minutes=10)
+    assert not [r for r in rows if r.is_group]  # nothing said in the group
+
+
+async def test_two_staff_closing_at_once_one_wins_the_other_is_told(world: World) -> None:
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    actions = world.workflow.actions
+    await actions.resolve(1, actor="刘干事", note="已填平")
+    await actions.waive_photo(1, actor="刘干事", reason="现场已恢复通行")
+    results = await asyncio.gather(
+        actions.close(1, actor="刘干事", text="归档"),
+        actions.close(1, actor="周主任", text="归档"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, TicketStateError)]
+    assert results.count(None) == 1 and len(refused) == 1, results
+    assert "已办结归档" in str(refused[0]) or "同时修改" in str(refused[0])
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+    assert [e["type"] for e in ticket["events"]].count("closed") == 1
+    assert (ticket["status"], ticket["stage"]) == ("closed", "no_answer")
