@@ -22,6 +22,14 @@ _TICKET = {"ticket_id": 12, "deadline": "9月21日17:30"}
 _ACK = {**_TICKET, "category": "water", "kind": "demand", "assignee": "李书记", "reporter": "高某林"}
 _ITEM = {"id": 12, "category": "water", "village": "石桥村"}
 _DUE = [{**_ITEM, "deadline": "9月21日17:30"}]
+_ALERT = {
+    "village": "石桥村",
+    "sender": "刘建国",
+    "role": "party_member",
+    "labels": ["banquet"],
+    "text": "家父七十大寿,略备薄酒",
+    "at": "9月21日 09:30",
+}
 _ESCALATED = [{**_ITEM, "level": "township", "overdue": True}]
 
 SAMPLES: dict[str, dict[str, Any]] = {
@@ -47,7 +55,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "photo_missing": False,
     },
     "ticket_photo_added": {"ticket_id": 12},
-    "ticket_rating_thanks": {"ticket_id": 12, "rating": "satisfied"},
+    "ticket_rating_thanks": {"ticket_id": 12, "rating": "satisfied", "closed": True},
+    "ticket_split": {**_TICKET, "reporter": "张大妈", "source_id": 7, "assignee": "王主任"},
+    "ticket_merged_by_staff": {**_TICKET, "source_id": 7, "count": 2, "assignee": "王主任"},
+    "ticket_reopened_by_staff": {**_TICKET, "assignee": "刘干事"},
+    "ticket_assigned": _TICKET,
     "ticket_reopened": {**_TICKET, "level": "township", "assignee": "刘干事"},
     "ticket_rating_which": {"ids": [12, 15]},
     "ticket_reminder": {"assignee": "李书记", "tickets": _DUE},
@@ -84,10 +96,31 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "url": "http://127.0.0.1:8080/",
     },
     "ticket_unknown": {"ticket_id": 12},
-    "ticket_closed": {"ticket_id": 12},
-    "ticket_not_allowed": {"ticket_id": 12},
-    "ticket_already_resolved": {"ticket_id": 12},
-    "ticket_top_level": {"ticket_id": 12},
+    **{
+        f"ticket_refused_{reason}": {"ticket_id": 12}
+        for reason in [
+            "not_allowed",
+            "closed",
+            "resolved",
+            "accepted",
+            "not_resolved",
+            "active",
+            "top",
+            "not_awaiting_photo",
+            "not_awaiting_rating",
+            "extension_pending",
+            "no_extension_days",
+            "awaiting_photo",
+            "not_same_place",
+            "single_reporter",
+            "not_reporter",
+            "conflict",
+            "unknown",
+        ]
+    },
+    "flag_alert": {**_ALERT, "group": "石桥村监督服务群", "severity": "high", "url": "http://127.0.0.1:8080/flags/3"},
+    "flag_alert_line": _ALERT,
+    "flag_alert_group": {"minutes": 10, "until": "19:40"},
     "broadcast_notice": {"text": "明天停水检修"},
     "broadcast_clarification": {"text": "网传消息不实"},
 }

@@ -66,7 +66,7 @@ def test_a_template_error_in_the_config_names_the_file_and_key(tmp_path: Path) -
         (("per_group_seconds = 2.0", "per_group_seconds = nan"), "accounts.0.pacing.per_group_seconds"),
         (("per_account_seconds = 1.0", "per_account_seconds = inf"), "accounts.0.pacing.per_account_seconds"),
         (("window_hours = 72", "window_hours = nan"), "merge.window_hours"),
-        (("similarity = 55", "similarity = -inf"), "merge.similarity"),
+        (("similarity = 30", "similarity = -inf"), "merge.similarity"),
         (('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghia"'), "schedule.timezone"),
         (("demand = 10,", "demand = 100000,"), "deadlines.working_days"),
         (('secret_env = "VILLAGEWATCH_SECRET"', 'secret_env = "MY SECRET"'), "dashboard.secret_env"),
@@ -148,7 +148,7 @@ def test_the_example_roster_still_reads(tmp_path: Path) -> None:
 
 
 def test_bad_config_and_user_add_end_in_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = _config(tmp_path, replace=("similarity = 55", "similarity = nan"))
+    bad = _config(tmp_path, replace=("similarity = 30", "similarity = nan"))
     assert run_cli("tickets", "--config", str(bad), "--db", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}") == 2
     err = capsys.readouterr().err
     assert err.startswith("villagewatch: error: ") and "merge.similarity" in err and "Traceback" not in err
