@@ -180,7 +180,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             since=moment - limits.window,
             username=username,
             target=source,
-            exclude_id=attempt,
+            before_id=attempt,
         )
         wait = throttle.wait_needed(
             [(r.username, r.target, r.at) for r in others], username=username, source=source, now=moment, limits=limits

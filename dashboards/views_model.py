@@ -1,4 +1,4 @@
-"""Staff teach the classifier: correct a flag's labels, mark a missed message, see and retrain the model.
+"""Staff teach the classifier: correct a flag's or a ticket's labels, mark a missed message, retrain the model.
 
 A correction is per label (the banquet is a false alarm, the demand stands) and becomes a training
 example; a message marked as missed with a red-flag label also enters the digest at once. The 模型 page
@@ -85,7 +85,14 @@ async def label_message_page(request: web.Request) -> web.StreamResponse:
     message = await _visible_message(request, int(request.match_info["message_id"]))
     async with request.app[SESSION_FACTORY]() as session:
         latest = await feedback_repo.latest_for_message(session, message_id=message["id"])
-    return render(request, "label_message.html", m=message, latest=latest, done=request.query.get("done") == "1")
+    return render(
+        request,
+        "label_message.html",
+        m=message,
+        latest=latest,
+        done=request.query.get("done") == "1",
+        from_ticket=request.query.get("from") == "ticket",
+    )
 
 
 async def label_message(request: web.Request) -> web.StreamResponse:
@@ -95,6 +102,7 @@ async def label_message(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     labels, category = _labels_from_form(form)
     note = str(form.get("note", "")).strip()[:500]
+    from_ticket = form.get("from") == "ticket"  # a ticket's message relabelled (e.g. the wrong category)
     red = [lab for lab in labels if lab in RED_FLAGS]
     async with request.app[SESSION_FACTORY]() as session, session.begin():
         await feedback_repo.add_feedback(
@@ -104,7 +112,7 @@ async def label_message(request: web.Request) -> web.StreamResponse:
             username=me.username,
             labels=labels,
             category=category,
-            source="missed",
+            source="correction" if from_ticket else "missed",
             note=note,
         )
         if red and not await repo.flag_for_message(session, message_id=message["id"]):
@@ -130,8 +138,9 @@ async def label_message(request: web.Request) -> web.StreamResponse:
                 ),
             )
     shown = "、".join(LABELS[lab] for lab in labels)
-    await audit(request, "label_missed", target=f"message:{message['id']}", detail=f"{shown} {note}".strip())
-    raise web.HTTPFound(f"/messages/{message['id']}/label?done=1")
+    action = "label_correction" if from_ticket else "label_missed"
+    await audit(request, action, target=f"message:{message['id']}", detail=f"{shown} {note}".strip())
+    raise web.HTTPFound(f"/messages/{message['id']}/label?done=1" + ("&from=ticket" if from_ticket else ""))
 
 
 async def model_page(request: web.Request) -> web.StreamResponse:

@@ -555,9 +555,10 @@ class TicketWorkflow:
         if result.ticket.stage == states.Stage.AWAITING_RATING:  # an answer or a verification result
             await self.service.announce_resolution(session, result.ticket, photo_path=None)
             return None
-        # Only a real image goes back into the group (checked by content): anything else asks for a photo.
-        path = await self._media.real_photo(photo.media_path) if photo is not None else None
-        if photo is not None and path is not None:
+        if photo is not None:
+            # Only a real image goes back into the group (checked by content); anything else is recorded
+            # as a missing photo (path None), never posted.
+            path = await self._media.real_photo(photo.media_path)
             assert photo.id is not None
             await self.service.attach_photo(
                 session, ticket.id, actor=actor, at=at, path=path, message_id=photo.id
@@ -579,9 +580,8 @@ class TicketWorkflow:
         )
         if ticket is None or ticket.id is None:
             return
-        path = await self._media.real_photo(inbound.message.media_path)  # only a real image goes back into the group
-        if path is None:
-            return
+        # Only a real image goes back into the group; anything else is recorded as a missing photo (None).
+        path = await self._media.real_photo(inbound.message.media_path)
         await self.service.attach_photo(
             session,
             ticket.id,

@@ -100,16 +100,18 @@ async def settle_audit_row(session: AsyncSession, *, audit_id: int, action: str,
 
 
 async def audit_rows_since(
-    session: AsyncSession, *, actions: Sequence[str], since: datetime, username: str, target: str, exclude_id: int
+    session: AsyncSession, *, actions: Sequence[str], since: datetime, username: str, target: str, before_id: int
 ) -> Sequence[Any]:
     """(username, target, at) of the rows with one of ``actions`` since ``since`` for this username or this
-    target, other than ``exclude_id``: the login attempts that bear on one more attempt."""
+    target, recorded before row ``before_id``: the login attempts that bear on that attempt. Only earlier
+    ones: in a burst, each attempt is judged by those that came before it, so the first correct password
+    still gets in while the (limit+1)-th attempt is held back however many arrive at once."""
     conn = await session.connection()
     stmt = select(_audit.c.username, _audit.c.target, _audit.c.at).where(
         _audit.c.at >= since,
         _audit.c.action.in_(list(actions)),
         (_audit.c.username == username) | (_audit.c.target == target),
-        _audit.c.id != exclude_id,
+        _audit.c.id < before_id,
     )
     return (await conn.execute(stmt)).all()
 

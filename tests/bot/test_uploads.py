@@ -69,7 +69,10 @@ class _Actions:
     def __init__(self) -> None:
         self.uploads: list[tuple[int, str]] = []
 
-    async def upload_resolution_photo(self, ticket_id: int, **kwargs: Any) -> None:
+    async def upload_photo(self, ticket_id: int, **kwargs: Any) -> None:
+        self.uploads.append((ticket_id, kwargs["filename"]))
+
+    async def resolve(self, ticket_id: int, **kwargs: Any) -> None:
         self.uploads.append((ticket_id, kwargs["filename"]))
 
 
@@ -78,9 +81,12 @@ async def test_the_dashboard_port_refuses_non_images_before_the_workflow_sees_th
     staff = StaffTicketActions(actions)  # type: ignore[arg-type]
     for data in (HTML, EXE):
         with pytest.raises(ActionRefused, match="这不是一张照片"):
-            await staff.upload_resolution_photo(1, actor="town_a", image=data, filename="fix.jpg", note="")
-    await staff.upload_resolution_photo(1, actor="town_a", image=image("JPEG"), filename="fix.jpg", note="")
-    assert actions.uploads == [(1, "fix.jpg")]
+            await staff.upload_photo(1, actor="town_a", image=data, filename="fix.jpg")
+        with pytest.raises(ActionRefused, match="这不是一张照片"):
+            await staff.resolve(1, actor="town_a", note="", image=data, filename="fix.jpg")
+    await staff.upload_photo(1, actor="town_a", image=image("JPEG"), filename="fix.jpg")
+    await staff.resolve(1, actor="town_a", note="", image=image("JPEG"), filename="ok.jpg")
+    assert actions.uploads == [(1, "fix.jpg"), (1, "ok.jpg")]
 
 
 def _script(tmp_path: Path, *, photo: bytes, photo_first: bool) -> str:

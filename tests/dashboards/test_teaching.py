@@ -92,3 +92,19 @@ async def test_model_page_and_background_retraining(dash: Dash) -> None:
     assert "正在训练" in page and "fold 2/5" in page
     again = await dash.post("/model/retrain")
     assert again.headers["Location"] == "/model?busy=1" and dash.teacher.retrain_calls == ["admin"]
+
+
+async def test_a_ticket_message_is_relabelled_from_the_ticket_page(dash: Dash) -> None:
+    await dash.login("town_a")
+    tid = dash.world.tickets["water"]
+    page = await (await dash.client.get(f"/tickets/{tid}")).text()
+    link = page.split('href="/messages/', 1)[1].split('"', 1)[0]
+    assert link.endswith("/label?from=ticket")
+    message_id = int(link.split("/", 1)[0])
+    form = await (await dash.client.get(f"/messages/{link}")).text()
+    assert "纠正标签" in form and 'name="from" value="ticket"' in form
+    resp = await dash.post(f"/messages/{message_id}/label", {"label": "demand", "category": "power", "from": "ticket"})
+    assert resp.status == 302
+    async with dash.factory() as session:
+        fb = await feedback_repo.latest_for_message(session, message_id=message_id)
+    assert fb is not None and (fb.labels, fb.category, fb.source) == (["demand"], "power", "correction")
