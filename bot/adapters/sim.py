@@ -92,13 +92,13 @@ class SimAdapter:
         self.open_polls = 0
         """Long polls waiting right now (tests wait for one before stopping)."""
         self.url = ""
+        self._load_journal()
 
     # --- Adapter protocol ---------------------------------------------------------------------------
 
     async def start(self, on_message: MessageHandler) -> None:
         self._on_message = on_message
         self._closing = False
-        self._load_journal()
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_get("/", self._page)
         app.router.add_get("/api/state", self._state_api)
@@ -157,7 +157,7 @@ class SimAdapter:
     # --- web ------------------------------------------------------------------------------------------
 
     def _load_journal(self) -> None:
-        if self._journal is None or self._entries or not self._journal.is_file():
+        if self._journal is None or not self._journal.is_file():
             return
         with self._journal.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
