@@ -157,7 +157,11 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
             else:
                 await adapter.start(running.dispatcher)
         running.tasks.append(asyncio.create_task(services.outbox.run(adapters), name="outbox"))
-        running.tasks.append(asyncio.create_task(services.scheduler.run_forever(poll_seconds=config.schedule.poll_seconds), name="scheduler"))
+        running.tasks.append(
+            asyncio.create_task(
+                services.scheduler.run_forever(poll_seconds=config.schedule.poll_seconds), name="scheduler"
+            )
+        )
         running.tasks.append(asyncio.create_task(services.classifiers.watch(), name="rules-watch"))
         running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
         if config.dashboard.enabled:
