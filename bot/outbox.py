@@ -232,16 +232,20 @@ class OutboxService:
         self._last_chat[(row.account, row.chat_id)] = now
         return True, platform_id
 
+    async def recover(self, accounts: Sequence[str]) -> None:
+        """Free the accounts' claimed, unsent rows, which only a sender of this process can have held."""
+        async with self._sessions() as session:
+            for account in accounts:
+                await outbox_repo.release_leases(session, account=account)
+            await session.commit()
+
     async def run(self, adapters: Mapping[str, Adapter], *, poll_seconds: float = 1.0) -> None:
         """The live sender: drains due rows, then sleeps until woken by an enqueue or the poll interval.
 
         It starts by freeing its accounts' claimed rows: a sender killed mid-send leaves rows leased for
         LEASE, and a process sends for its own accounts only, so nobody else holds them.
         """
-        async with self._sessions() as session:
-            for account in adapters:
-                await outbox_repo.release_leases(session, account=account)
-            await session.commit()
+        await self.recover(list(adapters))
         while True:
             try:
                 await self.send_due(adapters, pace=True)
