@@ -9,18 +9,14 @@ compare with a run that was never interrupted (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from storage.engine import make_engine, make_session_factory
 from storage.repos import state
-from tests.conftest import PG_ADMIN_DSN, _pg_admin
 from tests.service.crash import (
     Outcome,
     Poster,
@@ -37,30 +33,6 @@ CHINA = ZoneInfo("Asia/Shanghai")
 MESSAGES = 45
 KILL_AFTER = (6, 17, 29)
 """Kill -9 once this many messages have been acknowledged (requests of the other chats in flight)."""
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def new_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[str], str]]:
-    """Makes an empty database per name: a SQLite file, or a PostgreSQL database dropped afterwards."""
-    made: list[str] = []
-
-    def make(name: str) -> str:
-        if request.param == "sqlite":
-            return f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}"
-        db = f"vw_crash_{uuid.uuid4().hex[:10]}"
-        made.append(db)
-        return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{db}".replace("postgresql://", "postgresql+asyncpg://", 1)
-
-    async def create_all() -> None:
-        for db in made:
-            await _pg_admin(f'CREATE DATABASE "{db}"')
-
-    make.create = create_all  # type: ignore[attr-defined]
-    try:
-        yield make
-    finally:
-        for db in made:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 async def _service(tmp_path: Path, name: str, db_url: str) -> tuple[Service, Path, Path]:
