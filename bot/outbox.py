@@ -245,7 +245,10 @@ class OutboxService:
         It starts by freeing its accounts' claimed rows: a sender killed mid-send leaves rows leased for
         LEASE, and a process sends for its own accounts only, so nobody else holds them.
         """
-        await self.recover(list(adapters))
+        try:
+            await self.recover(list(adapters))
+        except Exception:  # the leases then expire on their own (LEASE)
+            log.exception("freeing this process's claimed outbox rows failed")
         while True:
             try:
                 await self.send_due(adapters, pace=True)
