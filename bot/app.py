@@ -69,6 +69,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
         clock=services.clock,
         bind=config.sim.bind,
         port=config.sim.port + index if config.sim.port else 0,
+        journal=config.data_dir / "sim" / f"{account.name}.jsonl",
     )
 
 
@@ -158,11 +159,18 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
             running.held.enter_context(run_lock(Path(str(services.engine.url.database)).resolve()))
         token = metrics_token(config.metrics) if config.metrics.enabled else ""
         for adapter in adapters.values():
-            await adapter.start(running.dispatcher)
             if isinstance(adapter, SimAdapter):
+                # The simulator's API answers once the message is committed (its client can send again).
+                await adapter.start(running.dispatcher.accept)
                 running.urls[f"simulator ({adapter.account})"] = adapter.url
+            else:
+                await adapter.start(running.dispatcher)
         running.tasks.append(asyncio.create_task(services.outbox.run(adapters), name="outbox"))
-        running.tasks.append(asyncio.create_task(services.scheduler.run_forever(), name="scheduler"))
+        running.tasks.append(
+            asyncio.create_task(
+                services.scheduler.run_forever(poll_seconds=config.schedule.poll_seconds), name="scheduler"
+            )
+        )
         running.tasks.append(asyncio.create_task(services.classifiers.watch(), name="rules-watch"))
         running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
         if config.dashboard.enabled:

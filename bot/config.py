@@ -150,6 +150,8 @@ class ScheduleConfig(_Strict):
     timezone: str = "Asia/Shanghai"
     daily_check: time = time(8, 30)
     daily_digest: time = time(9, 0)
+    poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How often the live scheduler looks for jobs that fell due (a missed run is caught up on start)."""
 
     @field_validator("timezone")
     @classmethod

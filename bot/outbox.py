@@ -1,8 +1,9 @@
 """Replies go into the outbox table in the same transaction as what caused them, and a sender drains it.
 
 Why a table: a crash between deciding to reply and sending must neither lose the reply (the row is
-committed with its cause) nor double it (the row's dedupe_key is derived from the cause, and a sent row
-is marked in its own transaction). Pacing per account and per group protects personal-account bots,
+committed with its cause) nor double it (the row's dedupe_key is derived from the cause, a sent row is
+marked in its own transaction before the next is sent, and a row sent again after a crash carries the same
+dedupe key for the adapter to drop). Pacing per account and per group protects personal-account bots,
 which WeChat bans for bursts.
 """
 
@@ -173,8 +174,10 @@ class OutboxService:
     async def send_due(self, adapters: Mapping[str, Adapter], *, pace: bool) -> int:
         """Send every due row for the given accounts; with ``pace`` it waits between sends as configured.
 
-        Paced (the live bot), each row is marked sent in its own transaction right after it went.
-        Unpaced (a replay), a claimed chunk is marked sent in one statement after it went, each row at the
+        Each row is marked sent in its own transaction right after it went and before the next one goes, so
+        a crash can leave at most one row sent but not marked; it is sent again with the same dedupe key,
+        which the adapter drops when it has delivered that key before (the simulator does, across
+        restarts). Paced (the live bot), a row is marked at the time it went; unpaced (a replay), at the
         time it became due, which is when a bot that never waits would have sent it.
         """
         sent = 0
@@ -185,7 +188,6 @@ class OutboxService:
                         session, account=account, now=self._clock.now(), lease=LEASE, limit=CLAIM
                     )
                     await session.commit()
-                done: list[tuple[int, datetime, str | None]] = []
                 for row in rows:
                     assert row.id is not None
                     if pace:
@@ -196,11 +198,7 @@ class OutboxService:
                     if not ok:
                         continue
                     sent += 1
-                    if pace:
-                        await self._mark_sent([(row.id, self._clock.now(), platform_id)])
-                    else:
-                        done.append((row.id, row.not_before, platform_id))
-                await self._mark_sent(done)
+                    await self._mark_sent([(row.id, self._clock.now() if pace else row.not_before, platform_id)])
                 if len(rows) < CLAIM:
                     break
         return sent
@@ -250,8 +248,23 @@ class OutboxService:
         self._last_chat[(row.account, row.chat_id)] = now
         return True, platform_id
 
+    async def recover(self, accounts: Sequence[str]) -> None:
+        """Free the accounts' claimed, unsent rows, which only a sender of this process can have held."""
+        async with self._sessions() as session:
+            for account in accounts:
+                await outbox_repo.release_leases(session, account=account)
+            await session.commit()
+
     async def run(self, adapters: Mapping[str, Adapter], *, poll_seconds: float = 1.0) -> None:
-        """The live sender: drains due rows, then sleeps until woken by an enqueue or the poll interval."""
+        """The live sender: drains due rows, then sleeps until woken by an enqueue or the poll interval.
+
+        It starts by freeing its accounts' claimed rows: a sender killed mid-send leaves rows leased for
+        LEASE, and a process sends for its own accounts only, so nobody else holds them.
+        """
+        try:
+            await self.recover(list(adapters))
+        except Exception:  # the leases then expire on their own (LEASE)
+            log.exception("freeing this process's claimed outbox rows failed")
         while True:
             try:
                 await self.send_due(adapters, pace=True)

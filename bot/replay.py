@@ -285,7 +285,11 @@ async def run_replay(
             # Jobs run at their own times, so a reminder due at 08:30 is sent (and transcribed) at 08:30.
             if await services.scheduler.next_due(item.at) is not None:
                 await runner.flush()
+                previous_fire: datetime | None = None
                 while (fire := await services.scheduler.next_due(item.at)) is not None:
+                    if fire == previous_fire:  # held by another live process (its lease): not ours to run
+                        break
+                    previous_fire = fire
                     clock.advance_to(fire)
                     await services.scheduler.run_due(fire)
                     await services.outbox.send_due(adapters, pace=False)

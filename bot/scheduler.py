@@ -4,6 +4,12 @@ APScheduler's triggers compute when a job is due; the loop that runs them is our
 can run every job due up to a moment, in order, on a simulated clock. Each run is claimed in the job_runs
 table first, so with several bot processes on one PostgreSQL (a city) a job runs once, and a job run twice
 acts once.
+
+A claim is a lease, not a verdict: it is marked done (and the job's "last run" moved past it) only after
+the job has returned, so a process killed mid-run leaves the run to be taken over, by itself restarting
+(the owner is the process's account list: one process per account) or by another process once the lease
+has expired. Jobs are idempotent (their replies have dedupe keys, their ticket changes check state), so a
+run redone after a crash acts once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from storage.repos import state
 
 log = logging.getLogger(__name__)
 
+LEASE = timedelta(minutes=10)
+"""How long a claimed run is held without renewal; a run still going renews it every RENEW_SECONDS."""
+RENEW_SECONDS = 60.0
+
 JobFunction = Callable[[datetime], Awaitable[None]]
 
 
@@ -38,8 +48,11 @@ def daily(at: time, tz: str) -> CronTrigger:
 
 
 class Scheduler:
-    def __init__(self, *, session_factory: SessionFactory, clock: Clock, jobs: list[Job]) -> None:
+    def __init__(
+        self, *, session_factory: SessionFactory, clock: Clock, jobs: list[Job], owner: str = "villagewatch"
+    ) -> None:
         self._sessions = session_factory
+        self._owner = owner
         self._clock = clock
         self._jobs = list(jobs)
         self._last: dict[str, datetime] = {}
@@ -109,22 +122,57 @@ class Scheduler:
                 pending.append((fire, index, job))
         pending.sort(key=lambda item: (item[0], item[1]))
         acted = 0
+        held_elsewhere: set[str] = set()
         for fire, _, job in pending:
+            if job.name in held_elsewhere:
+                continue  # an earlier run of it is another process's: "last" must not move past it
+            run_key = fire.isoformat()
             async with self._sessions() as session:
-                claimed = await state.claim_job_run(
-                    session, job=job.name, run_key=fire.isoformat(), at=self._clock.now()
+                claim = await state.claim_job_run(
+                    session, job=job.name, run_key=run_key, at=self._clock.now(), owner=self._owner, lease=LEASE
                 )
-                await state.set_setting(session, f"job:{job.name}:last", fire.isoformat())
+                if claim is state.Claim.DONE:
+                    await state.set_setting(session, f"job:{job.name}:last", run_key)
                 await session.commit()
-            self._last[job.name] = fire
-            if not claimed:
+            if claim is state.Claim.BUSY:
+                held_elsewhere.add(job.name)
                 continue
-            try:
-                await job.run(fire)
+            if claim is state.Claim.TAKEN and await self._run_leased(job, fire):
                 acted += 1
-            except Exception:
-                log.exception("scheduled job %s for %s failed", job.name, fire.isoformat())
+            self._last[job.name] = fire
         return acted
+
+    async def _run_leased(self, job: Job, fire: datetime) -> bool:
+        """Run a claimed job, renewing its lease meanwhile; then mark the run done and move "last" past it,
+        in one transaction. A job that raises is logged and counts as done (it is not retried)."""
+        run_key = fire.isoformat()
+        renewer = asyncio.create_task(self._renew(job.name, run_key), name=f"lease {job.name}")
+        ok = False
+        try:
+            await job.run(fire)
+            ok = True
+        except Exception:
+            log.exception("scheduled job %s for %s failed", job.name, run_key)
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        async with self._sessions() as session:
+            await state.finish_job_run(session, job=job.name, run_key=run_key, at=self._clock.now())
+            await state.set_setting(session, f"job:{job.name}:last", run_key)
+            await session.commit()
+        return ok
+
+    async def _renew(self, job: str, run_key: str) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                async with self._sessions() as session:
+                    await state.renew_job_run(
+                        session, job=job, run_key=run_key, owner=self._owner, until=self._clock.now() + LEASE
+                    )
+                    await session.commit()
+            except Exception:
+                log.exception("renewing the lease of %s %s failed", job, run_key)
 
     async def run_forever(self, *, poll_seconds: float = 30.0) -> None:
         """The live loop: wake up every ``poll_seconds`` and run whatever fell due."""

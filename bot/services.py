@@ -98,7 +98,12 @@ async def build_services(
         stats=stats,
     )
     retention = Retention(session_factory=sessions, config=config.retention, timezone=config.schedule.timezone)
-    scheduler = Scheduler(session_factory=sessions, clock=clock, jobs=[*workflow.jobs(), *retention.jobs()])
+    scheduler = Scheduler(
+        session_factory=sessions,
+        clock=clock,
+        jobs=[*workflow.jobs(), *retention.jobs()],
+        owner=",".join(sorted(account.name for account in config.accounts)),
+    )
     return Services(
         config=config,
         engine=engine,

@@ -282,7 +282,11 @@ class Broadcast(SQLModel, table=True):
 
 
 class JobRun(SQLModel, table=True):
-    """One row per scheduled job run; the unique key makes a job that runs twice act once."""
+    """One row per scheduled job run; the unique key makes a job that runs twice act once.
+
+    A claim is a lease: until ``done_at`` is set, ``owner`` holds the run until ``lease_until``; a run whose
+    process died is taken over when the lease has expired, or at once by its owner restarting.
+    """
 
     __tablename__ = "job_runs"
     __table_args__ = (UniqueConstraint("job", "run_key", name="uq_job_run"),)
@@ -290,6 +294,9 @@ class JobRun(SQLModel, table=True):
     job: str
     run_key: str
     at: datetime = _dt(nullable=False)
+    owner: str | None = None
+    lease_until: datetime | None = _dt()
+    done_at: datetime | None = _dt()
 
 
 class Setting(SQLModel, table=True):

@@ -10,7 +10,9 @@ from typing import Protocol
 
 from bot.messages import IncomingMessage, OutgoingMessage, RoomMember
 
-MessageHandler = Callable[[IncomingMessage], Awaitable[None]]
+MessageHandler = Callable[[IncomingMessage], Awaitable[object]]
+"""Called for every message received; what it returns is ignored. It may return only once the message is
+committed (the simulator waits for that before it answers its client)."""
 
 
 class AdapterState(StrEnum):

@@ -2,6 +2,12 @@
 
 A newcomer speaks as any roster member or a new villager (text, photo, private chat with the bot) and
 sees the bot's answers live. It binds to loopback only: it is a demo and test tool, not a dashboard.
+
+Exactly once, across crashes: ``POST /api/send`` answers only after the message is committed (a 503 says
+"not stored, send it again"), and a client may give each message an ``id`` so that sending it again after
+a lost answer stores it once. With a ``journal`` file the chat survives a restart, kill -9 included: every
+entry is appended (and flushed) as it is shown, and a reply whose outbox dedupe key was shown before is
+dropped, so a reply re-sent after a crash (sent, then killed before it was marked sent) appears once.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,6 +49,8 @@ class SimEntry:
     at: str
     from_bot: bool
     mentions: list[str]
+    key: str | None = None
+    """A reply's outbox dedupe key, or the id a client gave a message it sent."""
 
 
 class SimAdapter:
@@ -56,6 +65,7 @@ class SimAdapter:
         bind: str = "127.0.0.1",
         port: int = 8081,
         poll_seconds: float = 20.0,
+        journal: Path | None = None,
     ) -> None:
         self.account = account
         self._groups = groups
@@ -66,7 +76,12 @@ class SimAdapter:
         self._entries: list[SimEntry] = []
         self._seq = itertools.count(1)
         self._uploads: dict[str, bytes] = {}
-        self._sent_keys: set[str] = set()
+        self._sent_keys: dict[str, str] = {}
+        """Outbox dedupe key → the id returned when it was shown."""
+        self._accepted_ids: set[str] = set()
+        """Client ids of messages acknowledged as stored."""
+        self._shown_ids: set[str] = set()
+        self._journal = journal
         self._on_message: MessageHandler | None = None
         self._runner: web.AppRunner | None = None
         self._state = AdapterState.STOPPED
@@ -77,6 +92,7 @@ class SimAdapter:
         self.open_polls = 0
         """Long polls waiting right now (tests wait for one before stopping)."""
         self.url = ""
+        self._load_journal()
 
     # --- Adapter protocol ---------------------------------------------------------------------------
 
@@ -111,14 +127,20 @@ class SimAdapter:
         self._state, self._since = AdapterState.STOPPED, self._clock.now()
 
     async def send(self, message: OutgoingMessage) -> str | None:
-        if message.dedupe_key and message.dedupe_key in self._sent_keys:
-            return None  # already shown: the simulator makes redelivery after a crash harmless
-        if message.dedupe_key:
-            self._sent_keys.add(message.dedupe_key)
+        key = message.dedupe_key
+        if key and key in self._sent_keys:
+            return self._sent_keys[key]  # shown before (then a crash): redelivery is dropped
         chat = message.chat_id if message.is_group else f"private:{message.chat_id}"
         image = f"/bot-media/{message.image_path}" if message.image_path else None
-        await self._append(chat, BOT_NAME, "bot", message.text or "", image, True, list(message.mention_names))
-        return f"sim-{uuid.uuid4().hex[:12]}"
+        entry = await self._append(
+            chat, BOT_NAME, "bot", message.text or "", image, True, list(message.mention_names), key=key
+        )
+        return f"sim-{entry.seq}"
+
+    @property
+    def delivered(self) -> list[SimEntry]:
+        """Everything shown so far (from the journal too), in order."""
+        return list(self._entries)
 
     async def download(self, message: IncomingMessage) -> bytes:
         if message.attachment_ref and message.attachment_ref in self._uploads:
@@ -134,14 +156,60 @@ class SimAdapter:
 
     # --- web ------------------------------------------------------------------------------------------
 
+    def _load_journal(self) -> None:
+        if self._journal is None or not self._journal.is_file():
+            return
+        with self._journal.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                try:
+                    record = json.loads(line)
+                    if "accepted" in record:
+                        self._accepted_ids.add(str(record["accepted"]))
+                        continue
+                    entry = SimEntry(**record)
+                except (ValueError, TypeError):
+                    # a line cut short by a kill: the entry was not shown, so nothing depended on it
+                    log.warning("%s:%d: unreadable simulator journal line skipped", self._journal, number)
+                    continue
+                self._remember(entry)
+        last = self._entries[-1].seq if self._entries else 0
+        self._seq = itertools.count(last + 1)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        """Append a journal line before it counts; a kill -9 loses nothing the OS was handed (no fsync: a
+        demo and test tool, a power cut may lose the last lines)."""
+        if self._journal is None:
+            return
+        self._journal.parent.mkdir(parents=True, exist_ok=True)
+        with self._journal.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def _remember(self, entry: SimEntry) -> None:
+        self._entries.append(entry)
+        if entry.key is not None:
+            if entry.from_bot:
+                self._sent_keys[entry.key] = f"sim-{entry.seq}"
+            else:
+                self._shown_ids.add(entry.key)
+
     async def _append(
-        self, chat: str, sender: str, role: str, text: str, image: str | None, from_bot: bool, mentions: list[str]
+        self,
+        chat: str,
+        sender: str,
+        role: str,
+        text: str,
+        image: str | None,
+        from_bot: bool,
+        mentions: list[str],
+        *,
+        key: str | None = None,
     ) -> SimEntry:
-        entry = SimEntry(
-            next(self._seq), chat, sender, role, text, image, self._clock.now().isoformat(), from_bot, mentions
-        )
         async with self._changed:
-            self._entries.append(entry)
+            entry = SimEntry(
+                next(self._seq), chat, sender, role, text, image, self._clock.now().isoformat(), from_bot, mentions, key
+            )
+            self._write(_as_json(entry))
+            self._remember(entry)
             self._changed.notify_all()
         return entry
 
@@ -177,6 +245,9 @@ class SimAdapter:
 
     async def _send_api(self, request: web.Request) -> web.Response:
         form = await request.post()
+        client_id = str(form.get("id", "")).strip() or None
+        if client_id is not None and client_id in self._accepted_ids:
+            return web.json_response({"ok": True, "duplicate": True})
         sender = str(form.get("sender", "")).strip()
         chat = str(form.get("chat", "")).strip()
         text = str(form.get("text", "")).strip()
@@ -198,9 +269,13 @@ class SimAdapter:
             raise web.HTTPBadRequest(text="say something or attach a photo")
         role = await self._role_of(sender)
         image_url = f"/media/{ref}" if ref else None
-        await self._append(f"private:{sender}" if is_private else chat, sender, role, text, image_url, False, [])
+        # Shown at once, so the bot's answer comes below it; a message sent again by id is shown once.
+        if client_id is None or client_id not in self._shown_ids:
+            await self._append(
+                f"private:{sender}" if is_private else chat, sender, role, text, image_url, False, [], key=client_id
+            )
         incoming = IncomingMessage(
-            platform_id=f"sim-{uuid.uuid4().hex}",
+            platform_id=f"sim-id-{client_id}" if client_id else f"sim-{uuid.uuid4().hex}",
             account=self.account,
             at=self._clock.now(),
             kind=MessageKind.IMAGE if data is not None else MessageKind.TEXT,
@@ -214,9 +289,17 @@ class SimAdapter:
             media=data,
         )
         if self._on_message is not None:
-            # Awaited, not spawned: the service's handler only queues it (in order, per chat), and a task per
-            # message let later messages of a group be handled before earlier ones.
-            await self._on_message(incoming)
+            # Awaited, not spawned: the service's handler queues it at once (in order, per chat: a task per
+            # message let later messages of a group be handled before earlier ones), then returns once it is
+            # committed, so the answer below acknowledges only a stored message.
+            try:
+                await self._on_message(incoming)
+            except Exception as exc:
+                log.warning("message from %s in %s not stored: %s", sender, chat, exc)
+                raise web.HTTPServiceUnavailable(text="not stored (the bot is stopping): send it again") from exc
+        if client_id is not None:
+            self._write({"accepted": client_id})
+            self._accepted_ids.add(client_id)
         return web.json_response({"ok": True})
 
     async def _upload_file(self, request: web.Request) -> web.Response:
@@ -251,4 +334,5 @@ def _as_json(entry: SimEntry) -> dict[str, Any]:
         "at": entry.at,
         "from_bot": entry.from_bot,
         "mentions": entry.mentions,
+        "key": entry.key,
     }

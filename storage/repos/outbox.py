@@ -43,6 +43,15 @@ async def claim_due(
     return rows
 
 
+async def release_leases(session: AsyncSession, *, account: str) -> None:
+    """Free the account's claimed, unsent rows (its sender restarted: one sender per account)."""
+    await session.exec(
+        update(Outbox)
+        .where(col(Outbox.account) == account, col(Outbox.status) == "pending", col(Outbox.lease_until).is_not(None))
+        .values(lease_until=None)
+    )
+
+
 async def mark_sent(session: AsyncSession, rows: list[tuple[int, datetime, str | None]]) -> None:
     """Mark rows (id, sent at, platform message id) sent, in one statement."""
     statement = (

@@ -133,14 +133,39 @@ async def test_outbox_dedupes_and_leases(engine: AsyncEngine) -> None:
 async def test_job_run_is_claimed_once_even_concurrently(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
 
-    async def claim() -> bool:
+    async def claim(owner: str) -> state.Claim:
         async with sessions() as session:
-            won = await state.claim_job_run(session, job="daily_check", run_key="2026-09-08T08:30", at=T0)
+            won = await state.claim_job_run(
+                session, job="daily_check", run_key="2026-09-08T08:30", at=T0, owner=owner, lease=timedelta(minutes=10)
+            )
             await session.commit()
             return won
 
-    results = await asyncio.gather(*(claim() for _ in range(4)))
-    assert results.count(True) == 1
+    results = await asyncio.gather(*(claim(f"p{n}") for n in range(4)))
+    assert results.count(state.Claim.TAKEN) == 1
+    assert results.count(state.Claim.BUSY) == 3
+
+
+async def test_a_job_run_claim_is_a_lease_until_done(engine: AsyncEngine) -> None:
+    sessions = make_session_factory(engine)
+    lease = timedelta(minutes=10)
+
+    async def claim(owner: str, at: datetime) -> state.Claim:
+        async with sessions() as session:
+            won = await state.claim_job_run(session, job="digest", run_key="d1", at=at, owner=owner, lease=lease)
+            await session.commit()
+            return won
+
+    assert await claim("a", T0) is state.Claim.TAKEN
+    assert await claim("b", T0 + timedelta(minutes=5)) is state.Claim.BUSY  # a's lease is live
+    assert await claim("a", T0 + timedelta(minutes=5)) is state.Claim.TAKEN  # a restarted takes its own back
+    assert await claim("b", T0 + timedelta(minutes=14)) is state.Claim.BUSY  # renewed by that claim
+    assert await claim("b", T0 + timedelta(minutes=16)) is state.Claim.TAKEN  # expired: a died
+    async with sessions() as session:
+        await state.finish_job_run(session, job="digest", run_key="d1", at=T0 + timedelta(minutes=17))
+        await session.commit()
+    for owner in ("a", "b"):
+        assert await claim(owner, T0 + timedelta(hours=1)) is state.Claim.DONE
 
 
 async def test_settings_round_trip(engine: AsyncEngine) -> None:
