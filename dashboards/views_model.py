@@ -23,6 +23,23 @@ RED_FLAGS = ("clue", "banquet", "gambling", "abuse", "spam")
 TICKET_LABELS = ("demand", "consult")
 
 
+async def _teach(session: Any, request: web.Request, message_id: int, form: Any, source: str) -> tuple[list[str], str]:
+    """Record what staff say a message should have been; returns the labels and the note for the audit."""
+    labels, category = _labels_from_form(form)
+    note = str(form.get("note", "")).strip()[:500]
+    await feedback_repo.add_feedback(
+        session,
+        message_id=message_id,
+        at=now(request),
+        username=viewer(request).username,
+        labels=labels,
+        category=category,
+        source=source,
+        note=note,
+    )
+    return labels, note
+
+
 def _labels_from_form(form: Any) -> tuple[list[str], str | None]:
     labels = [str(v) for v in form.getall("label", []) if str(v) in LABELS]
     labels = [lab for lab in LABELS if lab in labels]  # the contract's order, no duplicates
@@ -51,19 +68,8 @@ async def correct_flag(request: web.Request) -> web.StreamResponse:
     if row is None:  # absent or out of scope look the same
         raise web.HTTPNotFound(text="未找到")
     form = await request.post()
-    labels, category = _labels_from_form(form)
-    note = str(form.get("note", "")).strip()[:500]
     async with request.app[SESSION_FACTORY]() as session, session.begin():
-        await feedback_repo.add_feedback(
-            session,
-            message_id=row["message_id"],
-            at=now(request),
-            username=me.username,
-            labels=labels,
-            category=category,
-            source="correction",
-            note=note,
-        )
+        labels, note = await _teach(session, request, row["message_id"], form, "correction")
     shown = "、".join(LABELS[lab] for lab in labels)
     await audit(request, "label_correction", target=f"flag:{flag_id}", detail=f"{shown} {note}".strip())
     raise web.HTTPFound(f"/flags/{flag_id}?taught=1")
@@ -100,21 +106,10 @@ async def label_message(request: web.Request) -> web.StreamResponse:
     require(request, me.discipline)
     message = await _visible_message(request, int(request.match_info["message_id"]))
     form = await request.post()
-    labels, category = _labels_from_form(form)
-    note = str(form.get("note", "")).strip()[:500]
     from_ticket = form.get("from") == "ticket"  # a ticket's message relabelled (e.g. the wrong category)
-    red = [lab for lab in labels if lab in RED_FLAGS]
     async with request.app[SESSION_FACTORY]() as session, session.begin():
-        await feedback_repo.add_feedback(
-            session,
-            message_id=message["id"],
-            at=now(request),
-            username=me.username,
-            labels=labels,
-            category=category,
-            source="correction" if from_ticket else "missed",
-            note=note,
-        )
+        labels, note = await _teach(session, request, message["id"], form, "correction" if from_ticket else "missed")
+        red = [lab for lab in labels if lab in RED_FLAGS]
         if red and not await repo.flag_for_message(session, message_id=message["id"]):
             await messages_repo.add_flag(
                 session,
