@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
-    from classifiers.decide import decide_with_model
+    from classifiers.decide import attach
     from classifiers.evaluation import Item, evaluate
     from classifiers.loader import load_classifier
     from classifiers.training import data_files, load_examples, train
@@ -38,8 +38,7 @@ def main() -> None:
         base = load_classifier(rules, with_model=False)
         examples = load_examples([p for p in train_files if p.stem != stem])
         model = train(base, examples)
-        clf = load_classifier(rules, with_model=False)
-        clf.attach_model(model, lambda t, r, clf=clf, model=model: decide_with_model(clf, model, t, r))
+        clf = attach(load_classifier(rules, with_model=False), model)
         held = load_examples([p for p in train_files + heldout_files if p.stem == stem])
         items = [Item(e.text, e.labels, e.category, e.role, e.where) for e in held]
 

@@ -22,13 +22,13 @@ from bot.messages import IncomingMessage, MessageKind
 from bot.stats import Stats
 from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
+from classifiers.model import RED_FLAGS
 from storage.engine import SessionFactory
 from storage.models import Flag, Group, Member, Message
 from storage.repos import messages as messages_repo
 
 log = logging.getLogger(__name__)
 
-RED_FLAGS = ("banquet", "gambling", "abuse", "clue", "spam")
 UNKNOWN_SENDER = "unknown-sender"
 ATTEMPTS = 3
 """How many times a message is tried before it is kept raw."""

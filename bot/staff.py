@@ -8,11 +8,11 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
-from bot.ingest import RED_FLAGS
 from bot.media import NotAnImage, check_image
 from bot.services import Services
 from bot.tickets import TicketActions, TicketNotFound, TicketStateError
 from classifiers import describe_rules, restore, set_rule_shadow
+from classifiers.model import RED_FLAGS
 from dashboards.ports import ActionRefused, RerunOutcome
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo

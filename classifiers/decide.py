@@ -8,6 +8,8 @@ threshold and that, they go to the digest for review (请核查) and never open 
 
 from __future__ import annotations
 
+from functools import partial
+
 from classifiers.engine import Classifier, Evidence
 from classifiers.features import SIGNS, extract
 from classifiers.model import RED_FLAGS, LinearModel
@@ -71,6 +73,12 @@ def explain(
                 for kw in m.keywords:
                     add(kw)
     return Reason(label, tuple(words[:REASON_WORDS]))
+
+
+def attach(clf: Classifier, model: LinearModel) -> Classifier:
+    """Let ``model`` decide for ``clf`` (on top of its rules' evidence); returns ``clf``."""
+    clf.attach_model(model, partial(decide_with_model, clf, model))
+    return clf
 
 
 def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str | None) -> Classification:

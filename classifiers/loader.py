@@ -45,9 +45,9 @@ def load_classifier(rules_dir: Path = DEFAULT_RULES_DIR, *, with_model: bool = T
             clf.model_error = str(e)
             log.warning("classifier runs on rules alone: %s", e)
         else:
-            from classifiers.decide import decide_with_model
+            from classifiers.decide import attach
 
-            clf.attach_model(model, lambda text, role: decide_with_model(clf, model, text, role))
+            attach(clf, model)
     return clf
 
 

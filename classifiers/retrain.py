@@ -71,10 +71,9 @@ def retrain(
         candidate = Path(tmp) / "candidate.npz"
         model.save(candidate)
         model = load_model(candidate)  # what is installed is exactly what was validated
-        from classifiers.decide import decide_with_model
+        from classifiers.decide import attach
 
-        new_clf = load_classifier(rules_dir, with_model=False)
-        new_clf.attach_model(model, lambda t, r: decide_with_model(new_clf, model, t, r))
+        new_clf = attach(rules_only, model)  # the same rules the model was trained on
 
         def predict_new(text: str, role: str | None) -> tuple[tuple[str, ...], str | None]:
             c = new_clf.classify(text, role=role)

@@ -21,7 +21,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,12 +214,6 @@ def _folds(examples: Sequence[Example], rows: Sequence[int]) -> list[list[int]]:
     for src in sorted(by_src, key=lambda s: (-len(by_src[s]), s)):
         min(folds, key=len).extend(by_src[src])
     return folds
-
-
-@dataclass
-class TrainResult:
-    model: LinearModel
-    oof_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 def train(

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from classifiers.model import RED_FLAGS
 from dashboards.context import MODEL_TEACHER, SESSION_FACTORY, audit, now, render, require, viewer
 from dashboards.labels import CATEGORIES, LABELS
 from storage.models import Flag
@@ -19,7 +20,6 @@ from storage.repos import dashboard as repo
 from storage.repos import feedback as feedback_repo
 from storage.repos import messages as messages_repo
 
-RED_FLAGS = ("clue", "banquet", "gambling", "abuse", "spam")
 TICKET_LABELS = ("demand", "consult")
 
 

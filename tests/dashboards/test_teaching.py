@@ -5,11 +5,10 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from bot.teaching import staff_examples
+from classifiers.model import RED_FLAGS as RED
 from storage.models import AuditLog, Flag, LabelFeedback, Message
 from storage.repos import feedback as feedback_repo
 from tests.dashboards.conftest import Dash
-
-RED = ("clue", "banquet", "gambling", "abuse", "spam")
 
 
 async def test_correction_is_per_label_and_becomes_a_training_example(dash: Dash) -> None:
