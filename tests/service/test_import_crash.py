@@ -29,9 +29,9 @@ from storage.engine import make_engine
 from tests.service.crash import GROUPS, VILLAGEWATCH
 
 ROOT = Path(__file__).resolve().parents[2]
-MESSAGES = 1100
+MESSAGES = 700
 SWEEP = os.environ.get("VILLAGEWATCH_CRASH_SWEEP") == "1"
-KILL_AT = (0, 0, 1, 1, 301, 500, 651, 900) if SWEEP else (0, 1)
+KILL_AT = (0, 0, 1, 1, 201, 201) if SWEEP else (0, 1)
 """Kill once the database holds at least this many messages (0: once its tables exist; runs commit at
 the member lines and every 500 messages, so 1 kills with the first run committed and the next open)."""
 TEXTS = (
@@ -43,7 +43,7 @@ TEXTS = (
     "村干部收了好处费才给批宅基地",
     "收到",
 )
-NEWCOMERS = {300: "赵会计", 650: "钱主任"}
+NEWCOMERS = {200: "赵会计", 450: "钱主任"}
 """Before these message numbers a member line adds a cadre (the import flushes its run there)."""
 
 
@@ -63,7 +63,7 @@ def _script(path: Path) -> Path:
                     "county": "舒城县",
                 }
             )
-        sender = NEWCOMERS[300] if n > 300 and n % 11 == 0 else ("高某林", "村民甲", "村民乙", "村民丙")[n % 4]
+        sender = NEWCOMERS[200] if n > 200 and n % 11 == 0 else ("高某林", "村民甲", "村民乙", "村民丙")[n % 4]
         at = (start + timedelta(minutes=n)).isoformat()
         body = f"{TEXTS[n % len(TEXTS)]}({n})"
         lines.append({"kind": "message", "at": at, "group": GROUPS[n % 3], "sender": sender, "text": body})
