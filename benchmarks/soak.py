@@ -14,7 +14,10 @@ At the end (posting stopped, the service running until every reply went out), it
     nice -n 10 .venv/bin/python -m benchmarks.soak --minutes 60 --out var/soak.json
     nice -n 10 .venv/bin/python -m benchmarks.soak --minutes 20 --pg postgresql://postgres@127.0.0.1:5432/postgres
 
-Exit status 1 when anything was lost or doubled.
+``--sweep`` first runs the crash tests with ``VILLAGEWATCH_CRASH_SWEEP=1``: the many kill points (live,
+replay, import; SQLite and PostgreSQL) that `make test` leaves out to stay fast.
+
+Exit status 1 when anything was lost or doubled (or the sweep failed).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -294,6 +299,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+SWEEP_TESTS = (
+    "tests/service/test_crash.py",
+    "tests/service/test_replay_crash.py",
+    "tests/service/test_import_crash.py",
+)
+
+
+def sweep() -> dict[str, Any]:
+    """The crash tests at every kill point; returns whether they passed and how long they took."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *SWEEP_TESTS],
+        cwd=ROOT,
+        env={**os.environ, "VILLAGEWATCH_CRASH_SWEEP": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    if done.returncode != 0:
+        print(done.stdout[-5000:], done.stderr[-2000:], file=sys.stderr)
+    return {"passed": done.returncode == 0, "summary": last, "seconds": round(time.monotonic() - began, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0, help="how long traffic flows (default 60)")
@@ -305,8 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--out", help="write the summary as JSON here too")
+    parser.add_argument("--sweep", action="store_true", help="first run the crash tests at every kill point")
     args = parser.parse_args(argv)
-    summary = asyncio.run(run(args))
+    swept = sweep() if args.sweep else None
+    summary = asyncio.run(run(args)) if args.minutes > 0 else {}
+    if swept is not None:
+        summary["crash_sweep"] = swept
     text_out = json.dumps(summary, ensure_ascii=False, indent=2)
     print(text_out)
     if args.out:
@@ -325,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         "reporter_rows_doubled",
         "jobs_unfinished",
     ]
-    return 1 if any(summary[name] for name in bad) else 0
+    failed = swept is not None and not swept["passed"]
+    return 1 if failed or any(summary.get(name) for name in bad) else 0
 
 
 if __name__ == "__main__":
