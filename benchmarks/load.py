@@ -71,7 +71,8 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 class Load:
-    def __init__(self, base: str, sim: str, args: argparse.Namespace) -> None:
+    def __init__(self, base: str, sim: str, args: argparse.Namespace, *, chats: list[str]) -> None:
+        self.chats = chats
         self.base = base
         self.sim = sim
         self.args = args
@@ -80,6 +81,7 @@ class Load:
         self.message_status: Counter[str] = Counter()
         self.page_times: dict[str, list[float]] = defaultdict(list)
         self.page_status: Counter[str] = Counter()
+        self.page_errors: Counter[str] = Counter()
         self.logged_in = 0
         self.late_starts = 0
         """Messages whose send began more than 100 ms after their slot (the client fell behind)."""
@@ -101,7 +103,7 @@ class Load:
                     await asyncio.sleep(delay)
                 elif delay < -0.1:
                     self.late_starts += 1
-                chat = CHATS[n % len(CHATS)]
+                chat = rng.choice(self.chats)
                 body = f"{rng.choice(DEMANDS)}({n})" if rng.random() < 0.25 else rng.choice(CHATTER)
                 data = {"id": f"load-{n:07d}", "sender": rng.choice(SENDERS), "chat": chat, "text": body}
                 task = asyncio.create_task(self._post(client, data))
@@ -151,9 +153,43 @@ class Load:
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     status = type(exc).__name__
                 self.page_status[status] += 1
+                if status != "200":
+                    self.page_errors[f"{role} {name} {status}"] += 1
                 if status == "200":
                     self.page_times[name].append(time.monotonic() - began)
                 await asyncio.sleep(self.args.think * rng.uniform(0.5, 1.5))
+
+
+async def city_groups(db_url: str, villages: int) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """county → township → village → groups, for the first ``villages`` villages of the generated city."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        rows = await conn.fetch(
+            "SELECT county, township, village, name FROM groups WHERE village IN ("
+            "SELECT DISTINCT village FROM groups WHERE village LIKE '村%' ORDER BY village LIMIT $1) "
+            "ORDER BY county, township, village, name",
+            villages,
+        )
+    finally:
+        await conn.close()
+    tree: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for county, township, village, name in rows:
+        tree.setdefault(county, {}).setdefault(township, {}).setdefault(village, []).append(name)
+    return tree
+
+
+def counties_toml(tree: dict[str, dict[str, dict[str, list[str]]]]) -> str:
+    out = []
+    for county, townships in tree.items():
+        out.append(f'\n[[counties]]\nname = "{county}"\n')
+        for township, villages in townships.items():
+            out.append(f'  [[counties.townships]]\n  name = "{township}"\n')
+            for village, groups in villages.items():
+                names = ", ".join(f'"{g}"' for g in groups)
+                out.append(f'    [[counties.townships.villages]]\n    name = "{village}"\n    groups = [{names}]\n')
+    return "".join(out)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,7 +200,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config = work / "load.toml"
     sim_port, dash_port = free_port(), free_port()
     write_config(config, data_dir=data_dir, db_url=db_url, port=sim_port)
+    tree = await city_groups(db_url, args.villages)
+    chats = [
+        g for townships in tree.values() for villages in townships.values() for gs in villages.values() for g in gs
+    ]
     text = config.read_text(encoding="utf-8")
+    # the generated city's groups belong to account bot0; the example county stays (the roster is on it)
+    text = text.replace('name = "demo"', 'name = "bot0"', 1) + counties_toml(tree)
     text = text.replace(
         "[dashboard]\nenabled = false",
         f'[dashboard]\nenabled = true\nport = {dash_port}\npublic_url = "http://127.0.0.1:{dash_port}"',
@@ -173,7 +215,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     service = Service(config, sim_port, work / "service.log")
     await service.start()
     base = f"http://127.0.0.1:{dash_port}"
-    load = Load(base, service.url, args)
+    load = Load(base, service.url, args, chats=chats or list(CHATS))
     rss: list[int] = []
     try:
         ready = asyncio.Event()
@@ -206,6 +248,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "users": args.users,
         "think_seconds": args.think,
         "rate_target_per_s": args.rate,
+        "groups_with_traffic": len(chats),
         "messages_acknowledged": len(load.message_times),
         "rate_achieved_per_s": round(len(load.message_times) / elapsed, 1),
         "client_late_starts": load.late_starts,
@@ -215,6 +258,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "pages_per_s": round(len(all_pages) / elapsed, 1),
         "page_status": dict(load.page_status),
         "http_500": load.page_status.get("500", 0) + load.message_status.get("500", 0),
+        "page_errors": dict(load.page_errors),
         "per_page_ms": {name: summary(times) for name, times in sorted(load.page_times.items())},
         "service_rss_mb_max": round(max(rss, default=0) / 1024, 1),
         "work_dir": str(work),
@@ -229,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second (default 200)")
     parser.add_argument("--users", type=int, default=50, help="dashboard users (default 50)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's pages (default 1)")
+    parser.add_argument("--villages", type=int, default=100, help="city villages the traffic goes to (their groups)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--work", help="working folder (default: a new temporary one)")
     parser.add_argument("--out", help="write the result as JSON here too")
