@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -143,6 +144,8 @@ class Load:
             self.logged_in += 1
             await ready.wait()
             choices = pages(since, until)
+            if role == "bench_cadre":  # a cadre has no patrol digest (403 by design): the board and stats
+                choices = [(name, path) for name, path in choices if not name.startswith(("digest", "flag"))]
             while time.monotonic() < self.stop_at:
                 name, path = rng.choice(choices)
                 began = time.monotonic()
@@ -207,13 +210,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     text = config.read_text(encoding="utf-8")
     # the generated city's groups belong to account bot0; the example county stays (the roster is on it)
     text = text.replace('name = "demo"', 'name = "bot0"', 1) + counties_toml(tree)
-    text = text.replace(
-        "[dashboard]\nenabled = false",
-        f'[dashboard]\nenabled = true\nport = {dash_port}\npublic_url = "http://127.0.0.1:{dash_port}"',
-    )
+    if not args.split:
+        text = text.replace(
+            "[dashboard]\nenabled = false",
+            f'[dashboard]\nenabled = true\nport = {dash_port}\npublic_url = "http://127.0.0.1:{dash_port}"',
+        )
     config.write_text(text, encoding="utf-8")
     service = Service(config, sim_port, work / "service.log")
     await service.start()
+    dashboard = await start_dashboard(args.db, dash_port, work / "dashboard.log") if args.split else None
     base = f"http://127.0.0.1:{dash_port}"
     load = Load(base, service.url, args, chats=chats or list(CHATS))
     rss: list[int] = []
@@ -241,11 +246,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.monotonic() - began
     finally:
         service.stop()
+        if dashboard is not None:
+            dashboard.terminate()
+            dashboard.wait()
     all_pages = [t for times in load.page_times.values() for t in times]
     result: dict[str, Any] = {
         "command": " ".join(sys.argv),
         "seconds": round(elapsed, 1),
         "users": args.users,
+        "dashboard": "its own process" if args.split else "in the bot's process",
         "think_seconds": args.think,
         "rate_target_per_s": args.rate,
         "groups_with_traffic": len(chats),
@@ -266,6 +275,54 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def serve_dashboard(db: str, port: int) -> None:
+    """The dashboard alone, as a deployment runs it in a process of its own (``--split``)."""
+    from aiohttp import web
+
+    from benchmarks.bench_dashboard import _Idle
+    from dashboards.app import create_app
+    from dashboards.settings import DashboardSettings
+    from storage.engine import make_engine, make_session_factory
+
+    engine = make_engine(db)
+    idle = _Idle()
+    app = create_app(
+        session_factory=make_session_factory(engine),
+        settings=DashboardSettings(session_minutes=600),
+        ticket_actions=idle,
+        broadcaster=idle,
+        rule_bench=idle,
+        pipeline=idle,
+        model_teacher=idle,
+    )  # type: ignore[arg-type]
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("READY", flush=True)
+    await asyncio.Event().wait()
+
+
+async def start_dashboard(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.load", "--db", db, "--serve-dashboard", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as client:
+        while True:
+            try:
+                async with client.get(f"http://127.0.0.1:{port}/login") as response:
+                    if response.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            await asyncio.sleep(0.2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True, help="postgresql://… of a database made by gen_city.py")
@@ -277,7 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--work", help="working folder (default: a new temporary one)")
     parser.add_argument("--out", help="write the result as JSON here too")
+    parser.add_argument(
+        "--split", action="store_true", help="the dashboard in a process of its own (the bot's dashboard off)"
+    )
+    parser.add_argument("--serve-dashboard", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_dashboard:
+        asyncio.run(serve_dashboard(args.db, args.serve_dashboard))
+        return 0
     result = asyncio.run(run(args))
     out = json.dumps(result, ensure_ascii=False, indent=2)
     print(out)
