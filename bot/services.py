@@ -60,11 +60,14 @@ async def build_services(
     media_root: Path | None = None,
     classifiers: ClassifierHolder | None = None,
     migrate: bool = True,
+    batch: bool = False,
 ) -> Services:
+    """Everything the bot runs on. ``batch`` is for a replay or an import: nothing but the database waits
+    on the event loop, so SQLite statements run on its thread (``storage.sqlite_driver.InlineConnection``)."""
     templates = Templates(config.templates)
     holder = classifiers or load_rules(config)
     roster = read_roster(config.roster, config) if config.roster else []
-    engine = make_engine(db_url or config.storage_url())
+    engine = make_engine(db_url or config.storage_url(), inline=batch)
     if migrate:
         await upgrade(engine)
     sessions = make_session_factory(engine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from classifiers.engine import Classifier, Evidence
-from classifiers.features import SIGNS, extract
+from classifiers.features import SIGNS, ngram_head, symbols
 from classifiers.model import RED_FLAGS, LinearModel
 from classifiers.types import Classification, Match, Reason
 
@@ -85,8 +85,7 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
     ev = clf.evidence(text, role=role, full=True)
     if not ev.core:
         return clf.decide([], ev.role)
-    feats = extract(text, ev, clf.rule_ids)
-    sc = model.score(feats)
+    sc = model.score(model.rows(symbols(text, ev, clf.rule_ids), ngram_head(ev.core)))
     p = sc.labels
     thr = model.thresholds
     # Margin over the label's own threshold (in odds), so labels with different thresholds compare fairly.

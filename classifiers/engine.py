@@ -59,6 +59,13 @@ class Evidence:
     tokenised: bool
 
 
+# Group chat repeats itself (收到, 好的, 👍, 辛苦了): the verdicts on recent short texts are kept, per sender
+# role. A verdict is immutable and depends only on the text, the role and this classifier (a reload builds a
+# new one), so a kept verdict is the one that would be computed again.
+RECENT_MAX_CHARS = 40
+RECENT_SIZE = 8192
+
+
 class Classifier:
     """An immutable, loaded rule set. Build with ``load_classifier``; share freely (no mutable state)."""
 
@@ -74,6 +81,7 @@ class Classifier:
         self.model: LinearModel | None = None
         self.model_error: str | None = None
         self._decider: Callable[[str, str | None], Classification] | None = None
+        self._recent: dict[tuple[str, str | None], Classification] = {}
         # Unique terms by (text, mode); every group is a tuple of term ids.
         term_ids: dict[tuple[str, str], int] = {}
         self._terms: list[Term] = []
@@ -154,6 +162,7 @@ class Classifier:
         """Let a trained model decide (see decide.py); ``None`` keeps the rules alone. Called once, by the loader."""
         self.model = model
         self._decider = decider
+        self._recent.clear()
 
     def rule_by_id(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)
@@ -294,12 +303,21 @@ class Classifier:
 
     def classify(self, text: str, *, role: str | None = None) -> Classification:
         """The verdict (taxonomy.md): the trained model's when one is attached, else the rules' alone."""
+        short = len(text) <= RECENT_MAX_CHARS
+        if short:
+            hit = self._recent.get((text, role))
+            if hit is not None:
+                return hit
         if self._decider is not None:
-            return self._decider(text, role)
-        ev = self.evidence(text, role=role, full=False)
-        if not ev.fired:
-            return self._chat
-        return self.decide(ev.fired, ev.role)
+            verdict = self._decider(text, role)
+        else:
+            ev = self.evidence(text, role=role, full=False)
+            verdict = self.decide(ev.fired, ev.role) if ev.fired else self._chat
+        if short:
+            if len(self._recent) >= RECENT_SIZE:
+                self._recent.clear()
+            self._recent[(text, role)] = verdict
+        return verdict
 
     def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
         r = self._rules[ri]
