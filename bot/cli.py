@@ -99,13 +99,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from classifiers.jsonl import run_classify
+    from classifiers.jsonl import default_jobs, run_classify
 
     rules = Path(args.rules) if args.rules else resolve_config(None).rules_dir
     infile = open(args.input, "rb") if args.input and args.input != "-" else sys.stdin.buffer  # noqa: SIM115
     outfile = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
-        return run_classify(rules, infile, outfile, sys.stderr)
+        return run_classify(rules, infile, outfile, sys.stderr, jobs=args.jobs or default_jobs())
     finally:
         if infile is not sys.stdin.buffer:
             infile.close()
@@ -342,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", help="rules folder (default: the config's rules_dir)")
     p.add_argument("input", nargs="?", help="input file (default stdin)")
     p.add_argument("output", nargs="?", help="output file (default stdout)")
+    p.add_argument("--jobs", type=int, default=0, help="processes sharing a long input (default: one per core)")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("eval", help="precision/recall of the rules on labelled sets")

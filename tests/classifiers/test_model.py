@@ -203,3 +203,14 @@ def test_a_kept_verdict_is_the_computed_one_per_role(clf: Classifier) -> None:
 
         assert clf.model is not None
         attach(clf, clf.model)
+
+
+def test_many_at_once_are_the_verdicts_one_by_one(rules_copy: Path) -> None:
+    """`classify` on a long input scores messages together; every verdict (scores included) is unchanged."""
+    files = sorted((REPO / "classifiers" / "data" / "heldout").glob("*.jsonl"))
+    items = [(ex["text"], ex.get("role")) for f in files for ex in map(json.loads, f.read_text().splitlines())]
+    items += [("", None), ("a\x00b停水了", "villager"), ("👍", None)]
+    one, many = load_classifier(RULES), load_classifier(RULES)
+    assert many.classify_many(items[:700]) + many.classify_many(items[700:]) == [
+        one.classify(text, role=role) for text, role in items
+    ]
