@@ -205,7 +205,7 @@ def test_a_kept_verdict_is_the_computed_one_per_role(clf: Classifier) -> None:
         attach(clf, clf.model)
 
 
-def test_many_at_once_are_the_verdicts_one_by_one(rules_copy: Path) -> None:
+def test_many_at_once_are_the_verdicts_one_by_one() -> None:
     """`classify` on a long input scores messages together; every verdict (scores included) is unchanged."""
     files = sorted((REPO / "classifiers" / "data" / "heldout").glob("*.jsonl"))
     items = [(ex["text"], ex.get("role")) for f in files for ex in map(json.loads, f.read_text().splitlines())]
