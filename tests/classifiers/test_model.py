@@ -220,13 +220,15 @@ def test_a_new_writers_file_is_split_like_the_others(tmp_path: Path) -> None:
     from classifiers.split import add_file, held_out
 
     src = tmp_path / "newvoice.jsonl"
-    rows = [{"id": f"nv-{i:04d}", "text": f"第{i}组停水了", "labels": ["demand"], "category": "water"} for i in range(50)]
+    rows = [
+        {"id": f"nv-{i:04d}", "text": f"第{i}组停水了", "labels": ["demand"], "category": "water"} for i in range(50)
+    ]
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     train, heldout = add_file(src, tmp_path / "data")
     kept = [json.loads(x)["id"] for x in (tmp_path / "data" / "heldout" / "newvoice.jsonl").read_text().splitlines()]
     assert train + heldout == 50 and kept == [r["id"] for r in rows if held_out(r["id"])] and 0 < heldout < 25
     bad = tmp_path / "bad.jsonl"
     bad.write_text(src.read_text() + '{"id": "nv-x", "text": "路灯坏了", "labels": ["complaint"]}\n')
-    with pytest.raises(TrainingDataError, match="bad.jsonl:51"):
+    with pytest.raises(TrainingDataError, match=r"bad\.jsonl:51"):
         add_file(bad, tmp_path / "data")
     assert not (tmp_path / "data" / "train" / "bad.jsonl").exists()
