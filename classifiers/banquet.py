@@ -137,7 +137,7 @@ _MONTH_DAY = re.compile(
 _DOTTED = re.compile(r"(?<![\d.:/])(?P<month>" + _NUM_MONTH + r")[./](?P<day>" + _NUM_DAY + r")(?![\d.:/%元万千斤块个米])")
 # 本月18号, 下个月8号, 18号, 二十八号
 _DAY_ONLY = re.compile(
-    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?P<day>" + _NUM_DAY + r"|二十[一二三四五六七八九]?|三十一?|十[一二三四五六七八九]?|[一二三四五六七八九])\s*[号日](?!子|本|报|常|期|人|楼|桌|房|厅|包|床)"  # noqa: E501
+    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?P<day>" + _NUM_DAY + r"|二十[一二三四五六七八九]?|三十一?|十[一二三四五六七八九]?|[一二三四五六七八九])\s*[号日](?!子|本|报|常|期|人|楼|桌|房|厅|包|床)"
 )
 # 初八, 农历十八, 下个月初六 (lunar day only)
 _LUNAR_DAY = re.compile(
@@ -223,7 +223,7 @@ _PERIODS = {
 _PERIOD_RE = re.compile("|".join(sorted(_PERIODS, key=len, reverse=True)))
 _CLOCK_RE = re.compile(
     r"(?<![\d.])(?P<h>[01]?\d|2[0-3])\s*[:：]\s*(?P<m>[0-5]\d)(?!\d)"
-    r"|(?P<h2>[01]?\d|2[0-3]|十[一二]?|[一二三四五六七八九两])\s*(?:点|時|时)(?!钟?前)\s*(?:钟)?\s*(?P<m2>半|整|[0-5]?\d分?|[一二三四五]十[一二三四五六七八九]?分?|一刻)?"  # noqa: E501
+    r"|(?P<h2>[01]?\d|2[0-3]|十[一二]?|[一二三四五六七八九两])\s*(?:点|時|时)(?!钟?前)\s*(?:钟)?\s*(?P<m2>半|整|[0-5]?\d分?|[一二三四五]十[一二三四五六七八九]?分?|一刻)?"
 )
 
 _PLACE_SUFFIX = (
@@ -233,7 +233,7 @@ _PLACE_SUFFIX = (
 )
 _PLACE_ADDRESS = re.compile(r"(?:地址|地点|宴设|席设|设宴于|设宴|宴址)\s*[:：]?\s*(?P<place>[^,，。!！;；\s]{2,30})")
 _PLACE_AT = re.compile(
-    r"(?:在|于|假座|设在|摆在|定在|到)(?P<place>[^在于到,，。!！;；\s]{0,12}(?:" + _PLACE_SUFFIX + r")(?:[一二三四五六七八九十\d]+楼)?(?:[^,，。!！;；\s在]{0,6}?(?:厅|包厢|号))?)"  # noqa: E501
+    r"(?:在|于|假座|设在|摆在|定在|到)(?P<place>[^在于到,，。!！;；\s]{0,12}(?:" + _PLACE_SUFFIX + r")(?:[一二三四五六七八九十\d]+楼)?(?:[^,，。!！;；\s在]{0,6}?(?:厅|包厢|号))?)"
 )
 _PLACE_BARE = re.compile(
     r"(?P<place>[\u4e00-\u9fa5A-Za-z0-9]{1,10}?(?:大酒店|大酒楼|大饭店|酒店|酒楼|饭店|饭庄|酒家|宾馆|食府|农家乐|山庄)(?:[一二三四五六七八九十\d]+楼)?)"
@@ -353,7 +353,7 @@ Found = tuple[date, str, str, bool]
 
 def _date(text: str, today: date) -> Found | None:
     past = bool(_PAST.search(text))
-    for finder in (_full_solar, _month_day, _dotted, _lunar_day_only, _day_only, _weekday, _relative, _weekend, _month_end_):  # noqa: E501
+    for finder in (_full_solar, _month_day, _dotted, _lunar_day_only, _day_only, _weekday, _relative, _weekend, _month_end_):
         found = finder(text, today, past)
         if found is not None:
             return found
