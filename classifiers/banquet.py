@@ -148,8 +148,8 @@ _WEEKDAY = re.compile(
     r"(?P<pre>本|这个|这|今|下个|下一个|下一|下|上个|上)?\s*(?:周|星期|礼拜|週|禮拜)(?P<wd>[一二三四五六日天七])"
 )
 _WEEKEND = re.compile(r"(?P<pre>本|这个|这|下个|下一个|下|上个|上)?\s*(?:周末|双休日?)")
-_RELATIVE = re.compile(r"大后天|后天|后日|今天|今日|今儿|今晚|今早|今中午|明天|明日|明儿|明晚|明早|明中午|昨天|昨日|前天")
-_RELATIVE_DAYS = {"大后天": 3, "后天": 2, "后日": 2, "昨天": -1, "昨日": -1, "前天": -2}
+_RELATIVE = re.compile(r"大后天|后儿个|后儿|后天|后日|今天|今日|今儿|今晚|今早|今中午|明天|明日|明儿个|明儿|明晚|明早|明中午|昨天|昨日|前天")
+_RELATIVE_DAYS = {"大后天": 3, "后儿个": 2, "后儿": 2, "后天": 2, "后日": 2, "昨天": -1, "昨日": -1, "前天": -2}
 _MONTH_END = re.compile(r"(?P<pre>本|这个|这|下个|下)?\s*月(?P<part>底|末|初)")
 _PAST = re.compile(r"办了|摆了|吃了|请了|办过|已经办|已办|昨天|前天|上周|上个礼拜|上礼拜|上星期|刚办完|刚吃完")
 
@@ -231,12 +231,15 @@ _PLACE_SUFFIX = (
     "村委会旁边|村委会旁|村委会|村部|文化礼堂|礼堂|祠堂|宗祠|老屋|老宅|老家|家中|家里|寒舍|舍下|屋里|屋头|"
     "大院|院子|院坝|广场|家门口|门口|屋门口|屋场|晒场|稻场|活动中心"
 )
-_PLACE_ADDRESS = re.compile(r"(?:地址|地点|宴设|席设|设宴于|设宴|宴址)\s*[:：]?\s*(?P<place>[^,，。!！;；\s]{2,30})")
+_PLACE_ADDRESS = re.compile(r"(?:(?:地址|地点|宴址|席设|宴设)\s*[:：]|席设|宴设|设宴于)\s*(?P<place>[^,，。!！;；\s]{2,30})")
 _PLACE_AT = re.compile(
     r"(?:在|于|假座|设在|摆在|定在|到)(?P<place>[^在于到,，。!！;；\s]{0,12}(?:" + _PLACE_SUFFIX + r")(?:[一二三四五六七八九十\d]+楼)?(?:[^,，。!！;；\s在]{0,6}?(?:厅|包厢|号))?)"
 )
 _PLACE_BARE = re.compile(
     r"(?P<place>[\u4e00-\u9fa5A-Za-z0-9]{1,10}?(?:大酒店|大酒楼|大饭店|酒店|酒楼|饭店|饭庄|酒家|宾馆|食府|农家乐|山庄)(?:[一二三四五六七八九十\d]+楼)?)"
+)
+_PLACE_HOME = re.compile(
+    r"(?P<place>寒舍|舍下|家中|家里|老家|老屋|老宅|祠堂|宗祠|屋头|屋里|新居|新房)(?=\s*(?:设宴|略备|备|摆|办|整|吃|坐席|请|过事))"
 )
 _PLACE_NOISE = re.compile(
     r"^(?:[本这下上]个?(?:周|星期|礼拜)[一二三四五六日天七]|周末|今天|明天|后天|大后天|今晚|明晚|"
@@ -267,7 +270,7 @@ _EVENTS: list[tuple[str, str]] = [
     ("升学宴", "升学|金榜题名|考上|录取|状元|大学|高中了"),
     ("满月", "满月|弥月|百日|百天|洗三"),
     ("周岁", "周岁|抓周"),
-    ("婚宴", "婚宴|喜酒|结婚|新婚|大婚|婚礼|完婚|出嫁|出阁|嫁女|娶媳妇|娶亲|喜宴|成婚|于归|迎娶|喜结良缘|办喜事|新人"),
+    ("婚宴", "婚宴|喜酒|结婚|新婚|大婚|婚礼|完婚|出嫁|出阁|嫁|娶媳妇|娶亲|喜宴|成婚|于归|迎娶|喜结良缘|办喜事|新人"),
     ("寿宴", "大寿|寿宴|寿辰|寿诞|过寿|做寿|祝寿|整寿|寿酒|暖寿"),
     ("乔迁", "乔迁|新居|落成|进宅|进火|入宅|上梁|暖房|搬新家|新屋|新房"),
     ("开业", "开业|开张|开门大吉|开业大吉"),
@@ -289,7 +292,7 @@ _SURNAMES = (
 )
 _NAME = r"[" + _SURNAMES + r"][\u4e00-\u9fa5]{1,2}?"
 _HOST_RES = [
-    re.compile(r"(?:主家|东家|主人|宴请人|邀请人)\s*[:：]\s*(?P<name>" + _NAME + r")(?![\u4e00-\u9fa5]{2})"),
+    re.compile(r"(?:主家|东家|主人|宴请人|邀请人)\s*[:：]\s*(?P<name>[" + _SURNAMES + r"][\u4e00-\u9fa5]{1,2})(?![\u4e00-\u9fa5])"),
     re.compile(
         r"(?P<name>" + _NAME + r")\s*(?:先生|女士)?\s*(?:携全家|携家人|率全家|携妻|携夫人|偕夫人|阖家|全家)?\s*"
         r"(?:敬邀|谨邀|恭候|敬约|谨订|敬上|谨上|拜上|鞠躬|恭请|敬请|叩请|谨启|敬启)"
@@ -360,6 +363,25 @@ def _date(text: str, today: date) -> Found | None:
     return None
 
 
+_SET = re.compile(r"(?:定于|定在|订于|择于|谨定于|谨詹于|定)\s*$")
+_FEAST_AFTER = re.compile(r"^[^,，。!！;；\s]{0,8}?(?:摆|办|设宴|设席|吃酒|吃饭|吃席|整酒|坐席|开席|送行|宴|酒|席|饭)")
+
+
+def _preferred(text: str, matches: list[re.Match[str]]) -> list[re.Match[str]]:
+    """Matches in the order to try: one introduced by 定于, then one a feast word follows, then the rest."""
+    if len(matches) < 2:
+        return matches
+
+    def rank(m: re.Match[str]) -> int:
+        if _SET.search(text[max(0, m.start() - 4) : m.start()]):
+            return 0
+        if _FEAST_AFTER.search(text[m.end() :]):
+            return 1
+        return 2
+
+    return sorted(matches, key=rank)
+
+
 def _full_solar(text: str, today: date, past: bool) -> Found | None:
     for m in _FULL_SOLAR.finditer(text):
         day = _valid(int(m["year"]), int(m["month"]), int(m["day"]))
@@ -369,7 +391,7 @@ def _full_solar(text: str, today: date, past: bool) -> Found | None:
 
 
 def _month_day(text: str, today: date, past: bool) -> Found | None:
-    for m in _MONTH_DAY.finditer(text):
+    for m in _preferred(text, list(_MONTH_DAY.finditer(text))):
         cal = m["cal"] or m["cal2"] or ""
         month_text, day_text = m["month"], m["day"]
         chinese = not month_text.isdigit() and not day_text.isdigit()
@@ -487,9 +509,10 @@ def _weekday(text: str, today: date, past: bool) -> Found | None:
 
 
 def _relative(text: str, today: date, past: bool) -> Found | None:
-    m = _RELATIVE.search(text)
-    if m is None:
+    found = _preferred(text, list(_RELATIVE.finditer(text)))
+    if not found:
         return None
+    m = found[0]
     word = m.group(0)
     offset = _RELATIVE_DAYS.get(word, 1 if word.startswith("明") else 0)
     return today + timedelta(days=offset), "relative", word, False
@@ -522,7 +545,8 @@ def _month_end_(text: str, today: date, past: bool) -> Found | None:
 
 
 def _time(text: str) -> tuple[str | None, str | None]:
-    pm = _PERIOD_RE.search(text)
+    periods = _preferred(text, list(_PERIOD_RE.finditer(text)))
+    pm = periods[0] if periods else None
     period = _PERIODS[pm.group(0)] if pm else None
     clock: str | None = None
     for m in _CLOCK_RE.finditer(text):
@@ -554,6 +578,8 @@ def _place(text: str) -> str | None:
         m = _PLACE_AT.search(text)
     if m is None:
         m = _PLACE_BARE.search(text)
+    if m is None:
+        m = _PLACE_HOME.search(text)
     if m is None:
         return None
     place = _PLACE_NOISE.sub("", m["place"]).strip()
