@@ -85,4 +85,4 @@ class BanquetAlerts:
                     sent += 1
             await session.commit()
         if wanted:
-            log.info("banquet alerts %s: %d banquets in %d days, %d messages", today, len(wanted), (until - today).days, sent)
+            log.info("banquet alerts %s: %d banquets coming up, %d messages", today, len(wanted), sent)
