@@ -146,6 +146,21 @@ class AlertConfig(_Strict):
     group_minutes: int = Field(default=10, ge=1, le=60)
 
 
+HostRole = Literal["party_member", "cadre"]
+
+
+class BanquetConfig(_Strict):
+    """Alerts before banquets of party members and cadres, from the dates read from banquet flags."""
+
+    alert_days_before: int = Field(default=2, ge=0, le=60)
+    """The township's discipline staff hear of a party member's or cadre's banquet this many days before it
+    (0: on the day); once per banquet and staff member."""
+    alert_at: time = time(8, 0)
+    """When the daily check for banquets coming up runs."""
+    roles: list[HostRole] = Field(default_factory=lambda: list[HostRole](["party_member", "cadre"]), min_length=1)
+    """Whose banquets are alerted: the host's role on the roster."""
+
+
 class ScheduleConfig(_Strict):
     timezone: str = "Asia/Shanghai"
     daily_check: time = time(8, 30)
@@ -234,6 +249,7 @@ class Config(_Strict):
     deadlines: DeadlineConfig = DeadlineConfig()
     merge: MergeConfig = MergeConfig()
     alerts: AlertConfig = AlertConfig()
+    banquets: BanquetConfig = BanquetConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()

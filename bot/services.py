@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.banquets import BanquetAlerts
 from bot.clock import Clock
 from bot.config import Config
 from bot.directory import Directory, read_roster
@@ -100,11 +101,14 @@ async def build_services(
         clock=clock,
         stats=stats,
     )
+    banquet_alerts = BanquetAlerts(
+        session_factory=sessions, service=workflow.service, config=config.banquets, timezone=config.schedule.timezone
+    )
     retention = Retention(session_factory=sessions, config=config.retention, timezone=config.schedule.timezone)
     scheduler = Scheduler(
         session_factory=sessions,
         clock=clock,
-        jobs=[*workflow.jobs(), *retention.jobs()],
+        jobs=[*workflow.jobs(), *banquet_alerts.jobs(), *retention.jobs()],
         owner=",".join(sorted(account.name for account in config.accounts)),
     )
     return Services(

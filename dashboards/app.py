@@ -12,6 +12,7 @@ from aiohttp import web
 from dashboards import (
     auth,
     views_admin,
+    views_banquets,
     views_broadcast,
     views_digest,
     views_exports,
@@ -132,6 +133,7 @@ def create_app(
             web.post("/messages/{message_id:\\d{1,9}}/label", views_model.label_message),
             web.get("/model", views_model.model_page),
             web.post("/model/retrain", views_model.retrain),
+            web.get("/banquets", views_banquets.banquets_page),
             web.get("/tickets", views_tickets.board),
             web.get("/tickets/{ticket_id:\\d{1,9}}", views_tickets.ticket_page),
             web.post("/tickets/{ticket_id:\\d{1,9}}/{action:[a-z]+}", views_tickets.ticket_action),
