@@ -35,7 +35,7 @@ async def _page_as(engine: AsyncEngine, username: str, path: str = "/banquets") 
         rule_bench=FakeRuleBench(),
         pipeline=RecordingPipeline(),
         model_teacher=RecordingModelTeacher(),
-        clock=lambda: datetime(2026, 9, 8, 2, 0, tzinfo=UTC),
+        clock=lambda: datetime(2026, 11, 13, 2, 0, tzinfo=UTC),
     )
     async with TestClient(TestServer(app)) as client:
         login = await client.get("/login")
@@ -94,7 +94,7 @@ async def test_party_members_banquet_details_page_and_alert(engine: AsyncEngine,
     )
     status, page = await _page_as(engine, "chengguan")
     assert status == 200
-    assert "近期宴席" in page and "2026-11-18" in page and "71天后" in page and "党员" in page
+    assert "近期宴席" in page and "2026-11-18" in page and "5天后" in page and "党员" in page
     assert "村委会旁" in page and "二十桌" in page and "家父七十大寿" in page
     status, page = await _page_as(engine, "other")
     assert status == 200 and "家父七十大寿" not in page
