@@ -19,6 +19,7 @@ from dashboards import (
     views_rules,
     views_stats,
     views_tickets,
+    views_users,
 )
 from dashboards.context import (
     BROADCASTER,
@@ -147,6 +148,14 @@ def create_app(
             web.get("/bench", views_rules.bench_page),
             web.post("/bench", views_rules.bench_run),
             web.get("/audit", views_admin.audit_page),
+            web.get("/password", views_users.password_page),
+            web.post("/password", views_users.change_password),
+            web.get("/users", views_users.users_page),
+            web.post("/users", views_users.add_user),
+            web.get("/users/{username:[^/]{1,64}}", views_users.edit_page),
+            web.post("/users/{username:[^/]{1,64}}", views_users.edit_user),
+            web.post("/users/{username:[^/]{1,64}}/active", views_users.set_active),
+            web.post("/users/{username:[^/]{1,64}}/password", views_users.reset_password),
             web.static("/static", STATIC, append_version=False),
         ]
     )

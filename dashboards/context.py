@@ -42,6 +42,11 @@ class Viewer:
     village: str
     patrolled_to_flag_id: int
     csrf: str
+    must_change_password: bool = False
+    """A generated password (the first admin, a reset): every page but the password change is closed."""
+    session_id: str = ""
+    member_name: str = ""
+    """The roster name of the person behind the login (a cadre), matched against tickets' assignees."""
 
     @property
     def discipline(self) -> bool:
@@ -56,6 +61,15 @@ class Viewer:
     @property
     def manages_rules(self) -> bool:
         return self.role in ("admin", "county_staff")
+
+    @property
+    def manages_accounts(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def manages_roster(self) -> bool:
+        """Discipline staff keep the roster of their scope; cadres are supervised, not supervisors."""
+        return self.discipline
 
     @property
     def scope(self) -> Scope:

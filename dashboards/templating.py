@@ -39,6 +39,7 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
         pct=pct,
         qs=qs,
         L=labels,
+        audit_action=labels.audit_action,
         CATEGORIES=categories,
         name_of=lambda table, code: table.get(code, code) if code else "",
     )

@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -460,6 +461,18 @@ async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]
         .order_by(groups.c.township, groups.c.village)
     )
     return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
+
+
+async def configured_places(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(county, township, village) of every configured group: the hierarchy synced from the config."""
+    conn = await session.connection()
+    stmt = (
+        select(groups.c.county, groups.c.township, groups.c.village)
+        .distinct()
+        .where(groups.c.configured == true(), groups.c.village != "")
+        .order_by(groups.c.county, groups.c.township, groups.c.village)
+    )
+    return [(r[0], r[1], r[2]) for r in (await conn.execute(stmt)).all()]
 
 
 async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str | None = None) -> list[RowMapping]:
