@@ -113,6 +113,7 @@ def _pipeline(
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
     from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
+    from bot.staff_roster import StaffRoster
     from bot.teaching import StaffModelTeacher
     from dashboards.app import create_app
     from dashboards.security import new_secret
@@ -140,6 +141,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         rule_bench=StaffRuleBench(services),
         pipeline=StaffPipeline(services),
         model_teacher=StaffModelTeacher(services),
+        roster=StaffRoster(config=config, directory=services.directory, sessions=services.sessions),
         clock=services.clock.now,
     )
     app.router.add_get("/health", health_handler(services, adapters))

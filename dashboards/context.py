@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from storage.engine import SessionFactory
 from storage.repos import users as users_repo
@@ -25,6 +25,7 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 RULE_BENCH = web.AppKey("rule_bench", RuleBench)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 MODEL_TEACHER = web.AppKey("model_teacher", ModelTeacher)
+ROSTER = web.AppKey("roster", Roster)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 JINJA = web.AppKey("jinja", jinja2.Environment)
 

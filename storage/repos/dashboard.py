@@ -43,6 +43,7 @@ from storage.models import (
     Flag,
     FlagReview,
     Group,
+    Member,
     Message,
     Outbox,
     Ticket,
@@ -64,6 +65,7 @@ ticket_messages: Any = TicketMessage.__table__  # type: ignore[attr-defined]
 photos: Any = TicketPhoto.__table__  # type: ignore[attr-defined]
 broadcasts: Any = Broadcast.__table__  # type: ignore[attr-defined]
 outbox: Any = Outbox.__table__  # type: ignore[attr-defined]
+members: Any = Member.__table__  # type: ignore[attr-defined]
 
 SEVERITIES = ("high", "normal", "low")
 DONE = ("resolved", "closed")
@@ -79,6 +81,14 @@ class Scope:
     village: str | None = None
     confidential: bool = True
     """May see confidential tickets, clue tickets and clue/confidential flags (discipline staff only)."""
+
+    def admits(self, *, county: str, township: str, village: str) -> bool:
+        """Whether a place lies inside this scope: the rule of :func:`_where_scope`, for a row not yet stored
+        (a roster row being imported)."""
+        return all(
+            limit is None or value == limit
+            for limit, value in ((self.county, county), (self.township, township), (self.village, village))
+        )
 
 
 def _where_scope(table: Any, scope: Scope) -> list[ColumnElement[bool]]:
@@ -485,6 +495,66 @@ async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str 
     if township:
         stmt = stmt.where(groups.c.township == township)
     return list((await conn.execute(stmt)).mappings().all())
+
+
+# ---------------------------------------------------------------- roster
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    on_roster: bool | None = None
+    role: str | None = None
+    township: str | None = None
+    village: str | None = None
+    text: str | None = None
+    """Part of a name."""
+
+
+def _member_conds(scope: Scope, filt: MemberFilter) -> list[ColumnElement[bool]]:
+    conds = _where_scope(members, scope)
+    if filt.on_roster is not None:
+        conds.append(members.c.on_roster == filt.on_roster)
+    for column, value in (
+        (members.c.role, filt.role),
+        (members.c.township, filt.township),
+        (members.c.village, filt.village),
+    ):
+        if value:
+            conds.append(column == value)
+    if filt.text:
+        escaped = filt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(members.c.name.like(f"%{escaped}%", escape="\\"))
+    return conds
+
+
+async def members_page(
+    session: AsyncSession, *, scope: Scope, filt: MemberFilter, limit: int, offset: int
+) -> tuple[list[RowMapping], int]:
+    """People the bot knows in ``scope``: roster members and those only seen in a group (on_roster false)."""
+    conn = await session.connection()
+    conds = _member_conds(scope, filt)
+    total = int((await conn.execute(select(func.count()).select_from(members).where(*conds))).scalar_one())
+    stmt = (
+        select(members)
+        .where(*conds)
+        .order_by(members.c.township, members.c.village, members.c.role, members.c.name, members.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await conn.execute(stmt)).mappings().all()), total
+
+
+async def iter_roster_members(session: AsyncSession, *, scope: Scope) -> list[RowMapping]:
+    """Every roster member in ``scope``, for the export."""
+    conn = await session.connection()
+    stmt = select(members).where(members.c.on_roster == true(), *_where_scope(members, scope)).order_by(members.c.id)
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def get_member(session: AsyncSession, *, member_id: int, scope: Scope) -> RowMapping | None:
+    conn = await session.connection()
+    stmt = select(members).where(members.c.id == member_id, *_where_scope(members, scope))
+    return (await conn.execute(stmt)).mappings().first()
 
 
 # ---------------------------------------------------------------- statistics
