@@ -341,10 +341,41 @@ class TicketFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    assignees: tuple[str, ...] | None = None
+    """我的: tickets assigned to one of these names (the viewer's roster and display names), still open."""
+    attention: Attention | None = None
+    """待我处理: open tickets that wait for the viewer's level."""
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Open tickets at one of ``levels``, or overdue (when ``overdue``), or in one of ``stages``."""
+
+    levels: tuple[str, ...] = ()
+    overdue: bool = False
+    stages: tuple[str, ...] = ()
+
+
+ACTIVE = ("open", "accepted")
+BOARD_SORTS = ("opened", "deadline", "priority", "reporters")
 
 
 def _ticket_conds(scope: Scope, filt: TicketFilter) -> list[ColumnElement[bool]]:
     conds = _where_scope(tickets, scope)
+    if filt.assignees is not None:
+        conds.append(tickets.c.assignee_name.in_(list(filt.assignees) or [""]))
+        conds.append(tickets.c.status.in_(ACTIVE))
+    if filt.attention is not None:
+        need = filt.attention
+        either: list[ColumnElement[bool]] = []
+        if need.levels:
+            either.append(tickets.c.level.in_(list(need.levels)))
+        if need.overdue:
+            either.append(tickets.c.overdue == true())
+        if need.stages:
+            either.append(tickets.c.stage.in_(list(need.stages)))
+        conds.append(tickets.c.status.in_(ACTIVE))
+        conds.append(or_(*either) if either else false())
     for col, value in (
         (tickets.c.status, filt.status),
         (tickets.c.kind, filt.kind),
@@ -384,23 +415,42 @@ _BOARD_COLS = [
     tickets.c.opened_at,
     tickets.c.resolved_at,
     tickets.c.rating,
+    tickets.c.priority,
+    tickets.c.stage,
     func.substr(tickets.c.text, 1, 80).label("text"),
+    select(func.count())
+    .select_from(reporters)
+    .where(reporters.c.ticket_id == tickets.c.id)
+    .correlate(tickets)
+    .scalar_subquery()
+    .label("reporter_count"),
 ]
 
 
+def _board_order(sort: str) -> list[Any]:
+    """Newest first, or a work queue's order: overdue first, then the nearest deadline (none last)."""
+    by_deadline = [
+        case((tickets.c.status.in_(ACTIVE), 0), else_=1),
+        tickets.c.overdue.desc(),
+        case((tickets.c.deadline.is_(None), 1), else_=0),
+        tickets.c.deadline.asc(),
+    ]
+    if sort == "deadline":
+        return [*by_deadline, tickets.c.id.asc()]
+    if sort == "priority":
+        return [tickets.c.priority.desc(), *by_deadline, tickets.c.id.asc()]
+    if sort == "reporters":
+        return [literal_column("reporter_count").desc(), *by_deadline, tickets.c.id.asc()]
+    return [tickets.c.opened_at.desc(), tickets.c.id.desc()]
+
+
 async def board_page(
-    session: AsyncSession, *, scope: Scope, filt: TicketFilter, limit: int, offset: int
+    session: AsyncSession, *, scope: Scope, filt: TicketFilter, limit: int, offset: int, sort: str = "opened"
 ) -> tuple[list[RowMapping], int]:
     conn = await session.connection()
     conds = _ticket_conds(scope, filt)
     total = int((await conn.execute(select(func.count()).select_from(tickets).where(*conds))).scalar_one())
-    stmt = (
-        select(*_BOARD_COLS)
-        .where(*conds)
-        .order_by(tickets.c.opened_at.desc(), tickets.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    stmt = select(*_BOARD_COLS).where(*conds).order_by(*_board_order(sort)).limit(limit).offset(offset)
     rows = list((await conn.execute(stmt)).mappings().all())
     return rows, total
 
