@@ -39,6 +39,8 @@ class RosterEntry:
     is_head: bool = False
 
 
+ROLE_ALIASES = {"村民": "villager", "党员": "party_member", "村干部": "cadre", "工作人员": "staff"}
+"""A roster kept in Excel may name the role in Chinese."""
 ROSTER_COLUMNS = ("name", "role", "village", "township", "county", "group", "categories", "head", "platform_id")
 _YES = ("1", "yes", "true", "是", "y")
 _NO = ("", "0", "no", "false", "否", "n")
@@ -170,8 +172,10 @@ def _roster_row(
     name, role = cell("name"), cell("role")
     if not name:
         raise _RowProblem("name(姓名)为空")
+    role = ROLE_ALIASES.get(role, role)
     if role not in ROLES:
-        raise _RowProblem(f"role(身份)“{role}”不正确,应为 {', '.join(ROLES)} 之一")
+        choices = "、".join(f"{code}({chinese})" for chinese, code in ROLE_ALIASES.items())
+        raise _RowProblem(f"role(身份)“{role}”不正确,应为 {choices} 之一")
     village, township, county, group = cell("village"), cell("township"), cell("county"), cell("group")
     if village:
         if village not in villages:

@@ -124,7 +124,7 @@ async def board(request: web.Request) -> web.StreamResponse:
             )
         places = await repo.places(session, scope=me.scope)
     cards = [{**dict(r), "left": days_left(request, r["deadline"], r["status"])} for r in rows]
-    query = dict(request.query)
+    query = {k: v for k, v in request.query.items() if not k.startswith("bulk_")}  # links drop the last outcome
     return render(
         request,
         "board.html",

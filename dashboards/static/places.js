@@ -24,6 +24,12 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("select[data-parent]"), link);
+    // forms that change someone else's account ask first
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
     // "select all" boxes of the bulk forms
     Array.prototype.forEach.call(document.querySelectorAll("input[data-check-all]"), function (box) {
       box.addEventListener("change", function () {

@@ -165,3 +165,9 @@ async def test_changes_are_written_back_to_the_roster_file(dash: Dash, tmp_path:
 
     again = {e.name: e for e in read_roster(file, seed_config(file))}
     assert {"李书记", "王党员", "张新"} <= set(again) and again["张新"].categories == ("road_traffic", "water")
+
+
+async def test_roles_may_be_written_in_chinese(dash: Dash) -> None:
+    rows = dash.roster.preview((HEADER + "周九,村干部,石桥村,,,,,否,\n吴十,书记,石桥村,,,,,,\n").encode())
+    assert rows[0].error is None and rows[0].role == "cadre"
+    assert rows[1].error is not None and "cadre(村干部)" in rows[1].error
