@@ -214,7 +214,8 @@ async def run_service(config: Config) -> int:
     if running.first_login:
         user, password = running.first_login
         print(
-            f"  首个管理员 / first admin login: {user} / {password}  (请登录后修改 / change it after login)", flush=True
+            f"  首个管理员 / first admin login: {user} / {password}  (首次登录时须修改 / changed at first login)",
+            flush=True,
         )
     print("按 Ctrl-C 停止 / press Ctrl-C to stop.", flush=True)
     stop = asyncio.Event()
