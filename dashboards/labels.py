@@ -132,3 +132,23 @@ def audit_action(code: str) -> str:
         if form in TICKET_FORM_NAMES:
             return f"工单{TICKET_FORM_NAMES[form]}" + ("（被拒绝）" if refused else "")
     return "其他操作"
+
+
+AUDIT_TARGETS = {
+    "ticket": "工单 #",
+    "flag": "网巡 #",
+    "message": "消息 #",
+    "broadcast": "群发 #",
+    "member": "成员 #",
+    "user": "账号 ",
+    "rule": "规则 ",
+}
+AUDIT_TARGET_WORDS = {"roster": "花名册", "model": "模型", "transfer": "转办", "escalate": "提级督办", "close": "关闭"}
+
+
+def audit_target(target: str) -> str:
+    """What an audit row is about, for people: ``ticket:12`` reads 工单 #12, ``user:zhang`` 账号 zhang."""
+    kind, sep, rest = target.partition(":")
+    if sep and kind in AUDIT_TARGETS:
+        return AUDIT_TARGETS[kind] + rest
+    return AUDIT_TARGET_WORDS.get(target, target)

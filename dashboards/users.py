@@ -209,8 +209,9 @@ async def update_user(
     village: str,
     display_name: str,
     hierarchy: Hierarchy,
+    member_name: str = "",
 ) -> StaffUser:
-    """Change an account's name, role and scope; returns the account as it was before."""
+    """Change an account's name, role, scope and roster name; returns the account as it was before."""
     before = await _existing(session_factory, username)
     scope = checked_scope(role, county=county, township=township, village=village, hierarchy=hierarchy)
     if before.role == "admin" and scope.role != "admin" and await _admins_left(session_factory, without=username) == 0:
@@ -225,6 +226,7 @@ async def update_user(
                 "county": scope.county,
                 "township": scope.township,
                 "village": scope.village,
+                "member_name": member_name.strip()[:64] or None,
             },
         )
     return before

@@ -104,6 +104,7 @@ async def edit_page(request: web.Request) -> web.StreamResponse:
             "county": account.county,
             "township": account.township,
             "village": account.village,
+            "member_name": account.member_name or "",
         },
         places=await hierarchy(request),
         roles=ROLES,
@@ -116,7 +117,7 @@ async def edit_user(request: web.Request) -> web.StreamResponse:
     require(request, viewer(request).manages_accounts)
     account = await _account(request)
     form = await request.post()
-    values = {k: _field(form, k) for k in ("display_name", "role", "county", "township", "village")}
+    values = {k: _field(form, k) for k in ("display_name", "role", "county", "township", "village", "member_name")}
     places = await hierarchy(request)
     try:
         before = await users.update_user(
@@ -128,6 +129,7 @@ async def edit_user(request: web.Request) -> web.StreamResponse:
             village=values["village"],
             display_name=values["display_name"],
             hierarchy=places,
+            member_name=values["member_name"],
         )
     except UserError as exc:
         return render(

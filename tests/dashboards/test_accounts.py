@@ -221,3 +221,44 @@ async def test_account_forms_need_the_csrf_token(dash: Dash) -> None:
         )
         assert resp.status == 403, path
     assert (await _user(dash, "town_a")).active
+
+
+async def test_the_new_pages_need_a_login_and_forms_a_token(dash: Dash) -> None:
+    for path in ("/users", "/users/town_a", "/password", "/roster", "/roster.csv", "/tickets?view=todo"):
+        resp = await dash.client.get(path, allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"].startswith("/login?next="), path
+    for path in ("/tickets/bulk", "/roster/preview", "/roster/apply", "/users", "/password"):
+        assert (await dash.client.post(path, data={"op": "close"}, allow_redirects=False)).status == 403, path
+    await dash.login("town_a")
+    for path in ("/tickets/bulk", "/roster/preview", "/roster/apply"):
+        resp = await dash.client.post(path, data={"op": "close", "data": "x"}, allow_redirects=False)
+        assert resp.status == 403, path
+
+
+async def test_a_login_is_linked_to_its_roster_name_for_my_tickets(dash: Dash) -> None:
+    await dash.login("admin")
+    resp = await dash.post(
+        "/users/cadre_a",
+        {
+            "display_name": "cadre_a",
+            "role": "cadre",
+            "county": "舒城县",
+            "township": "城关镇",
+            "village": "石桥村",
+            "member_name": "李书记",
+        },
+    )
+    assert resp.status == 302
+    assert (await _user(dash, "cadre_a")).member_name == "李书记"
+    await _switch(dash, "cadre_a")
+    page = await (await dash.client.get("/tickets?view=mine")).text()
+    assert f'id="ticket-{dash.world.tickets["xss"]}"' in page
+
+
+async def test_audit_targets_read_in_chinese(dash: Dash) -> None:
+    await dash.login("admin")
+    await dash.client.get(f"/tickets/{dash.world.tickets['water']}")
+    await dash.post("/users/town_b/password")
+    page = (await (await dash.client.get("/audit")).text()).split("<main>")[1]
+    assert f"工单 #{dash.world.tickets['water']}" in page and "账号 town_b" in page
+    assert "ticket:" not in page and "user:" not in page

@@ -171,3 +171,10 @@ async def test_roles_may_be_written_in_chinese(dash: Dash) -> None:
     rows = dash.roster.preview((HEADER + "周九,村干部,石桥村,,,,,否,\n吴十,书记,石桥村,,,,,,\n").encode())
     assert rows[0].error is None and rows[0].role == "cadre"
     assert rows[1].error is not None and "cadre(村干部)" in rows[1].error
+
+
+async def test_names_in_an_uploaded_roster_are_shown_as_text(dash: Dash) -> None:
+    await dash.login("town_a")
+    page = await _upload(dash, HEADER + '"<script>alert(1)</script>",villager,石桥村,,,,,,\n<b>x</b>,boss,,,,,,,\n')
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>x</b>" not in page
