@@ -8,12 +8,12 @@ lies outside the viewer's scope is refused here, row by row, with the one scope 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 
-from dashboards.context import ROSTER, SESSION_FACTORY, SETTINGS, Viewer, audit, query_int, render, require, viewer
+from dashboards.context import ROSTER, SESSION_FACTORY, SETTINGS, Viewer, audit, now, query_int, render, require, viewer
 from dashboards.labels import MEMBER_ROLES
 from dashboards.ports import ActionRefused, Roster, RosterRow
 from storage.repos import dashboard as repo
@@ -201,7 +201,8 @@ async def export_roster(request: web.Request) -> web.StreamResponse:
     ]
     await audit(request, "roster_export", target="roster", detail=f"{len(rows)}人")
     body = "\ufeff" + port.export(rows)  # a BOM: Excel opens UTF-8 CSV as Chinese only with it
-    stamp = datetime.now().strftime("%Y%m%d")
+    tz = timezone(timedelta(hours=request.app[SETTINGS].tz_hours))
+    stamp = now(request).astimezone(tz).strftime("%Y%m%d")
     return web.Response(
         body=body.encode("utf-8"),
         content_type="text/csv",
