@@ -289,20 +289,9 @@ class Config(_Strict):
                     raise ValueError(f"account {account.name!r} lists unknown group {group!r}")
         return self
 
-    def scope_problem(self, *, county: str = "", township: str = "", village: str = "") -> str | None:
-        """Why a county/township/village scope is not in the configured hierarchy (None: it is, or none is set)."""
-        if not self.counties:
-            return None
-        places = {(c.name, t.name, v.name) for c in self.counties for t in c.townships for v in t.villages}
-        if county and county not in {c for c, _t, _v in places}:
-            return f"县“{county}”不在配置的县、镇、村中"
-        if township and township not in {t for c, t, _v in places if not county or c == county}:
-            return f"镇“{township}”不在配置中{f'“{county}”之下' if county else ''}"
-        if village and village not in {
-            v for c, t, v in places if (not county or c == county) and (not township or t == township)
-        }:
-            return f"村“{village}”不在配置中{f'“{township}”之下' if township else ''}"
-        return None
+    def places(self) -> list[tuple[str, str, str]]:
+        """Every configured (county, township, village): the hierarchy staff accounts are checked against."""
+        return [(c.name, t.name, v.name) for c in self.counties for t in c.townships for v in t.villages]
 
     def storage_url(self) -> str:
         if self.storage.url:

@@ -39,6 +39,8 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
         pct=pct,
         qs=qs,
         L=labels,
+        audit_action=labels.audit_action,
+        audit_target=labels.audit_target,
         CATEGORIES=categories,
         name_of=lambda table, code: table.get(code, code) if code else "",
     )

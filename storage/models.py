@@ -280,6 +280,8 @@ class StaffUser(SQLModel, table=True):
     village: str = ""
     member_name: str | None = None
     active: bool = True
+    must_change_password: bool = False
+    """The password was generated (the first admin, a reset): the user must choose their own at next login."""
     created_at: datetime = _dt(nullable=False)
     patrolled_to_flag_id: int = 0
     patrolled_at: datetime | None = _dt()
