@@ -71,3 +71,68 @@ EVENTS = {
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+MESSAGE_KINDS = {"image": "图片", "voice": "语音", "link": "链接", "file": "文件", "video": "视频", "other": "其他消息"}
+TICKET_FORMS = {
+    "accept": "受理",
+    "progress": "办理进展",
+    "note": "备注",
+    "resolve": "办结",
+    "waive_photo": "免补照片",
+    "photo": "上传照片",
+    "close": "关闭",
+    "reopen": "重新办理",
+    "transfer": "转办",
+    "escalate": "提级",
+    "extend": "延期",
+    "split": "拆分",
+    "merge": "合并",
+}
+AUDIT_ACTIONS = {
+    "login": "登录",
+    "login_attempt": "尝试登录",
+    "login_failed": "登录失败",
+    "login_throttled": "登录过于频繁",
+    "logout": "退出",
+    "view_ticket": "查看工单",
+    "view_flag": "查看预警",
+    "flag_verdict": "记录核查结论",
+    "patrol_mark": "标记已巡查",
+    "export_tickets": "导出工单",
+    "export_flags": "导出预警",
+    "model_retrain": "重新训练模型",
+    "rule_shadow": "切换规则试运行",
+    "rule_dry_run": "规则回测",
+    "label_correction": "纠正标签",
+    "kept_raw_rerun": "重新处理留存消息",
+    "broadcast_notice": "发布通知",
+    "broadcast_clarification": "发布澄清",
+}
+TARGETS = {"ticket": "工单", "flag": "预警", "message": "消息", "rule": "规则", "user": "用户", "broadcast": "发布"}
+
+
+def audit_action(action: str) -> str:
+    """The Chinese name of an audit row's action, including each ticket form and its refusal."""
+    if action in AUDIT_ACTIONS:
+        return AUDIT_ACTIONS[action]
+    if action.startswith("ticket_"):
+        form = action.removeprefix("ticket_")
+        refused = form.endswith("_refused")
+        name = TICKET_FORMS.get(form.removesuffix("_refused"), "工单操作")
+        return f"工单{name}{'(被拒绝)' if refused else ''}"
+    return "其他操作"
+
+
+def audit_target(target: str | None) -> str:
+    """``ticket:12`` as 工单 #12; an address or a name as it is."""
+    if not target:
+        return ""
+    kind, sep, rest = target.partition(":")
+    if sep and kind in TARGETS:
+        return f"{TARGETS[kind]} #{rest}" if rest.isdigit() else f"{TARGETS[kind]} {rest}"
+    return target
+
+
+def rule_group(rule_id: str) -> str:
+    """A rule shown by what it finds (its label or category), never by its identifier."""
+    prefix = rule_id.split(".", 1)[0]
+    return LABELS.get(prefix) or CATEGORIES.get(prefix) or "其他"
