@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2026, 9, 7, 1, 0, tzinfo=UTC)
 
 
-def _ticket(**values: object) -> Ticket:
-    base: dict[str, object] = {
+def _ticket(**values: Any) -> Ticket:
+    base: dict[str, Any] = {
         "id": 12,
         "version": 3,
         "kind": "demand",
