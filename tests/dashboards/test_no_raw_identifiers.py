@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.clock import CHINA, SimulatedClock
@@ -121,8 +122,8 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    db_url = f"sqlite+aiosqlite:///{tmp_path}/every_state.db"
+async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    """The fixture world on either backend (the engine fixture prepares an empty, migrated database)."""
     await replay(db_url, tmp_path, "every_state.jsonl")
     config = scenario_config(tmp_path / "data")
     clock = SimulatedClock(datetime(2026, 9, 11, 12, 0, tzinfo=CHINA))  # where the script ends

@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 
+from bot.clock import CHINA, SimulatedClock
+from bot.services import build_services
+from bot.staff import StaffBroadcaster
 from bot.templates import Templates
 from bot.tickets.notify import Event, Notifier, Origin, What
-from storage.models import Group, Member, Ticket
+from dashboards.ports import ActionRefused
+from storage.models import Group, Member, Outbox, Ticket
+from tests.scenarios.harness import scenario_config
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = datetime(2026, 9, 7, 1, 0, tzinfo=UTC)
@@ -81,3 +88,32 @@ def test_words_use_display_names_and_chinese_dates() -> None:
     assert values["deadline"] == "9月7日01:00"
     text = notifier.render("ticket_escalated", **values)
     assert "township" not in text and "None" not in text
+
+
+async def test_s8_notice_reaches_every_chosen_group_and_a_clarification_one(
+    engine: AsyncEngine, db_url: str, tmp_path: Path
+) -> None:
+    """S8 through the notifier, on both backends: a notice to three groups (a quiet one included: staff chose
+    it), a clarification to one group only, each recorded once in the outbox."""
+    services = await build_services(
+        scenario_config(tmp_path / "data"),
+        clock=SimulatedClock(datetime(2026, 9, 7, 9, 0, tzinfo=CHINA)),
+        db_url=db_url,
+        media_root=tmp_path / "media",
+    )
+    try:
+        broadcaster = StaffBroadcaster(services)
+        groups = ["石桥村监督服务群", "河东村监督服务群", "新河村监督服务群"]
+        await broadcaster.broadcast(actor="刘干事", kind="notice", text="明天上午停水检修", groups=groups)
+        with pytest.raises(ActionRefused, match="只能发到一个群"):
+            await broadcaster.broadcast(actor="刘干事", kind="clarification", text="网传消息不实", groups=groups[:2])
+        await broadcaster.broadcast(actor="刘干事", kind="clarification", text="网传消息不实", groups=groups[:1])
+        async with services.sessions() as session:
+            rows = list((await session.exec(select(Outbox).order_by(col(Outbox.id)))).all())
+        assert [(r.chat_name, r.text) for r in rows] == [
+            *((name, "【通知】明天上午停水检修") for name in groups),
+            ("石桥村监督服务群", "【澄清】网传消息不实"),
+        ]
+        assert all(r.is_group and r.dedupe_key.startswith("broadcast:") for r in rows)
+    finally:
+        await services.close()
