@@ -80,7 +80,8 @@ class To(StrEnum):
     SENDER_PRIVATE = "sender_private"
     """The sender of the message that caused it, privately."""
     SENDER_IF_PRIVATE = "sender_if_private"
-    """The sender, when they wrote privately (from a group, the group's message answers them)."""
+    """The sender, privately, when the chat they wrote in does not hear of it: they wrote privately, or about a
+    confidential ticket (from a group, the group's message answers them)."""
 
 
 class Mention(StrEnum):
@@ -203,7 +204,7 @@ class Notifier:
             template = f"ticket_{what}"
             if origin is None:
                 return [Delivery(To.REPORTED, template, f"{what}:{cause}", quiet=True)]
-            if origin.group is None:
+            if origin.group is None or ticket.confidential:
                 return [
                     Delivery(To.SENDER, template, f"reply:{cause}"),
                     Delivery(To.REPORTED, template, f"relay:{cause}", quiet=True),
@@ -294,19 +295,28 @@ class Notifier:
                     await self._private(session, ticket, f"{delivery.key}:{member.platform_id}", member, text)
             elif event.origin is not None:
                 origin = event.origin
-                if delivery.to == To.SENDER_IF_PRIVATE and origin.group is not None:
+                if delivery.to == To.SENDER_IF_PRIVATE and origin.group is not None and not ticket.confidential:
                     continue
-                if delivery.to == To.SENDER:
+                if delivery.to in (To.SENDER, To.SENDER_IF_PRIVATE):
                     await self._answer(session, origin, delivery.key, text, confidential=ticket.confidential)
                 else:
                     await self._private(session, ticket, delivery.key, origin.member, text, reporter=True)
 
     async def answer(
-        self, session: AsyncSession, origin: Origin, template: str, *, suffix: str = "", **values: Any
+        self,
+        session: AsyncSession,
+        origin: Origin,
+        template: str,
+        *,
+        suffix: str = "",
+        confidential: bool = False,
+        **values: Any,
     ) -> None:
-        """Answer the sender of a message where they wrote (help, a refusal, which ticket to rate)."""
+        """Answer the sender of a message where they wrote (help, a refusal, which ticket to rate); about a
+        confidential ticket, privately."""
         text = self.render(template, **values)
-        await self._answer(session, origin, f"reply:{origin.message_id}{suffix}", text, confidential=False)
+        key = f"reply:{origin.message_id}{suffix}"
+        await self._answer(session, origin, key, text, confidential=confidential)
 
     async def _answer(self, session: AsyncSession, origin: Origin, key: str, text: str, *, confidential: bool) -> None:
         group = origin.group

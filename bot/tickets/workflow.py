@@ -306,7 +306,7 @@ class TicketWorkflow:
                 return False
             if ticket.stage != awaiting:
                 if ticket.status == states.Status.CLOSED:
-                    await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.CLOSED))
+                    await self._refuse(session, inbound, ticket, states.Refusal(states.Reason.CLOSED))
                     return True
                 return False
         else:
@@ -324,7 +324,7 @@ class TicketWorkflow:
             session, ticket.id, rating=rating, rater=sender, at=inbound.message.at, text=text
         )
         if isinstance(result, states.Refusal):
-            await self._refuse(session, inbound, ticket.id, result)
+            await self._refuse(session, inbound, ticket, result)
             return True
         values = {"rating": rating, "closed": result.outcome.closed_now}
         await self.service.notify(
@@ -334,8 +334,11 @@ class TicketWorkflow:
 
     # --- cadres' and staff's commands ---------------------------------------------------------------
 
-    async def _refuse(self, session: AsyncSession, inbound: Inbound, ticket_id: int, refusal: states.Refusal) -> None:
-        await self._answer(session, inbound, refusal.template, ticket_id=ticket_id)
+    async def _refuse(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, refusal: states.Refusal) -> None:
+        """A refusal in Chinese, where the sender wrote; about a confidential ticket, privately."""
+        await self.notifier.answer(
+            session, _origin(inbound), refusal.template, confidential=ticket.confidential, ticket_id=ticket.id
+        )
 
     async def _command(self, session: AsyncSession, inbound: Inbound, command: Command) -> None:
         sender = inbound.sender
@@ -344,7 +347,7 @@ class TicketWorkflow:
             await self._answer(session, inbound, "ticket_unknown", ticket_id=command.ticket_id)
             return
         if not may_act(ticket, sender):
-            await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.NOT_ALLOWED))
+            await self._refuse(session, inbound, ticket, states.Refusal(states.Reason.NOT_ALLOWED))
             return
         assert ticket.id is not None
         await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
@@ -360,7 +363,7 @@ class TicketWorkflow:
         }[action]
         refusal = await handler(session, inbound, ticket, command)
         if refusal is not None:
-            await self._refuse(session, inbound, ticket.id, refusal)
+            await self._refuse(session, inbound, ticket, refusal)
         elif inbound.message.kind == "image" and action != Action.RESOLVE:
             await self.service.attach_photo(
                 session,

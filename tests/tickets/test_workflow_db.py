@@ -378,3 +378,21 @@ async def test_an_action_the_state_does_not_allow_is_refused_in_chinese_and_chan
         replies = [r for r in (await session.exec(select(Outbox).order_by(col(Outbox.id)))).all()][outbox_before:]
     assert len(replies) == 3 and all(r.dedupe_key.startswith("reply:") for r in replies)
     assert all("工单 #1" in (r.text or "") and re.search(r"[\u4e00-\u9fff]{4}", r.text or "") for r in replies)
+
+
+async def test_staff_commands_typed_in_a_group_about_a_confidential_ticket_are_answered_privately(
+    world: World,
+) -> None:
+    """The notifier's rule, whatever the chat: a confidential ticket never produces a group message."""
+    await world.say("高某林", "村主任把低保名额给了他亲戚,他家三套房还吃低保", group=None, at=T0)
+    for text in ("#1 受理", "#1 已调取低保档案", "#1 延期 3个工作日", "#1 转县 涉及村主任", "#1 办结 情况属实"):
+        await world.say("刘干事", text, group=GROUP)
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        rows = list((await session.exec(select(Outbox))).all())
+    assert ticket["confidential"] and ticket["status"] == "resolved"
+    assert [r.text for r in rows if r.is_group] == []
+    assert any(r.chat_name == "private:刘干事" and "工单 #1" in (r.text or "") for r in rows), [
+        (r.chat_name, r.text) for r in rows
+    ]
+    assert any(r.chat_name == "private:高某林" and "情况属实" in (r.text or "") for r in rows)
