@@ -1,10 +1,10 @@
 """Alerts before banquets: the township's discipline staff hear privately, ``alert_days_before`` days ahead,
 of a banquet that a party member or cadre hosts, so patrol can be there before the feast.
 
-A daily job on the bot's clock; the dates come from the details stored with banquet flags (classifiers.banquet).
-Each alert goes through the outbox with the key ``banquet-alert:<message>:<staff>``, so a banquet is
-alerted once per staff member however often the job runs, and a banquet flagged after its alert day but
-before the feast is alerted at the next run.
+A daily job on the bot's clock; the dates come from the details stored with banquet flags
+(classifiers.banquet). Each alert goes through the notifier (``Notifier.banquet_alert``) with the key
+``banquet-alert:<message>:<staff>``, so a banquet is alerted once per staff member however often the job
+runs, and a banquet flagged after its alert day but before the feast is alerted at the next run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from storage.repos.dashboard import Scope
 
 log = logging.getLogger(__name__)
 
-KEY = "banquet-alert:"
 
 
 def host_role(row: Any) -> str:
@@ -76,12 +75,12 @@ class BanquetAlerts:
                     if self._service.config.dashboard.public_url
                     else "",
                 }
-                text = self._service.render("banquet_alert", **values)
                 for member in staff_for(staff, township=row["township"], county=row["county"]):
                     if member.platform_id == row["sender_platform_id"]:
                         continue
-                    key = f"{KEY}{row['message_id']}:{member.platform_id}"
-                    await self._service.tell(session, key=key, member=member, text=text)
+                    await self._service.notifier.banquet_alert(
+                        session, member=member, message_id=row["message_id"], values=values
+                    )
                     sent += 1
             await session.commit()
         if wanted:

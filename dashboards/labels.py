@@ -71,6 +71,7 @@ EVENTS = {
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+MESSAGE_KINDS = {"image": "图片", "voice": "语音", "link": "链接", "file": "文件", "video": "视频", "other": "其他消息"}
 AUDIT_ACTIONS = {
     "login": "登录",
     "login_attempt": "登录中",
@@ -146,9 +147,17 @@ AUDIT_TARGETS = {
 AUDIT_TARGET_WORDS = {"roster": "花名册", "model": "模型", "transfer": "转办", "escalate": "提级督办", "close": "关闭"}
 
 
-def audit_target(target: str) -> str:
+def audit_target(target: str | None) -> str:
     """What an audit row is about, for people: ``ticket:12`` reads 工单 #12, ``user:zhang`` 账号 zhang."""
+    if not target:
+        return ""
     kind, sep, rest = target.partition(":")
     if sep and kind in AUDIT_TARGETS:
         return AUDIT_TARGETS[kind] + rest
     return AUDIT_TARGET_WORDS.get(target, target)
+
+
+def rule_group(rule_id: str) -> str:
+    """A rule shown by what it finds (its label or category), never by its identifier."""
+    prefix = rule_id.split(".", 1)[0]
+    return LABELS.get(prefix) or CATEGORIES.get(prefix) or "其他"

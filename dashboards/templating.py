@@ -35,6 +35,7 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     env.filters["dt"] = dt
     env.filters["dur"] = duration
     env.filters["show"] = show
+    env.filters["rule_group"] = labels.rule_group
     env.globals.update(
         pct=pct,
         qs=qs,

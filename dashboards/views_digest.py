@@ -127,7 +127,9 @@ async def record_verdict(request: web.Request) -> web.StreamResponse:
         await repo.record_verdict(
             session, flag_id=flag_id, username=me.username, verdict=verdict, note=note, at=now(request)
         )
-    await audit(request, "flag_verdict", target=f"flag:{flag_id}", detail=f"{verdict} {note}".strip())
+    await audit(
+        request, "flag_verdict", target=f"flag:{flag_id}", detail=f"{VERDICTS.get(verdict, verdict)} {note}".strip()
+    )
     back = str(form.get("back", ""))
     if not back.startswith("/") or back.startswith("//"):
         back = f"/flags/{flag_id}"
