@@ -37,6 +37,9 @@ class _Idle:
     async def broadcast(self, **_: Any) -> int:
         return 0
 
+    async def available(self, ticket_id: int) -> list[str]:
+        return []
+
     def classify(self, text: str, role: str | None) -> dict[str, Any]:
         return {"labels": [], "category": None, "severity": None, "matches": []}
 
@@ -102,6 +105,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         broadcaster=idle,
         rule_bench=idle,
         pipeline=idle,
+        model_teacher=idle,
     )  # type: ignore[arg-type]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -55,6 +55,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
             token=account.wechaty.token(),
             tls=account.wechaty.tls,
             media_root=services.media.root,
+            sent_journal=config.data_dir / "wechaty" / f"{account.name}.sent.jsonl",
         )
 
     async def people() -> dict[str, list[dict[str, str]]]:

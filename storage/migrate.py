@@ -29,10 +29,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     Many bot and dashboard processes may start at once against one PostgreSQL: each takes a
     transaction-level advisory lock first, so one migrates while the others wait and then find the
     schema at head, instead of racing to create the same tables.
+
+    The whole upgrade is one transaction on both backends, so a process killed mid-migration leaves the
+    schema as it was. On SQLite that needs an explicit ``BEGIN``: Python's sqlite3 opens a transaction
+    only before data changes, so without it every CREATE TABLE committed on its own, and a kill -9 during
+    the first start left half a schema that no later start could migrate ("table … already exists").
+    ``IMMEDIATE`` also makes concurrent SQLite migrators take turns, as the advisory lock does.
     """
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        elif connection.dialect.name == "sqlite":
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         def _run(sync_connection: object) -> None:
             cfg = alembic_config(str(engine.url))

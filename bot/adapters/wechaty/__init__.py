@@ -12,6 +12,7 @@ Its parts:
 * ``connection`` — ``Link``: dialling, the token/TLS check, the event stream, reconnection, health;
 * ``names`` — room topics, member and contact names, resolving group names and mentions (cached);
 * ``transfers`` — images and files down and up;
+* ``sent`` — ``SentJournal``: what was sent by outbox dedupe key, so a re-send after a crash is dropped;
 * ``adapter`` — ``WechatyAdapter``, which composes them into the ``bot.adapters.base.Adapter`` protocol.
 
 Wire facts relied on (verified against wechaty-puppet-service 1.19.9): the token travels as

@@ -7,8 +7,10 @@ mentions), ``Transfers`` (files both ways) and the pure functions of ``convert``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from bot.adapters.base import AdapterError, AdapterHealth, AdapterState, Message
 from bot.adapters.wechaty import convert
 from bot.adapters.wechaty.connection import Connection, Link
 from bot.adapters.wechaty.names import Names
+from bot.adapters.wechaty.sent import PartState, SentJournal
 from bot.adapters.wechaty.transfers import Transfers
 from bot.adapters.wechaty.wire import (
     CALL_ERRORS,
@@ -49,7 +52,9 @@ class WechatyAdapter:
     ``tls`` with no ``ssl_context`` trusts the system's CAs; an ``ssl_context`` (which implies TLS) gets
     ALPN ``h2`` set on it. ``tls_server_name`` overrides the name the server certificate must carry
     (default: the endpoint host; the Wechaty community certificate says ``insecure``). ``media_root`` is
-    where relative image paths of outgoing messages live (the bot's media store).
+    where relative image paths of outgoing messages live (the bot's media store). ``sent_journal`` is the
+    file that records what was sent by outbox dedupe key (see ``sent``), so that a row sent again after a
+    crash is dropped, even by a new process; without it that only holds within this process.
     """
 
     adapter_name = "wechaty"
@@ -67,6 +72,7 @@ class WechatyAdapter:
         logger: logging.Logger | None = None,
         tls_server_name: str | None = None,
         media_root: Path | None = None,
+        sent_journal: Path | None = None,
     ) -> None:
         self.account = account
         self._endpoint = endpoint
@@ -94,6 +100,7 @@ class WechatyAdapter:
         )
         self._names = Names(self._link, log=self._log)
         self._transfers = Transfers(self._link, log=self._log)
+        self._sent = SentJournal(sent_journal, log=self._log)
         self._handler: MessageHandler | None = None
         self._queue: asyncio.Queue[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,20 +171,18 @@ class WechatyAdapter:
         if message.text is None and message.image_path is None:
             raise AdapterError(f"account {self.account}: nothing to send to {message.chat_id}")
         first_id: str | None = None
+        key = message.dedupe_key
         try:
-            chat_id = await self._names.room_id(message.chat_id) if message.is_group else message.chat_id
+            chat_id: str | None = None
             if message.text is not None:
-                mentions = list(message.mention_ids)
-                if message.is_group and (message.mention_ids or message.mention_names):
-                    mentions = await self._names.mention_ids(chat_id, message.mention_ids, message.mention_names)
-                reply = await self._link.unary(
-                    lambda stub: stub.message_send_text(
-                        conversation_id=chat_id, text=message.text or "", mentonal_ids=mentions
-                    )
-                )
-                first_id = reply.id or None
+                chat_id = chat_id or await self._chat_id(message)
+                first_id = await self._once(key, "text", message, lambda: self._send_text(chat_id or "", message))
             if message.image_path is not None:
-                image_id = await self._transfers.send_file(chat_id, self._image_file(message.image_path))
+                chat_id = chat_id or await self._chat_id(message)
+                path = self._image_file(message.image_path)
+                image_id = await self._once(
+                    key, "image", message, lambda: self._transfers.send_file(chat_id or "", path)
+                )
                 first_id = first_id or image_id
         except CALL_ERRORS as exc:
             raise AdapterError(
@@ -185,6 +190,55 @@ class WechatyAdapter:
                 f"{self._link.describe(exc)}"
             ) from exc
         return first_id
+
+    async def _chat_id(self, message: OutgoingMessage) -> str:
+        return await self._names.room_id(message.chat_id) if message.is_group else message.chat_id
+
+    async def _send_text(self, chat_id: str, message: OutgoingMessage) -> str | None:
+        mentions = list(message.mention_ids)
+        if message.is_group and (message.mention_ids or message.mention_names):
+            mentions = await self._names.mention_ids(chat_id, message.mention_ids, message.mention_names)
+        reply = await self._link.unary(
+            lambda stub: stub.message_send_text(conversation_id=chat_id, text=message.text or "", mentonal_ids=mentions)
+        )
+        return reply.id or None
+
+    async def _once(
+        self,
+        key: str | None,
+        part: str,
+        message: OutgoingMessage,
+        call: Callable[[], Awaitable[str | None]],
+    ) -> str | None:
+        """Send one part of a row at most once per dedupe key, across restarts (the sent journal)."""
+        if not key:
+            return await call()
+        name = f"{key}#{part}"
+        state, known_id = self._sent.state(name)
+        if state == PartState.SENT:
+            self._log.info("account %s: %s was sent before (%s); dropped", self.account, name, known_id)
+            return known_id
+        if state == PartState.IN_DOUBT:
+            self._log.warning(
+                "account %s: the %s of %s to %s was being sent when the bot stopped; not sending it again "
+                "(check the chat if it is missing)",
+                self.account,
+                part,
+                key,
+                message.chat_name or message.chat_id,
+            )
+            return None
+        await self._sent.sending(name)
+        try:
+            platform_id = await call()
+        except BaseException:
+            # The call raised: the outbox retries the row, and this part must go then. (A cancellation
+            # mid-call is a stop, not a crash; the retry may double it, as any at-least-once retry does.)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sent.failed(name))
+            raise
+        await self._sent.sent(name, platform_id)
+        return platform_id
 
     async def download(self, message: IncomingMessage) -> bytes:
         if message.media is not None:
