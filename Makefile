@@ -26,10 +26,11 @@ $(NODE_STAMP): tests/wechaty/package.json
 
 node: $(NODE_STAMP)
 
+# Chromium for the browser tests, and a Chinese font: without one every Chinese character renders as a box.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -114,6 +114,7 @@ def _pipeline(
 
 async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
     from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
+    from bot.staff_roster import StaffRoster
     from bot.teaching import StaffModelTeacher
     from dashboards.app import create_app
     from dashboards.security import new_secret
@@ -141,6 +142,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         rule_bench=StaffRuleBench(services),
         pipeline=StaffPipeline(services),
         model_teacher=StaffModelTeacher(services),
+        roster=StaffRoster(config=config, directory=services.directory, sessions=services.sessions),
         clock=services.clock.now,
     )
     app.router.add_get("/health", health_handler(services, adapters))
@@ -213,7 +215,8 @@ async def run_service(config: Config) -> int:
     if running.first_login:
         user, password = running.first_login
         print(
-            f"  首个管理员 / first admin login: {user} / {password}  (请登录后修改 / change it after login)", flush=True
+            f"  首个管理员 / first admin login: {user} / {password}  (首次登录时须修改 / changed at first login)",
+            flush=True,
         )
     print("按 Ctrl-C 停止 / press Ctrl-C to stop.", flush=True)
     stop = asyncio.Event()

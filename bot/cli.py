@@ -99,13 +99,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from classifiers.jsonl import run_classify
+    from classifiers.jsonl import default_jobs, run_classify
 
     rules = Path(args.rules) if args.rules else resolve_config(None).rules_dir
     infile = open(args.input, "rb") if args.input and args.input != "-" else sys.stdin.buffer  # noqa: SIM115
     outfile = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
-        return run_classify(rules, infile, outfile, sys.stderr)
+        return run_classify(rules, infile, outfile, sys.stderr, jobs=args.jobs or default_jobs())
     finally:
         if infile is not sys.stdin.buffer:
             infile.close()
@@ -285,38 +285,93 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_add(args: argparse.Namespace) -> int:
-    import secrets
-
-    from dashboards.users import UserError, add_user
+def _accounts(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``work(session_factory)`` on the configured (or --db) database, migrated first."""
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
     config = resolve_config(args.config)
-    problem = config.scope_problem(county=args.county or "", township=args.township or "", village=args.village or "")
-    if problem is not None:
-        raise UserError(f"{problem};请核对 --county/--township/--village")
-    password = args.password or secrets.token_urlsafe(12)
 
-    async def _go() -> None:
+    async def _go() -> Any:
         engine = make_engine(_db_url(args, config))
         try:
             await upgrade(engine)
-            await add_user(
-                make_session_factory(engine),
-                username=args.username,
-                password=password,
-                role=args.role,
-                county=args.county or "",
-                township=args.township or "",
-                village=args.village or "",
-                display_name=args.name or args.username,
-            )
+            return await work(make_session_factory(engine))
         finally:
             await engine.dispose()
 
-    asyncio.run(_go())
-    print(f"已创建账号 {args.username}({args.role})" + ("" if args.password else f",初始密码:{password}"))
+    return asyncio.run(_go())
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from dashboards.labels import STAFF_ROLES
+    from dashboards.users import Hierarchy, add_user, random_password
+
+    config = resolve_config(args.config)
+    password = args.password or random_password()
+
+    async def _add(factory: Any) -> None:
+        await add_user(
+            factory,
+            username=args.username,
+            password=password,
+            role=args.role or "",
+            county=args.county or "",
+            township=args.township or "",
+            village=args.village or "",
+            display_name=args.name or args.username,
+            hierarchy=Hierarchy.of(config.places()),
+            must_change=not args.password,
+            flag_style=True,
+        )
+
+    _accounts(args, _add)
+    print(
+        f"已创建账号 {args.username}({STAFF_ROLES.get(args.role, args.role)})"
+        + ("" if args.password else f",初始密码:{password}(首次登录后须修改)")
+    )
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from dashboards.labels import STAFF_ROLES
+    from storage.repos import users as users_repo
+
+    async def _list(factory: Any) -> list[Any]:
+        async with factory() as session:
+            return list(await users_repo.list_users(session))
+
+    for user in _accounts(args, _list):
+        scope = " ".join(p for p in (user.county, user.township, user.village) if p) or "全部"
+        state = "可用" if user.active else "已停用"
+        print(f"{user.username}\t{user.display_name}\t{STAFF_ROLES.get(user.role, user.role)}\t{scope}\t{state}")
+    return 0
+
+
+def cmd_user_password(args: argparse.Namespace) -> int:
+    from dashboards.users import reset_password, set_password
+
+    async def _reset(factory: Any) -> str:
+        if args.password:
+            await set_password(factory, username=args.username, password=args.password)
+            return ""
+        return await reset_password(factory, username=args.username)
+
+    generated = _accounts(args, _reset)
+    print(f"账号 {args.username} 的密码已重设" + (f",新密码:{generated}(登录后须修改)" if generated else ""))
+    return 0
+
+
+def cmd_user_active(args: argparse.Namespace) -> int:
+    from dashboards.users import set_active
+
+    active = args.user_command == "enable"
+
+    async def _set(factory: Any) -> None:
+        await set_active(factory, username=args.username, active=active)
+
+    _accounts(args, _set)
+    print(f"账号 {args.username} 已{'启用' if active else '停用'}")
     return 0
 
 
@@ -342,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", help="rules folder (default: the config's rules_dir)")
     p.add_argument("input", nargs="?", help="input file (default stdin)")
     p.add_argument("output", nargs="?", help="output file (default stdout)")
+    p.add_argument("--jobs", type=int, default=0, help="processes sharing a long input (default: one per core)")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("eval", help="precision/recall of the rules on labelled sets")
@@ -401,13 +457,23 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="dashboard accounts").add_subparsers(dest="user_command", required=True)
     p = with_config(user.add_parser("add", help="add a staff account"), db=True)
     p.add_argument("username")
-    p.add_argument("--role", required=True, choices=["admin", "county_staff", "township_staff", "cadre"])
+    p.add_argument("--role", help="admin, county_staff, township_staff or cadre")
     p.add_argument("--password", help="default: a random one, printed")
     p.add_argument("--name", help="display name")
     p.add_argument("--county")
     p.add_argument("--township")
     p.add_argument("--village")
     p.set_defaults(func=cmd_user_add)
+    p = with_config(user.add_parser("list", help="list the staff accounts"), db=True)
+    p.set_defaults(func=cmd_user_list)
+    p = with_config(user.add_parser("password", help="reset an account's password"), db=True)
+    p.add_argument("username")
+    p.add_argument("--password", help="default: a random one, printed, to be changed at the next login")
+    p.set_defaults(func=cmd_user_password)
+    for name, text in (("disable", "disable an account (its sessions end)"), ("enable", "enable an account again")):
+        p = with_config(user.add_parser(name, help=text), db=True)
+        p.add_argument("username")
+        p.set_defaults(func=cmd_user_active)
     return parser
 
 

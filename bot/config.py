@@ -146,6 +146,21 @@ class AlertConfig(_Strict):
     group_minutes: int = Field(default=10, ge=1, le=60)
 
 
+HostRole = Literal["party_member", "cadre"]
+
+
+class BanquetConfig(_Strict):
+    """Alerts before banquets of party members and cadres, from the dates read from banquet flags."""
+
+    alert_days_before: int = Field(default=2, ge=0, le=60)
+    """The township's discipline staff hear of a party member's or cadre's banquet this many days before it
+    (0: on the day); once per banquet and staff member."""
+    alert_at: time = time(8, 0)
+    """When the daily check for banquets coming up runs."""
+    roles: list[HostRole] = Field(default_factory=lambda: list[HostRole](["party_member", "cadre"]), min_length=1)
+    """Whose banquets are alerted: the host's role on the roster."""
+
+
 class ScheduleConfig(_Strict):
     timezone: str = "Asia/Shanghai"
     daily_check: time = time(8, 30)
@@ -234,6 +249,7 @@ class Config(_Strict):
     deadlines: DeadlineConfig = DeadlineConfig()
     merge: MergeConfig = MergeConfig()
     alerts: AlertConfig = AlertConfig()
+    banquets: BanquetConfig = BanquetConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()
@@ -273,20 +289,9 @@ class Config(_Strict):
                     raise ValueError(f"account {account.name!r} lists unknown group {group!r}")
         return self
 
-    def scope_problem(self, *, county: str = "", township: str = "", village: str = "") -> str | None:
-        """Why a county/township/village scope is not in the configured hierarchy (None: it is, or none is set)."""
-        if not self.counties:
-            return None
-        places = {(c.name, t.name, v.name) for c in self.counties for t in c.townships for v in t.villages}
-        if county and county not in {c for c, _t, _v in places}:
-            return f"县“{county}”不在配置的县、镇、村中"
-        if township and township not in {t for c, t, _v in places if not county or c == county}:
-            return f"镇“{township}”不在配置中{f'“{county}”之下' if county else ''}"
-        if village and village not in {
-            v for c, t, v in places if (not county or c == county) and (not township or t == township)
-        }:
-            return f"村“{village}”不在配置中{f'“{township}”之下' if township else ''}"
-        return None
+    def places(self) -> list[tuple[str, str, str]]:
+        """Every configured (county, township, village): the hierarchy staff accounts are checked against."""
+        return [(c.name, t.name, v.name) for c in self.counties for t in c.townships for v in t.villages]
 
     def storage_url(self) -> str:
         if self.storage.url:

@@ -39,9 +39,29 @@ class RosterEntry:
     is_head: bool = False
 
 
+ROLE_ALIASES = {"村民": "villager", "党员": "party_member", "村干部": "cadre", "工作人员": "staff"}
+"""A roster kept in Excel may name the role in Chinese."""
 ROSTER_COLUMNS = ("name", "role", "village", "township", "county", "group", "categories", "head", "platform_id")
 _YES = ("1", "yes", "true", "是", "y")
 _NO = ("", "0", "no", "false", "否", "n")
+
+
+@dataclass(frozen=True, slots=True)
+class RosterProblem:
+    """Why one row (or, at line 1, the whole file) of a roster cannot be taken, in Chinese."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRoster:
+    """Every row of a roster file: the good ones as entries, the bad ones as problems, each with its line."""
+
+    entries: list[tuple[int, RosterEntry]]
+    problems: list[RosterProblem]
+    fatal: bool = False
+    """The file as a whole cannot be read (encoding, header): no row was looked at."""
 
 
 def read_roster(path: Path, config: Config) -> list[RosterEntry]:
@@ -53,68 +73,97 @@ def read_roster(path: Path, config: Config) -> list[RosterEntry]:
     person twice.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: 花名册不是 UTF-8 编码(第 {exc.start} 字节),请用 UTF-8 另存为 CSV") from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: 无法读取花名册:{exc.strerror or exc}") from exc
+    parsed = parse_roster(data, config)
+    if parsed.problems:
+        first = parsed.problems[0]
+        where = f"{path}: " if parsed.fatal and first.line == 0 else f"{path}:{first.line}: "
+        raise InputError(where + first.message)
+    return [entry for _line, entry in parsed.entries]
+
+
+def parse_roster(data: bytes, config: Config) -> ParsedRoster:
+    """Check every row of a roster CSV and report each bad one (for the dashboard's import preview).
+
+    The same checks as :func:`read_roster`, which stops at the first problem.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        message = f"花名册不是 UTF-8 编码(第 {exc.start} 字节),请用 UTF-8 另存为 CSV"
+        return ParsedRoster([], [RosterProblem(0, message)], fatal=True)
     counties = {c.name for c in config.counties}
     villages = {v.name: (t.name, c.name, v.groups) for c in config.counties for t in c.townships for v in t.villages}
     townships = {t.name: c.name for c in config.counties for t in c.townships}
     every_group = {g for _t, _c, groups in villages.values() for g in groups}
+
+    def fatal(message: str) -> ParsedRoster:
+        return ParsedRoster([], [RosterProblem(1, message)], fatal=True)
+
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         header = reader.fieldnames
     except csv.Error as exc:
-        raise InputError(f"{path}:1: 表头无法解析:{exc}") from exc
+        return fatal(f"表头无法解析:{exc}")
     if header is None:
-        raise InputError(f"{path}:1: 花名册是空的,第一行应为表头,至少有 name 和 role 两列")
+        return fatal("花名册是空的,第一行应为表头,至少有 name 和 role 两列")
     columns = [h.strip() for h in header]
     reader.fieldnames = columns
     unknown = [c for c in columns if c not in ROSTER_COLUMNS]
     if unknown:
-        raise InputError(
-            f"{path}:1: 表头有不认识的列 {'、'.join(repr(c) for c in unknown)};可用的列:{', '.join(ROSTER_COLUMNS)}"
-        )
+        return fatal(f"表头有不认识的列 {'、'.join(repr(c) for c in unknown)};可用的列:{', '.join(ROSTER_COLUMNS)}")
     doubled = sorted({c for c in columns if columns.count(c) > 1})
     if doubled:
-        raise InputError(f"{path}:1: 表头中的列重复:{'、'.join(doubled)}")
+        return fatal(f"表头中的列重复:{'、'.join(doubled)}")
     missing = [c for c in ("name", "role") if c not in columns]
     if missing:
-        raise InputError(f"{path}:1: 表头缺少必需的列 {'、'.join(missing)}(至少要有 name 和 role)")
-    entries: list[RosterEntry] = []
+        return fatal(f"表头缺少必需的列 {'、'.join(missing)}(至少要有 name 和 role)")
+    entries: list[tuple[int, RosterEntry]] = []
+    problems: list[RosterProblem] = []
     seen: dict[str, int] = {}
-    try:
-        for row in reader:
-            entry = _roster_row(path, reader.line_num, row, villages, townships, counties, every_group)
-            key = entry.platform_id or entry.name
-            if key in seen:
-                what = f"platform_id“{key}”" if entry.platform_id else f"姓名“{key}”"
-                raise InputError(
-                    f"{path}:{reader.line_num}: {what}与第 {seen[key]} 行重复;"
-                    "同名的人请在 platform_id 列填写各自的微信号"
-                )
-            seen[key] = reader.line_num
-            entries.append(entry)
-    except csv.Error as exc:
-        raise InputError(f"{path}:{reader.line_num}: 这一行无法解析:{exc}") from exc
-    return entries
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(RosterProblem(reader.line_num, f"这一行无法解析:{exc}"))
+            break  # the reader cannot go on after a broken quote
+        line = reader.line_num
+        try:
+            entry = _roster_row(row, villages, townships, counties, every_group)
+        except _RowProblem as exc:
+            problems.append(RosterProblem(line, str(exc)))
+            continue
+        key = entry.platform_id or entry.name
+        if key in seen:
+            what = f"platform_id“{key}”" if entry.platform_id else f"姓名“{key}”"
+            problems.append(
+                RosterProblem(line, f"{what}与第 {seen[key]} 行重复;同名的人请在 platform_id 列填写各自的微信号")
+            )
+            continue
+        seen[key] = line
+        entries.append((line, entry))
+    return ParsedRoster(entries, problems)
+
+
+class _RowProblem(ValueError):
+    """One roster row is wrong; the message says which column and why."""
 
 
 def _roster_row(
-    path: Path,
-    line: int,
     row: dict[str | None, str | list[str] | None],
     villages: dict[str, tuple[str, str, list[str]]],
     townships: dict[str, str],
     counties: set[str],
     every_group: set[str],
 ) -> RosterEntry:
-    where = f"{path}:{line}"
     if row.get(None):
-        raise InputError(f"{where}: 这一行的格子比表头多(多出:{'、'.join(map(str, row[None] or []))})")
+        raise _RowProblem(f"这一行的格子比表头多(多出:{'、'.join(map(str, row[None] or []))})")
     if any(value is None for key, value in row.items() if key is not None):
-        raise InputError(f"{where}: 这一行的格子比表头少,请补齐(可以留空,但逗号要有)")
+        raise _RowProblem("这一行的格子比表头少,请补齐(可以留空,但逗号要有)")
 
     def cell(column: str) -> str:
         value = row.get(column)
@@ -122,41 +171,43 @@ def _roster_row(
 
     name, role = cell("name"), cell("role")
     if not name:
-        raise InputError(f"{where}: name(姓名)为空")
+        raise _RowProblem("name(姓名)为空")
+    role = ROLE_ALIASES.get(role, role)
     if role not in ROLES:
-        raise InputError(f"{where}: role(身份)“{role}”不正确,应为 {', '.join(ROLES)} 之一")
+        choices = "、".join(f"{code}({chinese})" for chinese, code in ROLE_ALIASES.items())
+        raise _RowProblem(f"role(身份)“{role}”不正确,应为 {choices} 之一")
     village, township, county, group = cell("village"), cell("township"), cell("county"), cell("group")
     if village:
         if village not in villages:
-            raise InputError(f"{where}: village(村)“{village}”不在配置的县、镇、村中")
+            raise _RowProblem(f"village(村)“{village}”不在配置的县、镇、村中")
         village_township, village_county, groups = villages[village]
         if township and township != village_township:
-            raise InputError(f"{where}: township(镇)“{township}”与村“{village}”不符(应为“{village_township}”)")
+            raise _RowProblem(f"township(镇)“{township}”与村“{village}”不符(应为“{village_township}”)")
         if county and county != village_county:
-            raise InputError(f"{where}: county(县)“{county}”与村“{village}”不符(应为“{village_county}”)")
+            raise _RowProblem(f"county(县)“{county}”与村“{village}”不符(应为“{village_county}”)")
         township, county = village_township, village_county
         if group and group not in groups:
-            raise InputError(f"{where}: group(群)“{group}”不是“{village}”的群(可选:{'、'.join(groups)})")
+            raise _RowProblem(f"group(群)“{group}”不是“{village}”的群(可选:{'、'.join(groups)})")
         group = group or groups[0]
     elif township:
         if township not in townships:
-            raise InputError(f"{where}: township(镇)“{township}”不在配置的县、镇、村中")
+            raise _RowProblem(f"township(镇)“{township}”不在配置的县、镇、村中")
         if county and county != townships[township]:
-            raise InputError(f"{where}: county(县)“{county}”与镇“{township}”不符(应为“{townships[township]}”)")
+            raise _RowProblem(f"county(县)“{county}”与镇“{township}”不符(应为“{townships[township]}”)")
         county = townships[township]
     elif county and counties and county not in counties:
-        raise InputError(f"{where}: county(县)“{county}”不在配置的县中")
+        raise _RowProblem(f"county(县)“{county}”不在配置的县中")
     if group and group not in every_group:
-        raise InputError(f"{where}: group(群)“{group}”不是配置中的群")
+        raise _RowProblem(f"group(群)“{group}”不是配置中的群")
     categories = tuple(c.strip() for c in cell("categories").split("|") if c.strip())
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
-        raise InputError(
-            f"{where}: categories(负责类别)中的“{'、'.join(unknown)}”不认识;可用:{', '.join(CATEGORIES)},用 | 分隔"
+        raise _RowProblem(
+            f"categories(负责类别)中的“{'、'.join(unknown)}”不认识;可用:{', '.join(CATEGORIES)},用 | 分隔"
         )
     head = cell("head").lower()
     if head not in _YES and head not in _NO:
-        raise InputError(f"{where}: head(是否村负责人)“{cell('head')}”应为 是/否(yes/no)或留空")
+        raise _RowProblem(f"head(是否村负责人)“{cell('head')}”应为 是/否(yes/no)或留空")
     return RosterEntry(
         name=name,
         role=role,
@@ -168,6 +219,28 @@ def _roster_row(
         categories=categories,
         is_head=head in _YES,
     )
+
+
+def roster_csv(entries: list[RosterEntry]) -> str:
+    """A roster file of ``entries`` with every column, read back by :func:`read_roster` as the same entries."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ROSTER_COLUMNS)
+    for e in entries:
+        writer.writerow(
+            [
+                e.name,
+                e.role,
+                e.village,
+                e.township,
+                e.county,
+                e.group,
+                "|".join(e.categories),
+                "是" if e.is_head else "",
+                e.platform_id if e.platform_id != e.name else "",
+            ]
+        )
+    return out.getvalue()
 
 
 class Directory:

@@ -133,7 +133,7 @@ async def reclassify(
 async def rerun_kept_raw(*, config: Config, db_url: str) -> RerunResult:
     """The live pipeline, workflow included, over every message kept raw; what the bot says is queued in
     the outbox, which the running service sends (its sender polls the table)."""
-    services = await build_services(config, clock=SystemClock(), db_url=db_url)
+    services = await build_services(config, clock=SystemClock(), db_url=db_url, batch=True)
     try:
         return await services.ingest.rerun_kept_raw()
     finally:

@@ -15,16 +15,18 @@ from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import CHINA, Clock
 from bot.directory import Directory
 from bot.media import MediaStore
 from bot.messages import IncomingMessage, MessageKind
 from bot.stats import Stats
 from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
+from classifiers.banquet import extract as extract_banquet
 from classifiers.model import RED_FLAGS
 from storage.engine import SessionFactory
 from storage.models import Flag, Group, Member, Message
+from storage.repos import banquets as banquets_repo
 from storage.repos import messages as messages_repo
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,17 @@ def build_flag(message: Message, result: Result) -> Flag | None:
         tier="confirmed" if confirmed else "review",
         reasons={r.label: list(r.words) for r in result.reasons},
     )
+
+
+async def store_banquet(session: AsyncSession, message: Message) -> None:
+    """The date, place, host, event and scale of a banquet-flagged message, stored with its flag.
+
+    Relative dates (明天, 本周六) and years are taken from the message's own time in China."""
+    assert message.id is not None
+    details = extract_banquet(message.text or "", message.at.astimezone(CHINA))
+    values = details.as_json()
+    values["date"] = details.date
+    await banquets_repo.add(session, message_id=message.id, values=values)
 
 
 class Ingest:
@@ -318,6 +331,8 @@ class Ingest:
         if flag is not None:
             await messages_repo.add_flag(session, flag)
             self.stats.count("flagged")
+            if "banquet" in flag.labels:
+                await store_banquet(session, message)
         await self._workflow.handle(session, inbound)
         self.stats.count("handled")
         self._log(message_id, message, sender, result)

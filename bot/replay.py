@@ -249,7 +249,9 @@ async def run_replay(
     """Replay ``script`` on the database at ``db_url``; returns the transcript lines it wrote."""
     lines = parse_script(script)
     clock = await _start_clock(db_url, lines.first_at)
-    services = await build_services(config, clock=clock, db_url=db_url, media_root=media_root, migrate=False)
+    services = await build_services(
+        config, clock=clock, db_url=db_url, media_root=media_root, migrate=False, batch=True
+    )
     adapters = {account.name: TranscriptAdapter(account.name, services, transcript) for account in config.accounts}
     # Replies are sent once their run is committed and transcribed at the time they were queued, so the
     # transcript reads as if each was sent at once.

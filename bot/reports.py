@@ -7,11 +7,18 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import CHINA
+from storage.repos import banquets as banquets_repo
 from storage.repos import messages as messages_repo
+
+BANQUET_FIELDS = (
+    "date", "calendar", "date_text", "approximate", "lunar", "time", "period",
+    "place", "host", "relation", "event", "scale", "tables", "people",
+)  # fmt: skip
 
 
 async def flags_as_json(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await messages_repo.list_flags(session)
+    banquets = await banquets_repo.by_message(session, [flag.message_id for flag, _ in rows])
     return [
         {
             "id": flag.id,
@@ -28,9 +35,21 @@ async def flags_as_json(session: AsyncSession) -> list[dict[str, Any]]:
             "verdict": flag.verdict,
             "tier": flag.tier,
             "reasons": flag.reasons,
+            "banquet": _banquet(banquets.get(flag.message_id)),
         }
         for flag, message in rows
     ]
+
+
+def _banquet(row: Any) -> dict[str, Any] | None:
+    """A banquet flag's details (unknown ones null), with the date as YYYY-MM-DD and its weekday."""
+    if row is None:
+        return None
+    out = {key: row[key] for key in BANQUET_FIELDS}
+    day = row["date"]
+    out["date"] = day.isoformat() if day else None
+    out["weekday"] = f"周{'一二三四五六日'[day.weekday()]}" if day else None
+    return out
 
 
 def flags_as_text(flags: list[dict[str, Any]]) -> str:
@@ -44,5 +63,17 @@ def flags_as_text(flags: list[dict[str, Any]]) -> str:
             f"[{item['severity']}{tier}] {item['at'][:16]} {where} {item['sender']}({item['role']}) "
             f"{'/'.join(item['labels'])}: {item['text']}  规则: {', '.join(item['rules'])}"
             + (f"  结论: {item['verdict']}" if item["verdict"] else "")
+            + _banquet_text(item["banquet"])
         )
     return "\n".join(lines)
+
+
+def _banquet_text(details: dict[str, Any] | None) -> str:
+    if not details:
+        return ""
+    parts = [
+        f"日期 {details['date']}{'(约)' if details['approximate'] else ''}" if details["date"] else "",
+        f"地点 {details['place']}" if details["place"] else "",
+        f"规模 {details['scale']}" if details["scale"] else "",
+    ]
+    return "".join(f"  {p}" for p in parts if p)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.banquets import BanquetAlerts
 from bot.clock import Clock
 from bot.config import Config
 from bot.directory import Directory, read_roster
@@ -60,11 +61,14 @@ async def build_services(
     media_root: Path | None = None,
     classifiers: ClassifierHolder | None = None,
     migrate: bool = True,
+    batch: bool = False,
 ) -> Services:
+    """Everything the bot runs on. ``batch`` is for a replay or an import: nothing but the database waits
+    on the event loop, so SQLite statements run on its thread (``storage.sqlite_driver.InlineConnection``)."""
     templates = Templates(config.templates)
     holder = classifiers or load_rules(config)
     roster = read_roster(config.roster, config) if config.roster else []
-    engine = make_engine(db_url or config.storage_url())
+    engine = make_engine(db_url or config.storage_url(), inline=batch)
     if migrate:
         await upgrade(engine)
     sessions = make_session_factory(engine)
@@ -97,11 +101,14 @@ async def build_services(
         clock=clock,
         stats=stats,
     )
+    banquet_alerts = BanquetAlerts(
+        session_factory=sessions, service=workflow.service, config=config.banquets, timezone=config.schedule.timezone
+    )
     retention = Retention(session_factory=sessions, config=config.retention, timezone=config.schedule.timezone)
     scheduler = Scheduler(
         session_factory=sessions,
         clock=clock,
-        jobs=[*workflow.jobs(), *retention.jobs()],
+        jobs=[*workflow.jobs(), *banquet_alerts.jobs(), *retention.jobs()],
         owner=",".join(sorted(account.name for account in config.accounts)),
     )
     return Services(

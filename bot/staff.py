@@ -105,8 +105,6 @@ class StaffBroadcaster:
         if kind == "clarification" and len(groups) != 1:
             raise ActionRefused("澄清正名只能发到一个群。")
         services = self._services
-        template = "broadcast_notice" if kind == "notice" else "broadcast_clarification"
-        body = services.templates.render(template, text=text.strip())
         async with services.sessions() as session:
             record = await broadcasts_repo.add_broadcast(
                 session, at=services.clock.now(), username=actor, kind=kind, text=text.strip()
@@ -117,8 +115,9 @@ class StaffBroadcaster:
                 group = await directory_repo.get_group(session, name)
                 if group is None:
                     raise ActionRefused(f"找不到群:{name}")
-                outbox_id = await services.outbox.to_group(
-                    session, key=f"broadcast:{record.id}:{group.name}", group=group, text=body
+                assert record.id is not None
+                outbox_id = await services.workflow.notifier.broadcast(
+                    session, record_id=record.id, kind=kind, group=group, text=text.strip()
                 )
                 if outbox_id is not None:
                     outbox_ids.append(outbox_id)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from functools import partial
 
 from classifiers.engine import Classifier, Evidence
-from classifiers.features import SIGNS, extract
-from classifiers.model import RED_FLAGS, LinearModel
-from classifiers.types import Classification, Match, Reason
+from classifiers.features import SIGNS, ngram_head, symbols
+from classifiers.model import RED_FLAGS, LinearModel, Scores
+from classifiers.types import LABELS, Classification, Match, Reason
 
 MAX_LABELS = 2
 REASON_WORDS = 6
@@ -22,6 +22,7 @@ _WEAK_CHARS = frozenset(
     "的了吗呢啊吧呀嘛哦哈么着过也都就还又在是有我你他她它们这那个一不没和与及或村组里上下来去说要会能"
 )
 _SEVERITY_RANK = {"low": 0, "normal": 1, "high": 2}
+_SORTED_LABELS = tuple(sorted(LABELS))
 
 
 def _readable_ngram(gram: str) -> bool:
@@ -77,7 +78,7 @@ def explain(
 
 def attach(clf: Classifier, model: LinearModel) -> Classifier:
     """Let ``model`` decide for ``clf`` (on top of its rules' evidence); returns ``clf``."""
-    clf.attach_model(model, partial(decide_with_model, clf, model))
+    clf.attach_model(model, partial(decide_with_model, clf, model), partial(decide_many, clf, model))
     return clf
 
 
@@ -85,8 +86,21 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
     ev = clf.evidence(text, role=role, full=True)
     if not ev.core:
         return clf.decide([], ev.role)
-    feats = extract(text, ev, clf.rule_ids)
-    sc = model.score(feats)
+    return _verdict(clf, model, ev, model.score(model.rows(symbols(text, ev, clf.rule_ids), ngram_head(ev.core))))
+
+
+def decide_many(clf: Classifier, model: LinearModel, items: list[tuple[str, str | None]]) -> list[Classification]:
+    """``decide_with_model`` for many messages, their scores summed together (``LinearModel.score_many``)."""
+    evs = [clf.evidence(text, role=role, full=True) for text, role in items]
+    scored = [k for k, ev in enumerate(evs) if ev.core]
+    scores = model.score_many([(symbols(items[k][0], evs[k], clf.rule_ids), ngram_head(evs[k].core)) for k in scored])
+    out = [clf.decide([], ev.role) if not ev.core else None for ev in evs]
+    for k, sc in zip(scored, scores, strict=True):
+        out[k] = _verdict(clf, model, evs[k], sc)
+    return [c for c in out if c is not None]
+
+
+def _verdict(clf: Classifier, model: LinearModel, ev: Evidence, sc: Scores) -> Classification:
     p = sc.labels
     thr = model.thresholds
     # Margin over the label's own threshold (in odds), so labels with different thresholds compare fairly.
@@ -103,8 +117,7 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
         chosen.remove("chat")
     if not chosen:
         chosen = ["chat"]
-    order = {lab: i for i, lab in enumerate(clf.ruleset.config.order)}
-    labels = tuple(sorted(chosen, key=lambda lab: order[lab]))
+    labels = tuple(sorted(chosen, key=clf.label_rank.__getitem__))
     review = tuple(
         lab
         for lab in RED_FLAGS
@@ -144,5 +157,5 @@ def decide_with_model(clf: Classifier, model: LinearModel, text: str, role: str 
         tiers=tiers,
         reasons=reasons,
         model_version=model.version,
-        scores=tuple((lab, round(p[lab], 4)) for lab in sorted(p)),
+        scores=tuple((lab, round(p[lab], 4)) for lab in _SORTED_LABELS),
     )

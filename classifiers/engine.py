@@ -59,6 +59,13 @@ class Evidence:
     tokenised: bool
 
 
+# Group chat repeats itself (收到, 好的, 👍, 辛苦了): the verdicts on recent short texts are kept, per sender
+# role. A verdict is immutable and depends only on the text, the role and this classifier (a reload builds a
+# new one), so a kept verdict is the one that would be computed again.
+RECENT_MAX_CHARS = 40
+RECENT_SIZE = 8192
+
+
 class Classifier:
     """An immutable, loaded rule set. Build with ``load_classifier``; share freely (no mutable state)."""
 
@@ -70,10 +77,14 @@ class Classifier:
         self._tk = tokenizer
         self._rules: tuple[Rule, ...] = ruleset.rules
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in ruleset.rules)
+        self.label_rank: dict[str, int] = {lab: i for i, lab in enumerate(ruleset.config.order)}
+        """Each label's place in the precedence order (engine.toml)."""
         self._by_id: dict[str, Rule] = {r.id: r for r in ruleset.rules}
         self.model: LinearModel | None = None
         self.model_error: str | None = None
         self._decider: Callable[[str, str | None], Classification] | None = None
+        self._many: Callable[[list[tuple[str, str | None]]], list[Classification]] | None = None
+        self._recent: dict[tuple[str, str | None], Classification] = {}
         # Unique terms by (text, mode); every group is a tuple of term ids.
         term_ids: dict[tuple[str, str], int] = {}
         self._terms: list[Term] = []
@@ -149,11 +160,19 @@ class Classifier:
         self._chat = Classification(("chat",), None, None, (), (), self.version)
 
     def attach_model(
-        self, model: LinearModel | None, decider: Callable[[str, str | None], Classification] | None
+        self,
+        model: LinearModel | None,
+        decider: Callable[[str, str | None], Classification] | None,
+        many: Callable[[list[tuple[str, str | None]]], list[Classification]] | None = None,
     ) -> None:
-        """Let a trained model decide (see decide.py); ``None`` keeps the rules alone. Called once, by the loader."""
+        """Let a trained model decide (see decide.py); ``None`` keeps the rules alone. Called once, by the loader.
+
+        ``many`` decides a list of messages at once, as ``decider`` would one by one.
+        """
         self.model = model
         self._decider = decider
+        self._many = many if decider is not None else None
+        self._recent.clear()
 
     def rule_by_id(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)
@@ -294,12 +313,40 @@ class Classifier:
 
     def classify(self, text: str, *, role: str | None = None) -> Classification:
         """The verdict (taxonomy.md): the trained model's when one is attached, else the rules' alone."""
+        short = len(text) <= RECENT_MAX_CHARS
+        if short:
+            hit = self._recent.get((text, role))
+            if hit is not None:
+                return hit
         if self._decider is not None:
-            return self._decider(text, role)
-        ev = self.evidence(text, role=role, full=False)
-        if not ev.fired:
-            return self._chat
-        return self.decide(ev.fired, ev.role)
+            verdict = self._decider(text, role)
+        else:
+            ev = self.evidence(text, role=role, full=False)
+            verdict = self.decide(ev.fired, ev.role) if ev.fired else self._chat
+        if short:
+            if len(self._recent) >= RECENT_SIZE:
+                self._recent.clear()
+            self._recent[(text, role)] = verdict
+        return verdict
+
+    def classify_many(self, items: list[tuple[str, str | None]]) -> list[Classification]:
+        """``classify`` for many (text, role) pairs at once: the same verdicts, computed together."""
+        if self._many is None:
+            return [self.classify(text, role=role) for text, role in items]
+        out: list[Classification | None] = []
+        todo: list[int] = []
+        for k, key in enumerate(items):
+            hit = self._recent.get(key) if len(key[0]) <= RECENT_MAX_CHARS else None
+            out.append(hit)
+            if hit is None:
+                todo.append(k)
+        for k, verdict in zip(todo, self._many([items[k] for k in todo]), strict=True):
+            out[k] = verdict
+            if len(items[k][0]) <= RECENT_MAX_CHARS:
+                if len(self._recent) >= RECENT_SIZE:
+                    self._recent.clear()
+                self._recent[items[k]] = verdict
+        return [v for v in out if v is not None]
 
     def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
         r = self._rules[ri]

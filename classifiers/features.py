@@ -20,6 +20,7 @@ from classifiers.engine import Evidence
 NGRAM_MIN = 1  # single characters matter: without them macro F1 on the set-aside data fell 0.923 -> 0.900
 NGRAM_MAX = 3
 MAX_NGRAM_CHARS = 400  # n-grams of the first N characters only: a long letter says what it is early
+GRAM = "c:"  # the prefix of a character n-gram feature
 
 # Signs that carry meaning although the rules never see them (the normaliser drops emoji and stickers).
 SIGNS: dict[str, str] = {
@@ -107,8 +108,8 @@ def _length_bucket(n: int) -> str:
     return "len:很长"
 
 
-def extract(text: str, ev: Evidence, rule_ids: tuple[str, ...]) -> list[str]:
-    """The sorted feature names of a message, given its rule evidence (``rule_ids[i]`` names rule i)."""
+def symbols(text: str, ev: Evidence, rule_ids: tuple[str, ...]) -> set[str]:
+    """Every feature of a message but its character n-grams (``rule_ids[i]`` names rule i)."""
     feats: set[str] = set()
     core = ev.core
     role = ev.role
@@ -126,11 +127,6 @@ def extract(text: str, ev: Evidence, rule_ids: tuple[str, ...]) -> list[str]:
             feats.add(f"r:{rule.id}|提及")
     for ri, gi in ev.group_hits:
         feats.add(f"g:{rule_ids[ri]}/{gi}")
-    head = core[:MAX_NGRAM_CHARS]
-    n = len(head)
-    for size in range(NGRAM_MIN, NGRAM_MAX + 1):
-        for i in range(n - size + 1):
-            feats.add("c:" + head[i : i + size])
     for m in _SIGN_RE.finditer(text):
         feats.add("e:" + SIGNS[m.group(0)])
     for ch, name in _PUNCT.items():
@@ -142,4 +138,20 @@ def extract(text: str, ev: Evidence, rule_ids: tuple[str, ...]) -> list[str]:
         feats.add("p:号码")
     if _TICKET_REF_RE.search(text):
         feats.add("p:工单号")
+    return feats
+
+
+def ngram_head(core: str) -> str:
+    """The part of the normalised text whose n-grams are features."""
+    return core[:MAX_NGRAM_CHARS]
+
+
+def extract(text: str, ev: Evidence, rule_ids: tuple[str, ...]) -> list[str]:
+    """The sorted feature names of a message, given its rule evidence (training; see LinearModel.rows)."""
+    feats = symbols(text, ev, rule_ids)
+    head = ngram_head(ev.core)
+    n = len(head)
+    for size in range(NGRAM_MIN, NGRAM_MAX + 1):
+        for i in range(n - size + 1):
+            feats.add(GRAM + head[i : i + size])
     return sorted(feats)

@@ -263,7 +263,7 @@ class _PackParser:
                 kw[key] = frozenset(v)
         if "decide" in r:
             if r["decide"] not in ("force", "veto"):
-                raise self.err(line("decide"), "'decide' must be \"force\" (强制成立) or \"veto\" (一票否决)")
+                raise self.err(line("decide"), '\'decide\' must be "force" (强制成立) or "veto" (一票否决)')
             if label.startswith("category:"):
                 raise self.err(line("decide"), "'decide' is for label rules, not category rules")
             kw["decide"] = r["decide"]

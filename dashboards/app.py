@@ -12,13 +12,17 @@ from aiohttp import web
 from dashboards import (
     auth,
     views_admin,
+    views_banquets,
     views_broadcast,
+    views_bulk,
     views_digest,
     views_exports,
     views_model,
+    views_roster,
     views_rules,
     views_stats,
     views_tickets,
+    views_users,
 )
 from dashboards.context import (
     BROADCASTER,
@@ -26,6 +30,7 @@ from dashboards.context import (
     JINJA,
     MODEL_TEACHER,
     PIPELINE,
+    ROSTER,
     RULE_BENCH,
     SESSION_FACTORY,
     SETTINGS,
@@ -33,7 +38,7 @@ from dashboards.context import (
     Clock,
     render,
 )
-from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from dashboards.templating import make_env
 from storage.engine import SessionFactory
@@ -96,6 +101,7 @@ def create_app(
     rule_bench: RuleBench,
     pipeline: Pipeline,
     model_teacher: ModelTeacher,
+    roster: Roster | None = None,
     clock: Clock = _utc_now,
 ) -> web.Application:
     app = web.Application(
@@ -109,6 +115,8 @@ def create_app(
     app[RULE_BENCH] = rule_bench
     app[PIPELINE] = pipeline
     app[MODEL_TEACHER] = model_teacher
+    if roster is not None:
+        app[ROSTER] = roster
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
@@ -132,7 +140,9 @@ def create_app(
             web.post("/messages/{message_id:\\d{1,9}}/label", views_model.label_message),
             web.get("/model", views_model.model_page),
             web.post("/model/retrain", views_model.retrain),
+            web.get("/banquets", views_banquets.banquets_page),
             web.get("/tickets", views_tickets.board),
+            web.post("/tickets/bulk", views_bulk.bulk),
             web.get("/tickets/{ticket_id:\\d{1,9}}", views_tickets.ticket_page),
             web.post("/tickets/{ticket_id:\\d{1,9}}/{action:[a-z]+}", views_tickets.ticket_action),
             web.get("/tickets/{ticket_id:\\d{1,9}}/photos/{photo_id:\\d{1,9}}", views_tickets.ticket_photo),
@@ -147,6 +157,19 @@ def create_app(
             web.get("/bench", views_rules.bench_page),
             web.post("/bench", views_rules.bench_run),
             web.get("/audit", views_admin.audit_page),
+            web.get("/roster", views_roster.roster_page),
+            web.get("/roster.csv", views_roster.export_roster),
+            web.post("/roster/preview", views_roster.preview),
+            web.post("/roster/apply", views_roster.apply),
+            web.post("/roster/members/{member_id:\\d{1,9}}/assign", views_roster.assign),
+            web.get("/password", views_users.password_page),
+            web.post("/password", views_users.change_password),
+            web.get("/users", views_users.users_page),
+            web.post("/users", views_users.add_user),
+            web.get("/users/{username:[^/]{1,64}}", views_users.edit_page),
+            web.post("/users/{username:[^/]{1,64}}", views_users.edit_user),
+            web.post("/users/{username:[^/]{1,64}}/active", views_users.set_active),
+            web.post("/users/{username:[^/]{1,64}}/password", views_users.reset_password),
             web.static("/static", STATIC, append_version=False),
         ]
     )

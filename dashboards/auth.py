@@ -24,6 +24,8 @@ SESSION_COOKIE = "vw_session"
 LOGIN_COOKIE = "vw_login"
 PUBLIC_PREFIXES = ("/static/",)
 PUBLIC_PATHS = ("/login", "/health", "/favicon.ico")
+PASSWORD_PATHS = ("/password", "/logout")
+"""What a login with a generated password may reach until its own password is chosen."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,6 +86,10 @@ async def require_login(request: web.Request, handler: Handler) -> web.StreamRes
     request[VIEWER_KEY] = found
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         await check_csrf(request, found.csrf)
+    if found.must_change_password and request.path not in PASSWORD_PATHS:
+        if request.method == "GET":
+            raise web.HTTPFound("/password?next=" + quote(safe_next(request.path_qs), safe=""))
+        raise web.HTTPForbidden(text="请先修改初始密码")
     return await handler(request)
 
 
@@ -103,7 +109,8 @@ async def _load_viewer(request: web.Request) -> Viewer | None:
         return None
     moment = now(request)
     async with request.app[SESSION_FACTORY]() as session:
-        row = await users_repo.get_session(session, session_id=token_id(token, request.app[SETTINGS].secret))
+        session_id = token_id(token, request.app[SETTINGS].secret)
+        row = await users_repo.get_session(session, session_id=session_id)
         if row is None or row.expires_at <= moment:
             return None
         user = await users_repo.get_user(session, username=row.username)
@@ -118,10 +125,13 @@ async def _load_viewer(request: web.Request) -> Viewer | None:
         village=user.village,
         patrolled_to_flag_id=user.patrolled_to_flag_id,
         csrf=row.csrf,
+        must_change_password=user.must_change_password,
+        session_id=session_id,
+        member_name=user.member_name or "",
     )
 
 
-def _safe_next(value: str) -> str:
+def safe_next(value: str) -> str:
     """Where to go after login: a path on this site only, else the home page.
 
     Browsers drop tabs and newlines from a URL and treat a backslash like a slash, so ``/\t/host`` or
@@ -140,9 +150,7 @@ def _safe_next(value: str) -> str:
 
 async def login_page(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(LOGIN_COOKIE) or new_token()
-    response = render(
-        request, "login.html", login_csrf=token, next=_safe_next(request.query.get("next", "/")), error=""
-    )
+    response = render(request, "login.html", login_csrf=token, next=safe_next(request.query.get("next", "/")), error="")
     _cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
     return response
 
@@ -156,7 +164,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="请求无效（缺少或错误的安全令牌），请刷新页面后重试")
     username = str(form.get("username", "")).strip()[:64] or "?"
     password = str(form.get("password", ""))[:256]
-    next_url = _safe_next(str(form.get("next", "/")))
+    next_url = safe_next(str(form.get("next", "/")))
     source = (request.remote or "")[:64]
     moment = now(request)
     limits = Limits(
@@ -191,9 +199,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _again(f"登录失败次数过多，请{_wait_text(wait)}后再试", status=429)
     stored_hash = user.password_hash if user is not None else None
     good = await asyncio.to_thread(verify_password, stored_hash, password)  # argon2 never on the event loop
-    if user is None or not user.active or not good:
+    if user is None or not good:
         await _settle(request, attempt, "login_failed", source)
         return _again("用户名或密码错误")
+    if not user.active:  # told only to whoever knows the password
+        await _settle(request, attempt, "login_disabled", source)
+        return _again("该账号已停用，请联系管理员", status=403)
     token = new_token()
     async with request.app[SESSION_FACTORY]() as session, session.begin():
         await users_repo.delete_expired_sessions(session, now=moment)
@@ -208,6 +219,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             ),
         )
         await users_repo.settle_audit_row(session, audit_id=attempt, action="login", detail=source)
+    if user.must_change_password:
+        next_url = "/password?next=" + quote(next_url, safe="")
     response = web.HTTPFound(next_url)
     _cookie(request, response, SESSION_COOKIE, token, max_age=settings.session_minutes * 60)
     response.del_cookie(LOGIN_COOKIE, path="/")

@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, TicketActions
 from dashboards.settings import DashboardSettings
 from storage.engine import SessionFactory
 from storage.repos import users as users_repo
@@ -25,6 +25,7 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 RULE_BENCH = web.AppKey("rule_bench", RuleBench)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 MODEL_TEACHER = web.AppKey("model_teacher", ModelTeacher)
+ROSTER = web.AppKey("roster", Roster)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 JINJA = web.AppKey("jinja", jinja2.Environment)
 
@@ -42,6 +43,11 @@ class Viewer:
     village: str
     patrolled_to_flag_id: int
     csrf: str
+    must_change_password: bool = False
+    """A generated password (the first admin, a reset): every page but the password change is closed."""
+    session_id: str = ""
+    member_name: str = ""
+    """The roster name of the person behind the login (a cadre), matched against tickets' assignees."""
 
     @property
     def discipline(self) -> bool:
@@ -56,6 +62,15 @@ class Viewer:
     @property
     def manages_rules(self) -> bool:
         return self.role in ("admin", "county_staff")
+
+    @property
+    def manages_accounts(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def manages_roster(self) -> bool:
+        """Discipline staff keep the roster of their scope; cadres are supervised, not supervisors."""
+        return self.discipline
 
     @property
     def scope(self) -> Scope:

@@ -71,3 +71,93 @@ EVENTS = {
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+MESSAGE_KINDS = {"image": "图片", "voice": "语音", "link": "链接", "file": "文件", "video": "视频", "other": "其他消息"}
+AUDIT_ACTIONS = {
+    "login": "登录",
+    "login_attempt": "登录中",
+    "login_failed": "登录失败",
+    "login_throttled": "登录受限（失败次数过多）",
+    "login_disabled": "已停用账号尝试登录",
+    "logout": "退出登录",
+    "view_ticket": "查看工单",
+    "view_flag": "查看网巡条目",
+    "flag_verdict": "网巡研判",
+    "patrol_mark": "标记已巡查",
+    "label_correction": "纠正标签",
+    "label_missed": "标记漏报",
+    "model_retrain": "重新训练模型",
+    "rule_shadow": "切换规则试运行",
+    "rule_dry_run": "规则试算",
+    "rerun_kept_raw": "重新处理失败消息",
+    "export_tickets": "导出工单台账",
+    "export_flags": "导出网巡台账",
+    "broadcast_notice": "群发通知",
+    "broadcast_clarification": "发布澄清",
+    "user_add": "新增账号",
+    "user_edit": "修改账号",
+    "user_disable": "停用账号",
+    "user_enable": "启用账号",
+    "user_password_reset": "重置密码",
+    "password_change": "修改本人密码",
+    "roster_import": "导入花名册",
+    "roster_export": "导出花名册",
+    "roster_assign": "登记群成员身份",
+    "ticket_bulk": "批量处理工单",
+}
+TICKET_FORM_NAMES = {
+    "accept": "受理",
+    "progress": "办理进展",
+    "resolve": "办结",
+    "waive_photo": "免补照片",
+    "photo": "上传照片",
+    "close": "关闭",
+    "reopen": "重新办理",
+    "transfer": "转办",
+    "escalate": "提级督办",
+    "extend": "批准延期",
+    "note": "备注",
+    "split": "拆分",
+    "merge": "合并",
+}
+
+
+def audit_action(code: str) -> str:
+    """The Chinese name of an audit action; actions on tickets are ``ticket_<form>`` (``_refused`` when the
+    workflow said no). An unknown code reads as 其他操作, never as the raw key."""
+    if code in AUDIT_ACTIONS:
+        return AUDIT_ACTIONS[code]
+    if code.startswith("ticket_"):
+        form = code.removeprefix("ticket_")
+        refused = form.endswith("_refused")
+        form = form.removesuffix("_refused")
+        if form in TICKET_FORM_NAMES:
+            return f"工单{TICKET_FORM_NAMES[form]}" + ("（被拒绝）" if refused else "")
+    return "其他操作"
+
+
+AUDIT_TARGETS = {
+    "ticket": "工单 #",
+    "flag": "网巡 #",
+    "message": "消息 #",
+    "broadcast": "群发 #",
+    "member": "成员 #",
+    "user": "账号 ",
+    "rule": "规则 ",
+}
+AUDIT_TARGET_WORDS = {"roster": "花名册", "model": "模型", "transfer": "转办", "escalate": "提级督办", "close": "关闭"}
+
+
+def audit_target(target: str | None) -> str:
+    """What an audit row is about, for people: ``ticket:12`` reads 工单 #12, ``user:zhang`` 账号 zhang."""
+    if not target:
+        return ""
+    kind, sep, rest = target.partition(":")
+    if sep and kind in AUDIT_TARGETS:
+        return AUDIT_TARGETS[kind] + rest
+    return AUDIT_TARGET_WORDS.get(target, target)
+
+
+def rule_group(rule_id: str) -> str:
+    """A rule shown by what it finds (its label or category), never by its identifier."""
+    prefix = rule_id.split(".", 1)[0]
+    return LABELS.get(prefix) or CATEGORIES.get(prefix) or "其他"

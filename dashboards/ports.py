@@ -147,3 +147,48 @@ class ModelTeacher(Protocol):
         """Retrain from the project's labelled data plus staff feedback, in the background; the new model
         is installed only if it is not worse on the set-aside data. False if one is already running."""
         ...
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One row of an uploaded roster as the bot read it: the person, or why the row cannot be taken."""
+
+    line: int
+    name: str = ""
+    role: str = ""
+    village: str = ""
+    township: str = ""
+    county: str = ""
+    group: str = ""
+    categories: tuple[str, ...] = ()
+    is_head: bool = False
+    platform_id: str = ""
+    error: str | None = None
+    """Simplified Chinese; a row with an error is never applied."""
+
+
+class Roster(Protocol):
+    """The bot's roster of who is who (villager, party member, cadre, staff), as staff keep it.
+
+    Changes take effect in the running bot at once (its directory cache is dropped) and are written back to
+    the configured roster file, so a restart keeps them.
+    """
+
+    def preview(self, data: bytes) -> list[RosterRow]:
+        """Check an uploaded CSV with the same rules as the roster file at start-up; every row is returned,
+        the bad ones with their error (a problem with the whole file is one row with ``line`` 0 or 1)."""
+        ...
+
+    async def apply(self, rows: list[RosterRow], *, actor: str) -> int:
+        """Add or update these people (rows without an error); returns how many."""
+        ...
+
+    async def assign(
+        self, platform_id: str, *, role: str, categories: tuple[str, ...], is_head: bool, actor: str
+    ) -> None:
+        """Give a person the bot met in a group (a villager by default) a role on the roster, in their group's
+        village. Raises ActionRefused (Chinese) for an unknown person or role."""
+
+    def export(self, rows: list[RosterRow]) -> str:
+        """A roster CSV of ``rows`` that ``preview`` reads back as the same people."""
+        ...

@@ -35,10 +35,13 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     env.filters["dt"] = dt
     env.filters["dur"] = duration
     env.filters["show"] = show
+    env.filters["rule_group"] = labels.rule_group
     env.globals.update(
         pct=pct,
         qs=qs,
         L=labels,
+        audit_action=labels.audit_action,
+        audit_target=labels.audit_target,
         CATEGORIES=categories,
         name_of=lambda table, code: table.get(code, code) if code else "",
     )

@@ -19,4 +19,5 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     who = request.query.get("user") or None
     async with request.app[SESSION_FACTORY]() as session:
         rows = await users_repo.list_audit(session, limit=100, before_id=before, username=who)
-    return render(request, "audit.html", rows=rows, user=who or "")
+        names = {u.username: u.display_name or u.username for u in await users_repo.list_users(session)}
+    return render(request, "audit.html", rows=rows, user=who or "", names=names)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
 from dashboards.labels import VERDICTS
+from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
 from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
@@ -56,12 +57,14 @@ async def digest(request: web.Request) -> web.StreamResponse:
         )
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
+        banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
     return render(
         request,
         "digest.html",
         kept_raw=kept_raw,
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
+        banquets=banquets,
         context=context,
         counts=counts,
         upto=upto,
@@ -96,6 +99,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
             scope=viewer(request).scope,
         )
         reviews = await repo.flag_reviews(session, flag_id=flag_id)
+        banquet = (await banquets_repo.by_message(session, [row["message_id"]])).get(row["message_id"])
     await audit(request, "view_flag", target=f"flag:{flag_id}")
     return render(
         request,
@@ -103,6 +107,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         f=row,
         context=context.get(row["message_id"], []),
         reviews=reviews,
+        banquet=banquet,
         verdicts=VERDICTS,
         request_taught=request.query.get("taught") == "1",
     )
@@ -122,7 +127,9 @@ async def record_verdict(request: web.Request) -> web.StreamResponse:
         await repo.record_verdict(
             session, flag_id=flag_id, username=me.username, verdict=verdict, note=note, at=now(request)
         )
-    await audit(request, "flag_verdict", target=f"flag:{flag_id}", detail=f"{verdict} {note}".strip())
+    await audit(
+        request, "flag_verdict", target=f"flag:{flag_id}", detail=f"{VERDICTS.get(verdict, verdict)} {note}".strip()
+    )
     back = str(form.get("back", ""))
     if not back.startswith("/") or back.startswith("//"):
         back = f"/flags/{flag_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from dashboards.context import (
     TICKET_ACTIONS,
     Viewer,
     audit,
+    now,
     query_int,
     render,
     require,
@@ -62,30 +64,86 @@ def board_filter(request: web.Request) -> repo.TicketFilter:
     )
 
 
+VIEWS = {"all": "全部工单", "mine": "我的", "todo": "待我处理"}
+SORTS = {"opened": "最新登记", "deadline": "按期限（逾期在前）", "priority": "按优先级", "reporters": "按反映人数"}
+
+
+def attention(me: Viewer) -> repo.Attention:
+    """待我处理: what waits for this viewer's level. A cadre: the village's open tickets. Township staff:
+    tickets escalated to the township, overdue ones and extension requests. County staff and admins: the
+    county's, overdue ones and extension requests."""
+    if me.role == "cadre":
+        return repo.Attention(levels=("village",))
+    level = "township" if me.role == "township_staff" else "county"
+    return repo.Attention(levels=(level,), overdue=True, stages=("extension_requested",))
+
+
+def queue_filter(request: web.Request, me: Viewer) -> tuple[str, repo.TicketFilter]:
+    view = request.query.get("view", "all")
+    view = view if view in VIEWS else "all"
+    filt = board_filter(request)
+    if view == "mine":
+        names = tuple(n for n in {me.member_name, me.display_name} if n)
+        filt = replace(filt, assignees=names)
+    elif view == "todo":
+        filt = replace(filt, attention=attention(me))
+    return view, filt
+
+
+def days_left(request: web.Request, deadline: datetime | None, status: str) -> tuple[str, str]:
+    """A ticket's days to its deadline for people (剩 3 天, 今天到期, 逾期 2 天) and its colour class."""
+    if deadline is None or status not in repo.ACTIVE:
+        return "", ""
+    tz = timezone(timedelta(hours=request.app[SETTINGS].tz_hours))
+    today = now(request).astimezone(tz).date()
+    days = (deadline.astimezone(tz).date() - today).days
+    if deadline <= now(request):
+        late = max(days * -1, 0)
+        return (f"逾期 {late} 天" if late else "今天已逾期"), "dl-over"
+    if days == 0:
+        return "今天到期", "dl-soon"
+    return f"剩 {days} 天", "dl-soon" if days <= 2 else "dl-ok"
+
+
 async def board(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
     size = request.app[SETTINGS].page_size
     page = query_int(request, "page", default=1) or 1
-    filt = board_filter(request)
+    view, filt = queue_filter(request, me)
+    sort = request.query.get("sort") or ("opened" if view == "all" else "deadline")
+    sort = sort if sort in SORTS else "opened"
     async with request.app[SESSION_FACTORY]() as session:
-        rows, total = await repo.board_page(session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size)
+        rows, total = await repo.board_page(
+            session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size, sort=sort
+        )
         last = max(1, (total + size - 1) // size)
         if page > last:  # past the end (a stale link, a typed number): the last page instead of an empty one
             page = last
             rows, total = await repo.board_page(
-                session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size
+                session, scope=me.scope, filt=filt, limit=size, offset=(page - 1) * size, sort=sort
             )
         places = await repo.places(session, scope=me.scope)
+    cards = [{**dict(r), "left": days_left(request, r["deadline"], r["status"])} for r in rows]
+    query = {k: v for k, v in request.query.items() if not k.startswith("bulk_")}  # links drop the last outcome
     return render(
         request,
         "board.html",
-        rows=rows,
+        rows=cards,
         total=total,
         page=page,
         pages=max(1, (total + size - 1) // size),
-        query=dict(request.query),
+        query=query,
+        view=view,
+        views=VIEWS,
+        sort=sort,
+        sorts=SORTS,
+        places=[(t, v) for t, v in places if v],
         townships=sorted({t for t, _ in places}),
-        villages=sorted({v for t, v in places if not filt.township or t == filt.township}),
+        villages=sorted({v for t, v in places if v and (not filt.township or t == filt.township)}),
+        bulk=me.discipline,
+        back=request.path_qs,
+        bulk_done=query_int(request, "bulk_done", default=None, low=0),
+        bulk_error=request.query.get("bulk_error", "")[:3000],
     )
 
 

@@ -41,14 +41,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, echo: bool = False, inline: bool = False) -> AsyncEngine:
+    """An engine for ``url``; ``inline`` runs SQLite on the event loop's thread (a replay or an import only,
+    see ``sqlite_driver.InlineConnection``); PostgreSQL ignores it."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ":memory:"
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, async_creator=lambda: sqlite_driver.connect(database))
+        engine = create_async_engine(
+            url, echo=echo, async_creator=lambda: sqlite_driver.connect(database, inline=inline)
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)

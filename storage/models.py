@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date as calendar_date
 from datetime import datetime
 from typing import Any
 
@@ -123,6 +124,30 @@ class Flag(SQLModel, table=True):
     confidential: bool = False
     tier: str = "confirmed"  # "confirmed" (确认) or "review" (请核查: below the precise threshold)
     reasons: dict[str, list[str]] = _json_dict()
+
+
+class Banquet(SQLModel, table=True):
+    """The details read from a banquet-flagged message (classifiers.banquet): one row per flagged message.
+
+    Visibility follows the message's flag (join on ``message_id``); unknown details are NULL.
+    """
+
+    __tablename__ = "banquets"
+    message_id: int = Field(primary_key=True, foreign_key="messages.id")
+    date: calendar_date | None = Field(default=None, index=True)
+    calendar: str | None = None
+    date_text: str | None = None
+    approximate: bool = False
+    lunar: str | None = None
+    time: str | None = None
+    period: str | None = None
+    place: str | None = None
+    host: str | None = None
+    relation: str | None = None
+    event: str | None = None
+    scale: str | None = None
+    tables: int | None = None
+    people: int | None = None
 
 
 class FlagReview(SQLModel, table=True):
@@ -255,6 +280,8 @@ class StaffUser(SQLModel, table=True):
     village: str = ""
     member_name: str | None = None
     active: bool = True
+    must_change_password: bool = False
+    """The password was generated (the first admin, a reset): the user must choose their own at next login."""
     created_at: datetime = _dt(nullable=False)
     patrolled_to_flag_id: int = 0
     patrolled_at: datetime | None = _dt()

@@ -71,9 +71,37 @@ class OneTripConnection(aiosqlite.Connection):
         return _Cursor(self)
 
 
-def connect(database: str) -> OneTripConnection:
-    """What ``aiosqlite.connect`` does, with the one-trip cursor; SQLAlchemy awaits it to open it."""
-    connection = OneTripConnection(lambda: sqlite3.connect(database), iter_chunk_size=64)
+class InlineConnection(OneTripConnection):
+    """Statements run on the caller's thread, no trip at all: for a replay or an import, whose event loop
+    waits on nothing but the database (no dashboard, no adapter). A trip costs more than most of the
+    pipeline's statements; run inline, the loop is blocked while SQLite works, which is harmless there
+    and would not be in the live bot (it keeps ``OneTripConnection``). aiosqlite's worker thread is never
+    started."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._connection is None:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    async def _connect(self) -> InlineConnection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def connect(database: str, *, inline: bool = False) -> OneTripConnection:
+    """What ``aiosqlite.connect`` does, with the one-trip cursor (or none, ``inline``); SQLAlchemy awaits it."""
+    kind = InlineConnection if inline else OneTripConnection
+    connection = kind(lambda: sqlite3.connect(database), iter_chunk_size=64)
     # As SQLAlchemy does for plain aiosqlite: a forgotten connection must not keep the process alive.
     connection._thread.daemon = True
     return connection

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.media import MediaStore
 from bot.tickets import regroup, states
 from bot.tickets.errors import TicketNotFound, TicketStateError
+from bot.tickets.notify import Event, What
 from bot.tickets.service import Actor, Applied, TicketService, state_of
 from storage.engine import SessionFactory
 from storage.models import Member, Ticket
@@ -59,18 +60,7 @@ class TicketActions:
             ticket = self._check(
                 ticket_id, await self._service.transfer(session, ticket_id, to=to, actor=Actor(actor), at=now)
             )
-            await self._service.tell(
-                session,
-                key=f"transfer:{ticket_id}:v{ticket.version}",
-                member=to,
-                text=self._service.render(
-                    "ticket_transferred",
-                    ticket_id=ticket_id,
-                    assignee=to.name,
-                    actor=actor,
-                    deadline=self._service.fmt(ticket.deadline),
-                ),
-            )
+            await self._service.notify(session, Event(What.TRANSFERRED, ticket, actor=actor, member=to))
             await session.commit()
 
     async def escalate(self, ticket_id: int, *, actor: str, reason: str) -> None:
@@ -79,21 +69,7 @@ class TicketActions:
             ticket = self._check(
                 ticket_id, await self._service.escalate(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
             )
-            await self._service.post(
-                session,
-                ticket,
-                key=f"escalated:{ticket_id}:v{ticket.version}",
-                text=self._service.render(
-                    "ticket_escalated",
-                    ticket_id=ticket_id,
-                    level=ticket.level,
-                    assignee=ticket.assignee_name or "",
-                    actor=actor,
-                    reason=reason,
-                    deadline=self._service.fmt(ticket.deadline),
-                ),
-                mention_assignee=True,
-            )
+            await self._service.notify(session, Event(What.ESCALATED, ticket, actor=actor, values={"reason": reason}))
             await session.commit()
 
     async def approve_extension(self, ticket_id: int, *, actor: str, working_days: int) -> None:
@@ -103,16 +79,8 @@ class TicketActions:
                 ticket_id,
                 await self._service.extend(session, ticket_id, actor=Actor(actor), at=now, working_days=working_days),
             )
-            await self._service.post(
-                session,
-                ticket,
-                key=f"extended:{ticket_id}:v{ticket.version}",
-                text=self._service.render(
-                    "ticket_extended",
-                    ticket_id=ticket_id,
-                    days=working_days,
-                    deadline=self._service.fmt(ticket.deadline),
-                ),
+            await self._service.notify(
+                session, Event(What.EXTENDED, ticket, actor=actor, values={"days": working_days})
             )
             await session.commit()
 
@@ -121,7 +89,13 @@ class TicketActions:
         await self._simple(ticket_id, states.Op.NOTE, actor=actor, text=text)
 
     async def accept(self, ticket_id: int, *, actor: str) -> None:
-        await self._simple(ticket_id, states.Op.ACCEPT, actor=actor, text="")
+        """Accept, announced where the reporters are (as a cadre's ``#12 受理`` is)."""
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            result = await self._service.simple(session, ticket_id, states.Op.ACCEPT, actor=Actor(actor), at=now)
+            ticket = self._check(ticket_id, result)
+            await self._service.notify(session, Event(What.ACCEPTED, ticket, actor=actor))
+            await session.commit()
 
     async def progress(self, ticket_id: int, *, actor: str, text: str) -> None:
         """A progress note, posted where the reporters are (the group, or privately when confidential)."""
@@ -131,13 +105,7 @@ class TicketActions:
                 session, ticket_id, states.Op.PROGRESS, actor=Actor(actor), at=now, text=text
             )
             ticket = self._check(ticket_id, result)
-            await self._service.post(
-                session,
-                ticket,
-                key=f"progress:{ticket_id}:v{ticket.version}",
-                text=self._service.render("ticket_progress", ticket_id=ticket_id, actor=actor, text=text),
-                respect_quiet=True,
-            )
+            await self._service.notify(session, Event(What.PROGRESS, ticket, actor=actor, values={"text": text}))
             await session.commit()
 
     async def _simple(self, ticket_id: int, op: states.Op, *, actor: str, text: str) -> None:
@@ -222,18 +190,7 @@ class TicketActions:
             ticket = self._check(
                 ticket_id, await self._service.reopen(session, ticket_id, actor=Actor(actor), at=now, reason=reason)
             )
-            await self._service.post(
-                session,
-                ticket,
-                key=f"reopened:{ticket_id}:v{ticket.version}",
-                text=self._service.render(
-                    "ticket_reopened_by_staff",
-                    ticket_id=ticket_id,
-                    assignee=ticket.assignee_name or "",
-                    deadline=self._service.fmt(ticket.deadline),
-                ),
-                mention_assignee=True,
-            )
+            await self._service.notify(session, Event(What.REOPENED, ticket, actor=actor, values={"reason": reason}))
             await session.commit()
 
     async def split(self, ticket_id: int, *, reporter: str, actor: str) -> int:

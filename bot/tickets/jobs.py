@@ -73,20 +73,7 @@ class TicketJobs:
             member = members.get(platform_id)
             if member is None:
                 continue
-            text = self._service.render(
-                "ticket_reminder",
-                assignee=member.name,
-                tickets=[
-                    {
-                        "id": r.id,
-                        "category": r.category,
-                        "village": r.village,
-                        "deadline": self._service.fmt(r.deadline),
-                    }
-                    for r in items
-                ],
-            )
-            await self._service.tell(session, key=f"remind:{platform_id}:{today.isoformat()}", member=member, text=text)
+            await self._service.notifier.reminder(session, member=member, rows=items, day=today)
         await repo.add_events(
             session,
             [
@@ -125,7 +112,8 @@ class TicketJobs:
             if level is not None:
                 groups[(level, r.township, r.county, r.kind)].append(r)
         staff = await repo.all_staff(session)
-        notices: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        notices: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        new_deadlines: dict[tuple[str, str], datetime] = {}
         assignees: dict[str, Member] = {}
         moved_total = 0
         for (level, township, county, kind), items in groups.items():
@@ -160,21 +148,18 @@ class TicketJobs:
                 )
                 if assignee is not None:
                     assignees[assignee.platform_id] = assignee
-                    notices[(assignee.platform_id, level)].append(
-                        {
-                            "id": r.id,
-                            "village": r.village,
-                            "category": r.category,
-                            "deadline": self._service.fmt(deadline),
-                        }
-                    )
+                    notices[(assignee.platform_id, level)].append(r)
+                    new_deadlines[(assignee.platform_id, level)] = deadline
             await repo.add_events(session, events)
             moved_total += len(moved)
         for (platform_id, level), items in notices.items():
-            member = assignees[platform_id]
-            text = self._service.render("ticket_overdue_escalated", assignee=member.name, level=level, tickets=items)
-            await self._service.tell(
-                session, key=f"overdue:{platform_id}:{level}:{today.isoformat()}", member=member, text=text
+            await self._service.notifier.overdue_escalated(
+                session,
+                member=assignees[platform_id],
+                level=level,
+                rows=items,
+                deadline=new_deadlines[(platform_id, level)],
+                day=today,
             )
         return moved_total + len(top)
 
@@ -216,32 +201,8 @@ class TicketJobs:
                 )
                 if not any(total.values()) and not any(flag_total.values()) and not tickets:
                     continue
-                text = self._service.render(
-                    "ticket_digest",
-                    date=f"{today.month}月{today.day}日",
-                    scope=member.township or member.county or "全部",
-                    new=total.get("new", 0),
-                    active=total.get("active", 0),
-                    overdue=total.get("overdue", 0),
-                    escalated=total.get("escalated", 0),
-                    resolved=total.get("resolved", 0),
-                    awaiting_rating=total.get("awaiting_rating", 0),
-                    flags=flag_total.get("flags", 0),
-                    high_flags=flag_total.get("high", 0),
-                    tickets=[
-                        {
-                            "id": t.id,
-                            "village": t.village,
-                            "category": t.category,
-                            "level": t.level,
-                            "overdue": t.overdue,
-                        }
-                        for t in tickets
-                    ],
-                    url=self._config.dashboard.public_url,
-                )
-                await self._service.tell(
-                    session, key=f"digest:{member.platform_id}:{today.isoformat()}", member=member, text=text
+                await self._service.notifier.digest(
+                    session, member=member, day=today, counts=total, flags=flag_total, escalated=tickets
                 )
             await session.commit()
 

@@ -6,8 +6,11 @@ The decision, over normalised text (simplified, no punctuation):
 
 1. **Objects** — what is broken (路灯, 电线杆, 栏杆, 水管, 井盖, 垃圾桶, 低保 …), each word mapped to an
    object class (电杆/电线杆 are one). Two reports that both name objects and share none are different.
-2. **Places** — where (2组/二组, 张湾组, 村口, 学校, 祠堂, 河边 …). Two reports that both name places
-   and share none are different.
+2. **Places** — where (2组/二组/二队/2社, 十二组 = 12组, 张湾组, 7号, 村口, 东头, 学校, 祠堂, 河边 …).
+   Two reports that both name places and share none are different.
+
+Regional words are read as the common one first (冇/莫得 → 没, 屯子 → 村); symptoms count as what is
+wrong (发黄/怪味: the water's quality, not its supply); a doctor is not a medicine.
 3. A shared object is the same problem (places did not conflict).
 4. Otherwise the wording decides: Jaccard similarity of the character bigrams ≥ ``threshold`` (0–1).
 
@@ -20,9 +23,22 @@ import re
 from collections.abc import Iterable
 
 _NOT_TEXT = re.compile(r"[^\w]+")
-_CN_NUM = {"一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-_NUMERAL_PLACE = re.compile(r"([一二两三四五六七八九十0-9]{1,3})(?:村民)?小?组")
+_CN_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_GROUP = r"(?:村民)?(?:小组|组|生产队|队|社)"
+"""A village's groups, as they are called across regions: 组 / 村民小组, 队 / 生产队 (north), 社 (Sichuan)."""
+_NUMERAL_PLACE = re.compile(r"([一二两三四五六七八九十0-9]{1,3})" + _GROUP)
 _NAMED_PLACE = re.compile(r"([\u4e00-\u9fff]{2})(?:村民)?小?组")
+_HOUSE_NUMBER = re.compile(r"(?<![月日\d])(\d{1,4})号(?![线楼])")
+_DIALECT = {
+    "冇": "没",
+    "莫得": "没有",
+    "木有": "没有",
+    "没得": "没有",
+    "屯子": "村",
+    "起屋": "盖房",
+    "娃娃": "小孩",
+}
+"""Regional words for the same thing, read as the common one before anything is compared."""
 _GENERIC_PLACES = {
     "我们",
     "咱们",
@@ -54,11 +70,18 @@ _PLACE_WORDS = {
     "卫生室": "卫生室",
     "村委": "村委",
     "菜市场": "菜市场",
+    "东头": "东头",
+    "村东": "东头",
+    "西头": "西头",
+    "村西": "西头",
+    "南头": "南头",
+    "北头": "北头",
 }
 
 # object word → object class; longer words are matched first
 _OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "water_supply": ("停水", "没水", "断水", "来水", "自来水", "供水", "水压"),
+    "water_quality": ("浑浊", "发黄", "水黄", "黄的", "泥汤", "怪味", "异味", "有味", "有股味", "水质"),
     "water_pipe": ("自来水管", "水管", "管道", "爆管"),
     "well_water": ("井水", "井里"),
     "water_fee": ("水费",),
@@ -67,14 +90,14 @@ _OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "pole": ("电线杆", "电杆", "线杆"),
     "wire": ("电线", "电缆"),
     "transformer": ("变压器",),
-    "pit": ("大坑", "塌了", "陷下去", "坑洼"),
+    "pit": ("大坑", "塌了", "陷下去", "坑洼", "坑"),
     "railing": ("栏杆", "护栏", "围栏"),
     "bridge": ("桥",),
     "blocked_road": ("堵了", "堵死", "泥石流", "塌方"),
     "speed_bump": ("减速带",),
     "dumping": ("建筑垃圾", "乱倒", "倾倒"),
     "garbage": ("垃圾桶", "垃圾清运", "清运", "垃圾"),
-    "toilet": ("厕所", "公厕"),
+    "toilet": ("厕所", "公厕", "茅坑"),
     "wall": ("墙体", "墙", "老房", "老屋", "危房"),
     "manhole": ("井盖", "窨井"),
     "mahjong": ("麻将", "打牌", "赌"),
@@ -84,15 +107,17 @@ _OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "subsidy_housing": ("危房改造",),
     "illegal_building": ("厂房", "违建", "违规建"),
     "pension": ("养老金",),
+    "elderly_allowance": ("高龄",),
     "dibao": ("低保",),
     "disability": ("残疾",),
     "public_board": ("公开栏", "公示栏", "村务公开"),
     "funds": ("资金", "钱花", "账目"),
-    "clinic": ("卫生室", "医生"),
+    "doctor": ("医生", "大夫", "村医"),
+    "medicine": ("药品", "缺药", "感冒药", "药"),
     "school_bus": ("校车",),
     "canal": ("水渠", "渠道", "灌溉"),
     "pesticide": ("农药",),
-    "sewage": ("粪水", "排污", "污水"),
+    "sewage": ("粪水", "排污", "污水", "废水", "脏水"),
     "burning": ("烧垃圾", "焚烧", "烟"),
     "quarry": ("采石", "石场", "放炮", "粉尘", "灰尘"),
     "dogs": ("狗",),
@@ -104,7 +129,20 @@ _OBJECT_WORDS = sorted(
 
 
 def _compact(text: str) -> str:
-    return _NOT_TEXT.sub("", text)
+    text = _NOT_TEXT.sub("", text)
+    for word, common in _DIALECT.items():
+        text = text.replace(word, common)
+    return text
+
+
+def _number(numeral: str) -> str:
+    """二 → 2, 十二 → 12, 二十 → 20, 12 → 12."""
+    if numeral.isdigit():
+        return str(int(numeral))
+    if "十" in numeral:
+        tens, _, ones = numeral.partition("十")
+        return str(_CN_NUM.get(tens, 1) * 10 + _CN_NUM.get(ones, 0))
+    return "".join(str(_CN_NUM.get(ch, ch)) for ch in numeral)
 
 
 def bigrams(text: str) -> frozenset[str]:
@@ -114,7 +152,9 @@ def bigrams(text: str) -> frozenset[str]:
 
 def places(text: str) -> set[str]:
     """Places inside a village named in a report: numbered and named groups (2组 = 二组), landmarks."""
-    found = {"".join(_CN_NUM.get(ch, ch) for ch in num) + "组" for num in _NUMERAL_PLACE.findall(text)}
+    text = _compact(text)
+    found = {_number(num) + "组" for num in _NUMERAL_PLACE.findall(text)}
+    found |= {str(int(num)) + "号" for num in _HOUSE_NUMBER.findall(text)}
     for match in _NAMED_PLACE.finditer(text):
         name = match.group(1)
         if name not in _GENERIC_PLACES and not any(ch in "一二两三四五六七八九十" for ch in name):
@@ -137,6 +177,7 @@ def objects(text: str) -> set[str]:
 
 
 def jaccard(a: str, b: str) -> float:
+    a, b = _compact(a), _compact(b)
     ga, gb = bigrams(a), bigrams(b)
     if not ga or not gb:
         return 0.0

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.tickets import states
+from bot.tickets.notify import Event, What
 from bot.tickets.service import Actor, Applied, TicketService
 from storage.models import Ticket
 from storage.repos import tickets as repo
@@ -65,21 +66,15 @@ async def split(
     await service.event(
         session, result.ticket, at=at, type="split", actor=actor.name, text=f"{moving.name}的反映另立工单 #{new.id}"
     )
-    assignee = await service.member(session, new.assignee_platform_id)
-    await service.post(
+    await service.notify(
         session,
-        new,
-        key=f"split:{ticket_id}:{new.id}",
-        text=service.render(
-            "ticket_split",
-            ticket_id=new.id,
-            source_id=ticket_id,
-            reporter=moving.name,
-            assignee=new.assignee_name or "村两委",
-            deadline=service.fmt(new.deadline),
+        Event(
+            What.SPLIT,
+            new,
+            actor=actor.name,
+            other=result.ticket,
+            values={"source_id": ticket_id, "reporter": moving.name},
         ),
-        mentions=[assignee] if assignee else [],
-        respect_quiet=True,
     )
     return result.ticket, new
 
@@ -117,17 +112,14 @@ async def merge(
         session, joined.ticket, at=at, type="merged", actor=actor.name, text=f"工单 #{ticket_id} 并入({names})"
     )
     count = await repo.count_reporters(session, into)
-    text = service.render(
-        "ticket_merged_by_staff",
-        ticket_id=into,
-        source_id=ticket_id,
-        count=count,
-        assignee=joined.ticket.assignee_name or "村两委",
-        deadline=service.fmt(joined.ticket.deadline),
+    await service.notify(
+        session,
+        Event(
+            What.MERGED_BY_STAFF,
+            joined.ticket,
+            actor=actor.name,
+            other=closed.ticket,
+            values={"source_id": ticket_id, "count": count},
+        ),
     )
-    await service.post(session, joined.ticket, key=f"merged:{ticket_id}:{into}", text=text, respect_quiet=True)
-    if source.group_name != target.group_name:
-        await service.post(
-            session, closed.ticket, key=f"merged:{ticket_id}:{into}:source", text=text, respect_quiet=True
-        )
     return joined

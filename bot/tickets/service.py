@@ -20,9 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.config import Config
 from bot.directory import Directory
-from bot.outbox import OutboxService
 from bot.templates import Templates
 from bot.tickets import calendar, states
+from bot.tickets.notify import Event, Notifier, What
 from bot.tickets.roster import responsible
 from storage.models import Group, Member, Ticket, TicketReporter
 from storage.repos import tickets as repo
@@ -120,9 +120,9 @@ SYSTEM_ACTOR = Actor(SYSTEM, role=states.Role.SYSTEM)
 
 class TicketService:
     def __init__(
-        self, *, outbox: OutboxService, templates: Templates, config: Config, clock: Clock, directory: Directory
+        self, *, notifier: Notifier, templates: Templates, config: Config, clock: Clock, directory: Directory
     ) -> None:
-        self.outbox = outbox
+        self.notifier = notifier
         self.directory = directory
         self.templates = templates
         self.config = config
@@ -189,64 +189,13 @@ class TicketService:
         assert ticket.id is not None
         await repo.add_event(session, ticket_id=ticket.id, at=at, type=type, actor=actor, text=text)
 
-    async def group_of(self, session: AsyncSession, ticket: Ticket) -> Group | None:
-        if ticket.confidential or not ticket.group_name:
-            return None
-        return await self.directory.group_named(session, ticket.group_name)
-
-    async def reporter_members(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
-        assert ticket.id is not None
-        reps = await repo.reporters(session, ticket.id)
-        found = await repo.members_by_platform_ids(session, [r.platform_id for r in reps])
-        return [found[r.platform_id] for r in reps if r.platform_id in found]
-
     async def member(self, session: AsyncSession, platform_id: str | None) -> Member | None:
         if not platform_id:
             return None
         return await self.directory.member(session, platform_id)
 
-    async def post(
-        self,
-        session: AsyncSession,
-        ticket: Ticket,
-        *,
-        key: str,
-        text: str,
-        image_path: str | None = None,
-        mentions: Sequence[Member] = (),
-        mention_assignee: bool = False,
-        respect_quiet: bool = False,
-    ) -> None:
-        """Say something about a ticket where its reporters are: its group, or privately when confidential.
-
-        ``mention_assignee`` @s the person the ticket is assigned to, looked up here.
-        """
-        if mention_assignee:
-            assignee = await self.member(session, ticket.assignee_platform_id)
-            mentions = [*mentions, assignee] if assignee is not None else mentions
-        group = await self.group_of(session, ticket)
-        if group is not None:
-            if respect_quiet and group.quiet:
-                return
-            await self.outbox.to_group(
-                session, key=key, group=group, text=text, image_path=image_path, mentions=mentions
-            )
-            return
-        for member in await self.reporter_members(session, ticket):
-            await self.outbox.to_member(
-                session, key=f"{key}:{member.platform_id}", member=member, text=text, image_path=image_path
-            )
-
-    async def reply(self, session: AsyncSession, *, key: str, group: Group | None, member: Member, text: str) -> None:
-        """Answer the sender of a message where they wrote it."""
-        if group is not None:
-            await self.outbox.to_group(session, key=key, group=group, text=text)
-        else:
-            await self.outbox.to_member(session, key=key, member=member, text=text)
-
-    async def tell(self, session: AsyncSession, *, key: str, member: Member | None, text: str) -> None:
-        if member is not None:
-            await self.outbox.to_member(session, key=key, member=member, text=text)
+    async def notify(self, session: AsyncSession, event: Event) -> None:
+        await self.notifier.notify(session, event)
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -451,13 +400,7 @@ class TicketService:
         if result.before.stage == states.Stage.AWAITING_PHOTO:
             await self.announce_resolution(session, ticket, photo_path=path)
         elif result.before.stage == states.Stage.AWAITING_RATING and path is not None:
-            await self.post(
-                session,
-                ticket,
-                key=f"photo:{ticket_id}:v{ticket.version}",
-                text=self.render("ticket_photo_added", ticket_id=ticket_id),
-                image_path=path,
-            )
+            await self.notify(session, Event(What.PHOTO_ADDED, ticket, actor=actor.name, image_path=path))
         return result
 
     async def waive_photo(
@@ -473,24 +416,7 @@ class TicketService:
 
     async def announce_resolution(self, session: AsyncSession, ticket: Ticket, *, photo_path: str | None) -> None:
         """Post the resolution (with its photo) where the reporters are and ask every one of them to rate."""
-        reporters = await self.reporter_members(session, ticket)
-        text = self.render(
-            "ticket_resolved",
-            ticket_id=ticket.id,
-            kind=ticket.kind,
-            note=ticket.resolution_note or "",
-            actor=ticket.assignee_name or "",
-            reporters=[m.name for m in reporters],
-            photo_missing=ticket.photo_missing,
-        )
-        await self.post(
-            session,
-            ticket,
-            key=f"resolved:{ticket.id}:v{ticket.version}",
-            text=text,
-            image_path=photo_path,
-            mentions=reporters,
-        )
+        await self.notify(session, Event(What.RESOLVED, ticket, image_path=photo_path))
 
     async def rate(
         self, session: AsyncSession, ticket_id: int, *, rating: str, rater: Member, at: datetime, text: str

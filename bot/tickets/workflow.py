@@ -25,10 +25,11 @@ from bot.tickets.actions import TicketActions
 from bot.tickets.commands import Action, Command
 from bot.tickets.jobs import TicketJobs
 from bot.tickets.merge import same_problem
-from bot.tickets.roster import may_act, may_see, staff_for
+from bot.tickets.notify import Event, Notifier, Origin, What
+from bot.tickets.roster import may_act, may_see
 from bot.tickets.service import Actor, ClassifierSource, TicketService
 from storage.engine import SessionFactory
-from storage.models import Member, Message, Ticket
+from storage.models import Message, Ticket
 from storage.repos import tickets as repo
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,15 @@ class TicketWorkflow:
         self._config = config
         self._classifiers = classifiers
         self._media = media
+        self.notifier = Notifier(
+            outbox=outbox,
+            templates=templates,
+            directory=directory,
+            tz=clock.tz,
+            public_url=config.dashboard.public_url,
+        )
         self.service = TicketService(
-            outbox=outbox, templates=templates, config=config, clock=clock, directory=directory
+            notifier=self.notifier, templates=templates, config=config, clock=clock, directory=directory
         )
         self.actions = TicketActions(session_factory=session_factory, service=self.service, media=media)
         self._jobs = TicketJobs(session_factory=session_factory, service=self.service)
@@ -97,13 +105,7 @@ class TicketWorkflow:
         return partial(self._alert_then, inbound=inbound, then=step)
 
     async def _alert_then(self, session: AsyncSession, *, inbound: Inbound, then: Step | None) -> None:
-        await alerts.send_alert(
-            session,
-            service=self.service,
-            config=self._config.alerts,
-            inbound=inbound,
-            url=self._config.dashboard.public_url,
-        )
+        await alerts.send_alert(session, notifier=self.notifier, config=self._config.alerts, inbound=inbound)
         if then is not None:
             await then(session)
 
@@ -165,12 +167,7 @@ class TicketWorkflow:
         self, session: AsyncSession, inbound: Inbound, template: str, *, suffix: str = "", **values: Any
     ) -> None:
         """Reply to the sender where they wrote; in a quiet group, privately."""
-        text = self.service.render(template, **values)
-        key = f"reply:{inbound.message_id}{suffix}"
-        group = inbound.group
-        if group is not None and group.quiet:
-            group = None
-        await self.service.reply(session, key=key, group=group, member=inbound.sender, text=text)
+        await self.notifier.answer(session, _origin(inbound), template, suffix=suffix, **values)
 
     # --- reports ------------------------------------------------------------------------------------
 
@@ -222,7 +219,7 @@ class TicketWorkflow:
         level = "village"
         if parent is not None:
             level = states.next_level(parent.level) or parent.level
-        ticket, assignee = await self.service.open(
+        ticket, _assignee = await self.service.open(
             session,
             kind=kind,
             category=category,
@@ -238,41 +235,8 @@ class TicketWorkflow:
             level=level,
             parent=parent,
         )
-        values: dict[str, Any] = {
-            "ticket_id": ticket.id,
-            "category": category,
-            "kind": kind,
-            "reporter": inbound.sender.name,
-            "deadline": self.service.fmt(ticket.deadline),
-            "assignee": assignee.name if assignee else "",
-        }
-        if assignee is None:
-            template = "ticket_ack_unassigned"
-        elif parent is not None:
-            template = "ticket_ack_repeat"
-            values.update(parent_id=parent.id, level=ticket.level)
-        else:
-            template = "ticket_ack_consult" if kind == "consult" else "ticket_ack"
-        await self.service.post(
-            session,
-            ticket,
-            key=f"ack:{inbound.message_id}",
-            text=self.service.render(template, **values),
-            mentions=[assignee] if assignee else [],
-            respect_quiet=True,
-        )
-        if assignee is not None and inbound.group is not None and inbound.group.quiet:
-            await self.service.tell(
-                session,
-                key=f"assigned:{ticket.id}",
-                member=assignee,
-                text=self.service.render(
-                    "ticket_assigned",
-                    ticket_id=ticket.id,
-                    assignee=assignee.name,
-                    deadline=self.service.fmt(ticket.deadline),
-                ),
-            )
+        values = {"parent_id": parent.id} if parent is not None else {}
+        await self.service.notify(session, Event(What.OPENED, ticket, origin=_origin(inbound), values=values))
 
     async def _merged(
         self, session: AsyncSession, inbound: Inbound, ticket: Ticket, text: str, keywords: frozenset[str]
@@ -288,25 +252,11 @@ class TicketWorkflow:
         )
         assert ticket.id is not None
         count = await repo.count_reporters(session, ticket.id)
-        await self.service.post(
-            session,
-            ticket,
-            key=f"ack:{inbound.message_id}",
-            text=self.service.render(
-                "ticket_ack_merged",
-                ticket_id=ticket.id,
-                count=count,
-                assignee=ticket.assignee_name or "村两委",
-                deadline=self.service.fmt(ticket.deadline),
-                reporter=inbound.sender.name,
-            ),
-            mention_assignee=True,
-            respect_quiet=True,
-        )
+        await self.service.notify(session, Event(What.MERGED, ticket, origin=_origin(inbound), values={"count": count}))
 
     async def _confidential(self, session: AsyncSession, inbound: Inbound, kind: str, text: str) -> Ticket:
         tools = self._classifiers.current
-        ticket, assignee = await self.service.open(
+        ticket, _assignee = await self.service.open(
             session,
             kind=kind,
             category=inbound.result.category,
@@ -321,30 +271,14 @@ class TicketWorkflow:
             confidential=True,
             level="township",
         )
-        await self.service.tell(
+        await self.service.notify(
             session,
-            key=f"staff-new:{ticket.id}",
-            member=assignee,
-            text=self.service.render(
-                "ticket_staff_new",
-                ticket_id=ticket.id,
-                kind=kind,
-                village=ticket.village,
-                reporter=inbound.sender.name,
-                text=text,
-                deadline=self.service.fmt(ticket.deadline),
-            ),
+            Event(What.CONFIDENTIAL_OPENED, ticket, origin=_origin(inbound), values={"text": text, "kind": kind}),
         )
         return ticket
 
     async def _clue_in_group(self, session: AsyncSession, inbound: Inbound, text: str) -> None:
-        ticket = await self._confidential(session, inbound, "clue", text)
-        await self.service.tell(
-            session,
-            key=f"clue:{inbound.message_id}",
-            member=inbound.sender,
-            text=self.service.render("ticket_clue_private", ticket_id=ticket.id),
-        )
+        await self._confidential(session, inbound, "clue", text)
 
     async def _private_report(self, session: AsyncSession, inbound: Inbound, text: str) -> None:
         labels = inbound.result.labels
@@ -357,15 +291,7 @@ class TicketWorkflow:
         else:
             await self._answer(session, inbound, "ticket_private_help")
             return
-        ticket = await self._confidential(session, inbound, kind, text)
-        await self.service.tell(
-            session,
-            key=f"ack:{inbound.message_id}",
-            member=inbound.sender,
-            text=self.service.render(
-                "ticket_private_ack", ticket_id=ticket.id, kind=kind, deadline=self.service.fmt(ticket.deadline)
-            ),
-        )
+        await self._confidential(session, inbound, kind, text)
 
     # --- ratings ------------------------------------------------------------------------------------
 
@@ -380,7 +306,7 @@ class TicketWorkflow:
                 return False
             if ticket.stage != awaiting:
                 if ticket.status == states.Status.CLOSED:
-                    await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.CLOSED))
+                    await self._refuse(session, inbound, ticket, states.Refusal(states.Reason.CLOSED))
                     return True
                 return False
         else:
@@ -398,45 +324,21 @@ class TicketWorkflow:
             session, ticket.id, rating=rating, rater=sender, at=inbound.message.at, text=text
         )
         if isinstance(result, states.Refusal):
-            await self._refuse(session, inbound, ticket.id, result)
+            await self._refuse(session, inbound, ticket, result)
             return True
-        updated = result.ticket
-        if rating == states.Rating.UNSATISFIED:
-            assignee = await self.service.member(session, updated.assignee_platform_id)
-            reopened = self.service.render(
-                "ticket_reopened",
-                ticket_id=updated.id,
-                level=updated.level,
-                assignee=updated.assignee_name or "",
-                deadline=self.service.fmt(updated.deadline),
-            )
-            await self.service.post(
-                session,
-                updated,
-                key=f"rated:{inbound.message_id}",
-                text=reopened,
-                mentions=[assignee] if assignee else [],
-            )
-            if assignee is not None and (updated.confidential or updated.group_name is None):
-                await self.service.tell(
-                    session, key=f"rated:{inbound.message_id}:assignee", member=assignee, text=reopened
-                )
-        else:
-            await self.service.post(
-                session,
-                updated,
-                key=f"rated:{inbound.message_id}",
-                text=self.service.render(
-                    "ticket_rating_thanks", ticket_id=updated.id, rating=rating, closed=result.outcome.closed_now
-                ),
-                respect_quiet=True,
-            )
+        values = {"rating": rating, "closed": result.outcome.closed_now}
+        await self.service.notify(
+            session, Event(What.RATED, result.ticket, origin=_origin(inbound), actor=sender.name, values=values)
+        )
         return True
 
     # --- cadres' and staff's commands ---------------------------------------------------------------
 
-    async def _refuse(self, session: AsyncSession, inbound: Inbound, ticket_id: int, refusal: states.Refusal) -> None:
-        await self._answer(session, inbound, refusal.template, ticket_id=ticket_id)
+    async def _refuse(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, refusal: states.Refusal) -> None:
+        """A refusal in Chinese, where the sender wrote; about a confidential ticket, privately."""
+        await self.notifier.answer(
+            session, _origin(inbound), refusal.template, confidential=ticket.confidential, ticket_id=ticket.id
+        )
 
     async def _command(self, session: AsyncSession, inbound: Inbound, command: Command) -> None:
         sender = inbound.sender
@@ -445,7 +347,7 @@ class TicketWorkflow:
             await self._answer(session, inbound, "ticket_unknown", ticket_id=command.ticket_id)
             return
         if not may_act(ticket, sender):
-            await self._refuse(session, inbound, command.ticket_id, states.Refusal(states.Reason.NOT_ALLOWED))
+            await self._refuse(session, inbound, ticket, states.Refusal(states.Reason.NOT_ALLOWED))
             return
         assert ticket.id is not None
         await repo.link_message(session, ticket_id=ticket.id, message_id=inbound.message_id)
@@ -461,7 +363,7 @@ class TicketWorkflow:
         }[action]
         refusal = await handler(session, inbound, ticket, command)
         if refusal is not None:
-            await self._refuse(session, inbound, ticket.id, refusal)
+            await self._refuse(session, inbound, ticket, refusal)
         elif inbound.message.kind == "image" and action != Action.RESOLVE:
             await self.service.attach_photo(
                 session,
@@ -487,22 +389,10 @@ class TicketWorkflow:
         )
         if isinstance(result, states.Refusal):
             return result
-        await self._announce_or_reply(
-            session,
-            inbound,
-            result.ticket,
-            self.service.render("ticket_accepted", ticket_id=ticket.id, actor=inbound.sender.name),
+        await self.service.notify(
+            session, Event(What.ACCEPTED, result.ticket, origin=_origin(inbound), actor=inbound.sender.name)
         )
         return None
-
-    async def _announce_or_reply(self, session: AsyncSession, inbound: Inbound, ticket: Ticket, text: str) -> None:
-        """A confirmation in the chat the command came from; from a private chat, also to the ticket's group."""
-        key = f"reply:{inbound.message_id}"
-        if inbound.group is None:
-            await self.service.reply(session, key=key, group=None, member=inbound.sender, text=text)
-            await self.service.post(session, ticket, key=f"relay:{inbound.message_id}", text=text, respect_quiet=True)
-        elif not inbound.group.quiet:
-            await self.service.reply(session, key=key, group=inbound.group, member=inbound.sender, text=text)
 
     async def _progress(
         self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
@@ -520,11 +410,15 @@ class TicketWorkflow:
             return result
         if result.before.stage in states.RESOLVED:
             return None  # a remark after the resolution: recorded, not announced
-        await self._announce_or_reply(
+        await self.service.notify(
             session,
-            inbound,
-            result.ticket,
-            self.service.render("ticket_progress", ticket_id=ticket.id, actor=inbound.sender.name, text=command.text),
+            Event(
+                What.PROGRESS,
+                result.ticket,
+                origin=_origin(inbound),
+                actor=inbound.sender.name,
+                values={"text": command.text},
+            ),
         )
         return None
 
@@ -560,15 +454,10 @@ class TicketWorkflow:
             # as a missing photo (path None), never posted.
             path = await self._media.real_photo(photo.media_path)
             assert photo.id is not None
-            await self.service.attach_photo(
-                session, ticket.id, actor=actor, at=at, path=path, message_id=photo.id
-            )
+            await self.service.attach_photo(session, ticket.id, actor=actor, at=at, path=path, message_id=photo.id)
             return None
-        await self.service.tell(
-            session,
-            key=f"photo-request:{inbound.message_id}",
-            member=sender,
-            text=self.service.render("ticket_photo_request", ticket_id=ticket.id, actor=sender.name),
+        await self.service.notify(
+            session, Event(What.PHOTO_REQUESTED, result.ticket, origin=_origin(inbound), actor=sender.name)
         )
         return None
 
@@ -607,13 +496,10 @@ class TicketWorkflow:
             result = await self.service.extend(session, ticket.id, actor=Actor.of(sender), at=at, working_days=days)
             if isinstance(result, states.Refusal):
                 return result
-            deadline = self.service.fmt(result.ticket.deadline)
-            text = self.service.render("ticket_extended", ticket_id=ticket.id, days=days, deadline=deadline)
-            await self.service.post(session, result.ticket, key=f"extended:{inbound.message_id}", text=text)
-            if inbound.group is None:
-                await self._answer(
-                    session, inbound, "ticket_extended", ticket_id=ticket.id, days=days, deadline=deadline
-                )
+            await self.service.notify(
+                session,
+                Event(What.EXTENDED, result.ticket, origin=_origin(inbound), actor=sender.name, values={"days": days}),
+            )
             return None
         days = commands.requested_days(command.text, 5)
         reason = _strip_words(command.text, ("延期",)) or "—"
@@ -627,23 +513,17 @@ class TicketWorkflow:
         )
         if isinstance(result, states.Refusal):
             return result
-        text = self.service.render(
-            "ticket_extension_requested",
-            ticket_id=ticket.id,
-            days=days,
-            actor=sender.name,
-            reason=reason,
-            village=ticket.village,
+        await self.service.notify(
+            session,
+            Event(
+                What.EXTENSION_REQUESTED,
+                result.ticket,
+                origin=_origin(inbound),
+                actor=sender.name,
+                values={"days": days, "reason": reason},
+            ),
         )
-        for member in await self._approvers(session, ticket):
-            await self.service.tell(
-                session, key=f"extension:{inbound.message_id}:{member.platform_id}", member=member, text=text
-            )
-        await self._answer(session, inbound, "ticket_extension_pending", ticket_id=ticket.id, days=days)
         return None
-
-    async def _approvers(self, session: AsyncSession, ticket: Ticket) -> list[Member]:
-        return staff_for(await repo.all_staff(session), township=ticket.township, county=ticket.county)
 
     async def _escalate(
         self, session: AsyncSession, inbound: Inbound, ticket: Ticket, command: Command
@@ -654,35 +534,15 @@ class TicketWorkflow:
         result = await self.service.escalate(session, ticket.id, actor=Actor.of(sender), at=at, reason=reason)
         if isinstance(result, states.Refusal):
             return result
-        updated = result.ticket
-        assignee = await self.service.member(session, updated.assignee_platform_id)
-        values: dict[str, Any] = {
-            "ticket_id": ticket.id,
-            "level": updated.level,
-            "assignee": updated.assignee_name or "",
-            "actor": sender.name,
-            "reason": reason,
-            "deadline": self.service.fmt(updated.deadline),
-        }
-        text = self.service.render("ticket_escalated", **values)
-        await self.service.post(
-            session, updated, key=f"escalated:{inbound.message_id}", text=text, mentions=[assignee] if assignee else []
-        )
-        if inbound.group is None:
-            await self._answer(session, inbound, "ticket_escalated", suffix=":self", **values)
-        await self.service.tell(
+        await self.service.notify(
             session,
-            key=f"escalated:{inbound.message_id}:assignee",
-            member=assignee,
-            text=self.service.render(
-                "ticket_transferred",
-                ticket_id=ticket.id,
-                assignee=updated.assignee_name or "",
-                actor=sender.name,
-                deadline=self.service.fmt(updated.deadline),
-            ),
+            Event(What.ESCALATED, result.ticket, origin=_origin(inbound), actor=sender.name, values={"reason": reason}),
         )
         return None
+
+
+def _origin(inbound: Inbound) -> Origin:
+    return Origin(inbound.message_id, inbound.sender, inbound.group)
 
 
 def _strip_words(text: str, words: tuple[str, ...]) -> str:

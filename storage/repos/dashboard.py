@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import RowMapping
@@ -42,6 +43,7 @@ from storage.models import (
     Flag,
     FlagReview,
     Group,
+    Member,
     Message,
     Outbox,
     Ticket,
@@ -63,6 +65,7 @@ ticket_messages: Any = TicketMessage.__table__  # type: ignore[attr-defined]
 photos: Any = TicketPhoto.__table__  # type: ignore[attr-defined]
 broadcasts: Any = Broadcast.__table__  # type: ignore[attr-defined]
 outbox: Any = Outbox.__table__  # type: ignore[attr-defined]
+members: Any = Member.__table__  # type: ignore[attr-defined]
 
 SEVERITIES = ("high", "normal", "low")
 DONE = ("resolved", "closed")
@@ -78,6 +81,14 @@ class Scope:
     village: str | None = None
     confidential: bool = True
     """May see confidential tickets, clue tickets and clue/confidential flags (discipline staff only)."""
+
+    def admits(self, *, county: str, township: str, village: str) -> bool:
+        """Whether a place lies inside this scope: the rule of :func:`_where_scope`, for a row not yet stored
+        (a roster row being imported)."""
+        return all(
+            limit is None or value == limit
+            for limit, value in ((self.county, county), (self.township, township), (self.village, village))
+        )
 
 
 def _where_scope(table: Any, scope: Scope) -> list[ColumnElement[bool]]:
@@ -330,10 +341,41 @@ class TicketFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    assignees: tuple[str, ...] | None = None
+    """我的: tickets assigned to one of these names (the viewer's roster and display names), still open."""
+    attention: Attention | None = None
+    """待我处理: open tickets that wait for the viewer's level."""
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Open tickets at one of ``levels``, or overdue (when ``overdue``), or in one of ``stages``."""
+
+    levels: tuple[str, ...] = ()
+    overdue: bool = False
+    stages: tuple[str, ...] = ()
+
+
+ACTIVE = ("open", "accepted")
+BOARD_SORTS = ("opened", "deadline", "priority", "reporters")
 
 
 def _ticket_conds(scope: Scope, filt: TicketFilter) -> list[ColumnElement[bool]]:
     conds = _where_scope(tickets, scope)
+    if filt.assignees is not None:
+        conds.append(tickets.c.assignee_name.in_(list(filt.assignees) or [""]))
+        conds.append(tickets.c.status.in_(ACTIVE))
+    if filt.attention is not None:
+        need = filt.attention
+        either: list[ColumnElement[bool]] = []
+        if need.levels:
+            either.append(tickets.c.level.in_(list(need.levels)))
+        if need.overdue:
+            either.append(tickets.c.overdue == true())
+        if need.stages:
+            either.append(tickets.c.stage.in_(list(need.stages)))
+        conds.append(tickets.c.status.in_(ACTIVE))
+        conds.append(or_(*either) if either else false())
     for col, value in (
         (tickets.c.status, filt.status),
         (tickets.c.kind, filt.kind),
@@ -373,23 +415,42 @@ _BOARD_COLS = [
     tickets.c.opened_at,
     tickets.c.resolved_at,
     tickets.c.rating,
+    tickets.c.priority,
+    tickets.c.stage,
     func.substr(tickets.c.text, 1, 80).label("text"),
+    select(func.count())
+    .select_from(reporters)
+    .where(reporters.c.ticket_id == tickets.c.id)
+    .correlate(tickets)
+    .scalar_subquery()
+    .label("reporter_count"),
 ]
 
 
+def _board_order(sort: str) -> list[Any]:
+    """Newest first, or a work queue's order: overdue first, then the nearest deadline (none last)."""
+    by_deadline = [
+        case((tickets.c.status.in_(ACTIVE), 0), else_=1),
+        tickets.c.overdue.desc(),
+        case((tickets.c.deadline.is_(None), 1), else_=0),
+        tickets.c.deadline.asc(),
+    ]
+    if sort == "deadline":
+        return [*by_deadline, tickets.c.id.asc()]
+    if sort == "priority":
+        return [tickets.c.priority.desc(), *by_deadline, tickets.c.id.asc()]
+    if sort == "reporters":
+        return [literal_column("reporter_count").desc(), *by_deadline, tickets.c.id.asc()]
+    return [tickets.c.opened_at.desc(), tickets.c.id.desc()]
+
+
 async def board_page(
-    session: AsyncSession, *, scope: Scope, filt: TicketFilter, limit: int, offset: int
+    session: AsyncSession, *, scope: Scope, filt: TicketFilter, limit: int, offset: int, sort: str = "opened"
 ) -> tuple[list[RowMapping], int]:
     conn = await session.connection()
     conds = _ticket_conds(scope, filt)
     total = int((await conn.execute(select(func.count()).select_from(tickets).where(*conds))).scalar_one())
-    stmt = (
-        select(*_BOARD_COLS)
-        .where(*conds)
-        .order_by(tickets.c.opened_at.desc(), tickets.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    stmt = select(*_BOARD_COLS).where(*conds).order_by(*_board_order(sort)).limit(limit).offset(offset)
     rows = list((await conn.execute(stmt)).mappings().all())
     return rows, total
 
@@ -462,6 +523,18 @@ async def places(session: AsyncSession, *, scope: Scope) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
 
 
+async def configured_places(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(county, township, village) of every configured group: the hierarchy synced from the config."""
+    conn = await session.connection()
+    stmt = (
+        select(groups.c.county, groups.c.township, groups.c.village)
+        .distinct()
+        .where(groups.c.configured == true(), groups.c.village != "")
+        .order_by(groups.c.county, groups.c.township, groups.c.village)
+    )
+    return [(r[0], r[1], r[2]) for r in (await conn.execute(stmt)).all()]
+
+
 async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str | None = None) -> list[RowMapping]:
     conn = await session.connection()
     stmt = (
@@ -472,6 +545,66 @@ async def groups_in_scope(session: AsyncSession, *, scope: Scope, township: str 
     if township:
         stmt = stmt.where(groups.c.township == township)
     return list((await conn.execute(stmt)).mappings().all())
+
+
+# ---------------------------------------------------------------- roster
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    on_roster: bool | None = None
+    role: str | None = None
+    township: str | None = None
+    village: str | None = None
+    text: str | None = None
+    """Part of a name."""
+
+
+def _member_conds(scope: Scope, filt: MemberFilter) -> list[ColumnElement[bool]]:
+    conds = _where_scope(members, scope)
+    if filt.on_roster is not None:
+        conds.append(members.c.on_roster == filt.on_roster)
+    for column, value in (
+        (members.c.role, filt.role),
+        (members.c.township, filt.township),
+        (members.c.village, filt.village),
+    ):
+        if value:
+            conds.append(column == value)
+    if filt.text:
+        escaped = filt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(members.c.name.like(f"%{escaped}%", escape="\\"))
+    return conds
+
+
+async def members_page(
+    session: AsyncSession, *, scope: Scope, filt: MemberFilter, limit: int, offset: int
+) -> tuple[list[RowMapping], int]:
+    """People the bot knows in ``scope``: roster members and those only seen in a group (on_roster false)."""
+    conn = await session.connection()
+    conds = _member_conds(scope, filt)
+    total = int((await conn.execute(select(func.count()).select_from(members).where(*conds))).scalar_one())
+    stmt = (
+        select(members)
+        .where(*conds)
+        .order_by(members.c.township, members.c.village, members.c.role, members.c.name, members.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await conn.execute(stmt)).mappings().all()), total
+
+
+async def iter_roster_members(session: AsyncSession, *, scope: Scope) -> list[RowMapping]:
+    """Every roster member in ``scope``, for the export."""
+    conn = await session.connection()
+    stmt = select(members).where(members.c.on_roster == true(), *_where_scope(members, scope)).order_by(members.c.id)
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def get_member(session: AsyncSession, *, member_id: int, scope: Scope) -> RowMapping | None:
+    conn = await session.connection()
+    stmt = select(members).where(members.c.id == member_id, *_where_scope(members, scope))
+    return (await conn.execute(stmt)).mappings().first()
 
 
 # ---------------------------------------------------------------- statistics

@@ -83,3 +83,9 @@ async def people_by_group(session: AsyncSession) -> dict[str, list[dict[str, str
         if member.group_name:
             people.setdefault(member.group_name, []).append({"name": member.name, "role": member.role})
     return people
+
+
+async def roster_members(session: AsyncSession) -> list[Member]:
+    """Everyone on the roster (set from the roster file or by staff), in the order they were added."""
+    statement = select(Member).where(col(Member.on_roster).is_(True)).order_by(col(Member.id))
+    return list((await session.exec(statement)).all())

@@ -38,9 +38,38 @@ async def add_user(session: AsyncSession, *, user: StaffUser) -> None:
     await session.flush()
 
 
-async def set_password_hash(session: AsyncSession, *, username: str, password_hash: str) -> None:
+async def set_password_hash(
+    session: AsyncSession, *, username: str, password_hash: str, must_change: bool = False
+) -> None:
+    """A new password; ``must_change`` when it was generated (a reset), so the user picks their own."""
     conn = await session.connection()
-    await conn.execute(update(_users).where(_users.c.username == username).values(password_hash=password_hash))
+    await conn.execute(
+        update(_users)
+        .where(_users.c.username == username)
+        .values(password_hash=password_hash, must_change_password=must_change)
+    )
+
+
+async def update_user(session: AsyncSession, *, username: str, values: dict[str, Any]) -> None:
+    """Change an account's display name, role, scope or active flag (only the keys given)."""
+    allowed = {"display_name", "role", "county", "township", "village", "active", "member_name"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"not account fields: {sorted(unknown)}")
+    conn = await session.connection()
+    await conn.execute(update(_users).where(_users.c.username == username).values(**values))
+
+
+async def delete_user_sessions(session: AsyncSession, *, username: str) -> int:
+    """End every session of a user (disabled, password reset or changed); returns how many ended."""
+    conn = await session.connection()
+    result = await conn.execute(delete(_sessions).where(_sessions.c.username == username))
+    return int(result.rowcount or 0)
+
+
+async def delete_other_sessions(session: AsyncSession, *, username: str, keep_id: str) -> None:
+    conn = await session.connection()
+    await conn.execute(delete(_sessions).where(_sessions.c.username == username, _sessions.c.id != keep_id))
 
 
 async def set_patrol_mark(session: AsyncSession, *, username: str, flag_id: int, at: datetime) -> None:

@@ -148,3 +148,24 @@ def test_eval_reports_bad_dataset(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_eval(RULES, [bad], out) == 2
     assert "bad.jsonl:1" in out.getvalue()
+
+
+def test_workers_give_the_same_lines_in_the_same_order() -> None:
+    """A long input shared by two processes: every line once, in order, bad lines reported as by one."""
+    files = sorted((DATA / "train").glob("*.jsonl"))
+    texts = [json.loads(x)["text"] for f in files for x in f.read_text(encoding="utf-8").splitlines()][:900]
+    assert len(texts) == 900
+    raw = [json.dumps({"id": i, "text": t}, ensure_ascii=False).encode() for i, t in enumerate(texts * 3)]
+    raw[5], raw[2100] = b"{not json", b'{"id": 7, "text": 3}'
+    data = b"\n".join(raw) + b"\n"
+    results = []
+    for jobs in (1, 2):
+        out, err = io.StringIO(), io.StringIO()
+        code = run_classify(RULES, io.BytesIO(data), out, err, jobs=jobs)
+        results.append((code, out.getvalue(), err.getvalue()))
+    assert results[0] == results[1]
+    code, out_text, err_text = results[1]
+    lines = out_text.splitlines()
+    assert code == 1 and len(lines) == len(raw) == 2700
+    assert [json.loads(x)["id"] for x in lines[:5]] == [0, 1, 2, 3, 4]
+    assert "line 6: invalid JSON" in lines[5] and "line 2101" in err_text

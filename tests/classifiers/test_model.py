@@ -169,3 +169,66 @@ def test_emoji_that_carry_meaning_are_evidence(clf: Classifier) -> None:
     from classifiers.features import extract
 
     assert "e:赞" in extract("[强][强]谢谢书记", ev, clf.rule_ids)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [*TEXTS, "a\x00b停水", "𠀀𠀁字 路灯坏了", "x", "停" * 500, "[强]👍🙏 #12 办结 13912345678 https://t.cn/x"],
+)
+def test_fast_feature_rows_are_the_features_rows(clf: Classifier, text: str) -> None:
+    """The model finds a message's n-grams with packed codes; they must be exactly extract()'s features."""
+    from classifiers.features import extract, ngram_head, symbols
+
+    model = clf.model
+    assert model is not None
+    ev = clf.evidence(text, full=True)
+    assert model.rows(symbols(text, ev, clf.rule_ids), ngram_head(ev.core)) == model.rows_of(
+        extract(text, ev, clf.rule_ids)
+    )
+
+
+def test_a_kept_verdict_is_the_computed_one_per_role(clf: Classifier) -> None:
+    """Short texts' verdicts are kept; the sender's role is part of what is kept, and a new model forgets."""
+    text = "下周六犬子结婚,略备薄酒"
+    villager, cadre = clf.classify(text, role="villager"), clf.classify(text, role="cadre")
+    assert clf.classify(text, role="cadre") is cadre and clf.classify(text, role="villager") is villager
+    assert "banquet" in cadre.labels and cadre.severity == "high" and villager.severity != "high"
+    fresh = load_classifier(RULES)
+    assert fresh.classify(text, role="cadre") == cadre
+    clf.attach_model(clf.model, None)  # rules alone from now on: nothing kept may answer for the model
+    try:
+        assert clf.classify(text, role="cadre").model_version is None
+    finally:
+        from classifiers.decide import attach
+
+        assert clf.model is not None
+        attach(clf, clf.model)
+
+
+def test_many_at_once_are_the_verdicts_one_by_one() -> None:
+    """`classify` on a long input scores messages together; every verdict (scores included) is unchanged."""
+    files = sorted((REPO / "classifiers" / "data" / "heldout").glob("*.jsonl"))
+    items = [(ex["text"], ex.get("role")) for f in files for ex in map(json.loads, f.read_text().splitlines())]
+    items += [("", None), ("a\x00b停水了", "villager"), ("👍", None)]
+    one, many = load_classifier(RULES), load_classifier(RULES)
+    assert many.classify_many(items[:700]) + many.classify_many(items[700:]) == [
+        one.classify(text, role=role) for text, role in items
+    ]
+
+
+def test_a_new_writers_file_is_split_like_the_others(tmp_path: Path) -> None:
+    from classifiers.split import add_file, held_out
+
+    src = tmp_path / "newvoice.jsonl"
+    rows = [
+        {"id": f"nv-{i:04d}", "text": f"第{i}组停水了", "labels": ["demand"], "category": "water"} for i in range(50)
+    ]
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    train, heldout = add_file(src, tmp_path / "data")
+    kept = [json.loads(x)["id"] for x in (tmp_path / "data" / "heldout" / "newvoice.jsonl").read_text().splitlines()]
+    assert train + heldout == 50 and kept == [r["id"] for r in rows if held_out(r["id"])] and 0 < heldout < 25
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(src.read_text() + '{"id": "nv-x", "text": "路灯坏了", "labels": ["complaint"]}\n')
+    with pytest.raises(TrainingDataError, match=r"bad\.jsonl:51"):
+        add_file(bad, tmp_path / "data")
+    assert not (tmp_path / "data" / "train" / "bad.jsonl").exists()

@@ -210,6 +210,10 @@ def fake_app(session_factory: Any, *, settings: Any = None, clock: Any = None, *
         "pipeline": RecordingPipeline(),
         "model_teacher": RecordingModelTeacher(),
     }
+    if "roster" not in ports:
+        from tests.dashboards.seed import staff_roster
+
+        wired["roster"] = staff_roster(session_factory)[0]
     wired.update(ports)
     return create_app(
         session_factory=session_factory,

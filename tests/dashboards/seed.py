@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from bot.config import Config
+from bot.directory import Directory
+from bot.staff_roster import StaffRoster
 from dashboards.users import add_user
 from storage.engine import SessionFactory
-from storage.models import Flag, Group, Message, Ticket, TicketEvent, TicketMessage, TicketReporter
+from storage.models import Flag, Group, Member, Message, Ticket, TicketEvent, TicketMessage, TicketReporter
 
 PASSWORD = "correct-horse-42"
 T0 = datetime(2026, 9, 7, 0, 0, tzinfo=UTC)
@@ -210,4 +214,44 @@ async def seed(factory: SessionFactory) -> World:
             rating="unsatisfied",
         )
         await ticket("xss", GROUPS[0], XSS_IMG, category="other", days=3)
+        for name, role, (group, township, village), on_roster, extra in [
+            ("李书记", "cadre", GROUPS[0], True, {"categories": ["water"], "is_head": True}),
+            ("王党员", "party_member", GROUPS[0], True, {}),
+            ("村民甲", "villager", GROUPS[0], False, {}),
+            ("13912345678", "villager", GROUPS[1], False, {}),
+            ("赌客", "villager", GROUPS[2], False, {}),
+        ]:
+            session.add(
+                Member(
+                    platform_id=name,
+                    name=name,
+                    role=role,
+                    county="舒城县",
+                    township=township,
+                    village=village,
+                    group_name=group,
+                    on_roster=on_roster,
+                    **extra,
+                )
+            )
     return World(flags=flags, tickets=tickets)
+
+
+def seed_config(roster: Path | None = None) -> Config:
+    """The bot's config for the seeded world: the same county, townships, villages and groups."""
+    townships: dict[str, list[dict[str, object]]] = {}
+    for name, township, village in GROUPS:
+        townships.setdefault(township, []).append({"name": village, "groups": [name]})
+    return Config.model_validate(
+        {
+            "roster": str(roster) if roster else None,
+            "counties": [{"name": "舒城县", "townships": [{"name": t, "villages": vs} for t, vs in townships.items()]}],
+        }
+    )
+
+
+def staff_roster(factory: SessionFactory, roster: Path | None = None) -> tuple[StaffRoster, Directory]:
+    """The bot's real roster service (the file's rules, the Directory's cache) on the seeded database."""
+    config = seed_config(roster)
+    directory = Directory(config)
+    return StaffRoster(config=config, directory=directory, sessions=factory), directory

@@ -222,3 +222,26 @@ def test_naive_datetimes_are_refused() -> None:
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]
     assert UTCDateTime().process_bind_param(datetime(2026, 1, 1, 8, tzinfo=CHINA), None) == datetime(2026, 1, 1, 0)  # type: ignore[arg-type]
     _ = UTC
+
+
+async def test_an_inline_sqlite_engine_runs_on_the_loop_thread(tmp_path: object) -> None:
+    """A replay's engine: statements, commits and rollbacks work with no worker thread at all."""
+    import threading
+
+    from storage.engine import make_engine
+
+    before = threading.active_count()
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/inline.db", inline=True)
+    await upgrade(engine)
+    sessions = make_session_factory(engine)
+    async with sessions() as session:
+        kept = await messages.insert_message(session, values=_message("m1"))
+        await session.commit()
+    async with sessions() as session:
+        await messages.insert_message(session, values=_message("m2"))
+        await session.rollback()
+    async with sessions() as session:
+        assert kept is not None and (await messages.get_message(session, kept)) is not None
+        assert await messages.insert_message(session, values=_message("m2")) is not None
+        assert threading.active_count() == before
+    await engine.dispose()

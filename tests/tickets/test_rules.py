@@ -119,3 +119,17 @@ def test_merge_decision_on_the_labelled_pairs() -> None:
     result = evaluate(Path(__file__).parents[1] / "data" / "merge_pairs.jsonl", threshold=30)
     assert result["pairs"] >= 150
     assert result["precision"] >= 0.95 and result["recall"] >= 0.85, result["mistakes"]
+
+
+def test_merge_decision_on_the_holdouts_in_regional_voices() -> None:
+    """The sets never tuned on (BENCHMARKS.md): together precision of "same" ≥ 0.95, recall ≥ 0.85."""
+    from benchmarks.bench_merge import evaluate
+
+    data = Path(__file__).parents[1] / "data"
+    tp = fp = fn = 0
+    for name in ("merge_pairs_holdout.jsonl", "merge_pairs_holdout2.jsonl", "merge_pairs_sealed.jsonl"):
+        result = evaluate(data / name, threshold=30)
+        fp += result["false_merges"]
+        fn += result["missed_merges"]
+        tp += result["same"] - result["missed_merges"]
+    assert tp / (tp + fp) >= 0.95 and tp / (tp + fn) >= 0.85, (tp, fp, fn)

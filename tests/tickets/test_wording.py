@@ -76,6 +76,15 @@ SAMPLE: dict[str, Any] = {
     "severity": "high",
     "at": "9月7日19:30",
     "until": "9月7日19:40",
+    "weekday": "周三",
+    "lunar": "农历十月初十",
+    "approximate": True,
+    "time": "中午",
+    "place": "村委会旁",
+    "event": "寿宴",
+    "relation": "父亲",
+    "scale": "二十桌",
+    "host": "刘建国",
 }
 
 

@@ -4,10 +4,12 @@ dashboard actions."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +26,7 @@ from bot.tickets import TicketNotFound, TicketStateError, TicketWorkflow, ticket
 from bot.tickets.service import Actor, Applied
 from classifiers import ClassifierHolder
 from storage.engine import SessionFactory, make_session_factory
-from storage.models import Outbox, TicketEvent
+from storage.models import Outbox, Ticket, TicketEvent
 from storage.repos import tickets as repo
 from tests.scenarios.harness import ROOT, scenario_config
 
@@ -333,3 +335,64 @@ async def test_two_staff_closing_at_once_one_wins_the_other_is_told(world: World
         [ticket] = await tickets_as_json(session)
     assert [e["type"] for e in ticket["events"]].count("closed") == 1
     assert (ticket["status"], ticket["stage"]) == ("closed", "no_answer")
+
+
+async def _snapshot(world: World) -> tuple[Any, ...]:
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        version = (await session.exec(select(Ticket.version))).one()
+    return version, ticket["status"], ticket["stage"], ticket["deadline"], len(ticket["events"])
+
+
+async def test_an_action_the_state_does_not_allow_is_refused_in_chinese_and_changes_nothing(world: World) -> None:
+    """From the dashboard and from chat, on a closed ticket: a Chinese refusal, the ticket as it was."""
+    await world.say("高某林", "村口那段路塌了一个大坑,车子过不去", at=T0)
+    actions = world.workflow.actions
+    await actions.resolve(1, actor="刘干事", note="已填平")
+    await actions.waive_photo(1, actor="刘干事", reason="现场已恢复通行")
+    await actions.close(1, actor="刘干事", text="归档")
+    allowed = set(await actions.available(1))
+    attempts = {
+        "accept": lambda: actions.accept(1, actor="刘干事"),
+        "progress": lambda: actions.progress(1, actor="刘干事", text="再看看"),
+        "resolve": lambda: actions.resolve(1, actor="刘干事", note="又修了"),
+        "waive_photo": lambda: actions.waive_photo(1, actor="刘干事", reason="不用照片"),
+        "close": lambda: actions.close(1, actor="刘干事", text="再归档"),
+        "escalate": lambda: actions.escalate(1, actor="刘干事", reason="提级"),
+        "extend": lambda: actions.approve_extension(1, actor="刘干事", working_days=3),
+        "split": lambda: actions.split(1, reporter="高某林", actor="刘干事"),
+    }
+    before, outbox_before = await _snapshot(world), await world.count(Outbox)
+    for op, attempt in attempts.items():
+        if op in allowed:
+            continue
+        with pytest.raises(TicketStateError) as refused:
+            await attempt()
+        assert re.search(r"[\u4e00-\u9fff]{4}", str(refused.value)), (op, str(refused.value))
+        assert "#1" in str(refused.value), (op, str(refused.value))
+    assert await _snapshot(world) == before and await world.count(Outbox) == outbox_before
+    for text in ("#1 受理", "#1 办结 又修好了", "#1 转镇 需要协调"):
+        await world.say("王主任", text)
+    assert await _snapshot(world) == before
+    async with world.sessions() as session:
+        replies = [r for r in (await session.exec(select(Outbox).order_by(col(Outbox.id)))).all()][outbox_before:]
+    assert len(replies) == 3 and all(r.dedupe_key.startswith("reply:") for r in replies)
+    assert all("工单 #1" in (r.text or "") and re.search(r"[\u4e00-\u9fff]{4}", r.text or "") for r in replies)
+
+
+async def test_staff_commands_typed_in_a_group_about_a_confidential_ticket_are_answered_privately(
+    world: World,
+) -> None:
+    """The notifier's rule, whatever the chat: a confidential ticket never produces a group message."""
+    await world.say("高某林", "村主任把低保名额给了他亲戚,他家三套房还吃低保", group=None, at=T0)
+    for text in ("#1 受理", "#1 已调取低保档案", "#1 延期 3个工作日", "#1 转县 涉及村主任", "#1 办结 情况属实"):
+        await world.say("刘干事", text, group=GROUP)
+    async with world.sessions() as session:
+        [ticket] = await tickets_as_json(session)
+        rows = list((await session.exec(select(Outbox))).all())
+    assert ticket["confidential"] and ticket["status"] == "resolved"
+    assert [r.text for r in rows if r.is_group] == []
+    assert any(r.chat_name == "private:刘干事" and "工单 #1" in (r.text or "") for r in rows), [
+        (r.chat_name, r.text) for r in rows
+    ]
+    assert any(r.chat_name == "private:高某林" and "情况属实" in (r.text or "") for r in rows)
