@@ -218,7 +218,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config.write_text(text, encoding="utf-8")
     service = Service(config, sim_port, work / "service.log")
     await service.start()
-    dashboard = await start_dashboard(args.db, dash_port, work / "dashboard.log") if args.split else None
+    try:
+        dashboard = await start_dashboard(args.db, dash_port, work / "dashboard.log") if args.split else None
+    except BaseException:
+        service.stop()
+        raise
     base = f"http://127.0.0.1:{dash_port}"
     load = Load(base, service.url, args, chats=chats or list(CHATS))
     rss: list[int] = []
