@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from bot.config import Config
@@ -17,6 +18,7 @@ from bot.directory import ROLES, Directory, RosterEntry, parse_roster, roster_cs
 from classifiers import CATEGORIES
 from dashboards.ports import ActionRefused, RosterRow
 from storage.engine import SessionFactory
+from storage.models import Member
 from storage.repos import directory as directory_repo
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,21 @@ def _entry(row: RosterRow) -> RosterEntry:
         platform_id=row.platform_id,
         categories=tuple(row.categories),
         is_head=row.is_head,
+    )
+
+
+def _member_entry(member: Member) -> RosterEntry:
+    """A stored member as the roster line that would store it again."""
+    return RosterEntry(
+        name=member.name,
+        role=member.role,
+        village=member.village,
+        township=member.township,
+        county=member.county,
+        group=member.group_name,
+        platform_id=member.platform_id,
+        categories=tuple(member.categories or ()),
+        is_head=member.is_head,
     )
 
 
@@ -88,18 +105,7 @@ class StaffRoster:
             if member is None:
                 raise ActionRefused("没有这个群成员")
             await directory.add_member(
-                session,
-                RosterEntry(
-                    name=member.name,
-                    role=role,
-                    village=member.village,
-                    township=member.township,
-                    county=member.county,
-                    group=member.group_name,
-                    platform_id=member.platform_id,
-                    categories=categories,
-                    is_head=is_head,
-                ),
+                session, replace(_member_entry(member), role=role, categories=categories, is_head=is_head)
             )
         directory.forget()
         log.info("roster: %s gave %s the role %s", actor, platform_id, role)
@@ -115,22 +121,7 @@ class StaffRoster:
             return
         async with self._sessions() as session:
             members = await directory_repo.roster_members(session)
-        text = roster_csv(
-            [
-                RosterEntry(
-                    name=m.name,
-                    role=m.role,
-                    village=m.village,
-                    township=m.township,
-                    county=m.county,
-                    group=m.group_name,
-                    platform_id=m.platform_id,
-                    categories=tuple(m.categories or ()),
-                    is_head=m.is_head,
-                )
-                for m in members
-            ]
-        )
+        text = roster_csv([_member_entry(m) for m in members])
         try:
             _write_atomically(path, text)
         except OSError as exc:  # the database has the change; only the file is stale

@@ -313,40 +313,35 @@ class Classifier:
 
     def classify(self, text: str, *, role: str | None = None) -> Classification:
         """The verdict (taxonomy.md): the trained model's when one is attached, else the rules' alone."""
-        short = len(text) <= RECENT_MAX_CHARS
-        if short:
-            hit = self._recent.get((text, role))
-            if hit is not None:
-                return hit
+        kept = self._kept((text, role))
+        if kept is not None:
+            return kept
         if self._decider is not None:
             verdict = self._decider(text, role)
         else:
             ev = self.evidence(text, role=role, full=False)
             verdict = self.decide(ev.fired, ev.role) if ev.fired else self._chat
-        if short:
-            if len(self._recent) >= RECENT_SIZE:
-                self._recent.clear()
-            self._recent[(text, role)] = verdict
-        return verdict
+        return self._keep((text, role), verdict)
 
     def classify_many(self, items: list[tuple[str, str | None]]) -> list[Classification]:
         """``classify`` for many (text, role) pairs at once: the same verdicts, computed together."""
         if self._many is None:
             return [self.classify(text, role=role) for text, role in items]
-        out: list[Classification | None] = []
-        todo: list[int] = []
-        for k, key in enumerate(items):
-            hit = self._recent.get(key) if len(key[0]) <= RECENT_MAX_CHARS else None
-            out.append(hit)
-            if hit is None:
-                todo.append(k)
+        out = [self._kept(key) for key in items]
+        todo = [k for k, verdict in enumerate(out) if verdict is None]
         for k, verdict in zip(todo, self._many([items[k] for k in todo]), strict=True):
-            out[k] = verdict
-            if len(items[k][0]) <= RECENT_MAX_CHARS:
-                if len(self._recent) >= RECENT_SIZE:
-                    self._recent.clear()
-                self._recent[items[k]] = verdict
+            out[k] = self._keep(items[k], verdict)
         return [v for v in out if v is not None]
+
+    def _kept(self, key: tuple[str, str | None]) -> Classification | None:
+        return self._recent.get(key) if len(key[0]) <= RECENT_MAX_CHARS else None
+
+    def _keep(self, key: tuple[str, str | None], verdict: Classification) -> Classification:
+        if len(key[0]) <= RECENT_MAX_CHARS:
+            if len(self._recent) >= RECENT_SIZE:
+                self._recent.clear()
+            self._recent[key] = verdict
+        return verdict
 
     def _eval_rule(self, ri: int, confirmed: dict[int, list[_Hit]], core: str, role: str) -> Match | None:
         r = self._rules[ri]
