@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,6 +112,11 @@ class DeadlineConfig(_Strict):
     remind_days_before: int = Field(default=2, ge=0)
     rating_wait_days: int = Field(default=3, ge=1)
     photo_window_minutes: int = Field(default=10, ge=1)
+    holidays: list[date] = Field(default_factory=list)
+    """Days off the ``chinesecalendar`` package does not know yet (the State Council's arrangement for the
+    next year, published each November); they win over the package."""
+    workdays: list[date] = Field(default_factory=list)
+    """调休: weekend days that are working days, for the same years."""
 
     @field_validator("working_days")
     @classmethod
@@ -120,6 +125,13 @@ class DeadlineConfig(_Strict):
             if not 1 <= days <= 250:
                 raise ValueError(f"{kind} must be between 1 and 250 working days")
         return value
+
+    @model_validator(mode="after")
+    def _days_are_one_or_the_other(self) -> DeadlineConfig:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{both[0].isoformat()} is listed both in holidays and in workdays")
+        return self
 
 
 class MergeConfig(_Strict):
