@@ -122,6 +122,32 @@ def test_the_next_occurrence_is_taken_when_no_year_is_given() -> None:
     assert extract("上周六办了二十桌", after_the_tenth).date == date(2026, 11, 14)
 
 
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("下下周六 犬子结婚", date(2026, 9, 26)),
+        ("下下个礼拜天办满月酒", date(2026, 9, 27)),
+        ("下周六 犬子结婚", date(2026, 9, 19)),
+        ("上上周六已经办过了", date(2026, 8, 29)),
+    ],
+)
+def test_weeks_after_next_and_before_last(text: str, day: date) -> None:
+    assert extract(text, MONDAY).date == day
+
+
+@pytest.mark.parametrize(
+    ("text", "time", "period"),
+    [("晚6点在家摆酒", "18:00", "晚上"), ("早8点半开席", "08:30", "上午"), ("明晚六点", "18:00", "晚上")],
+)
+def test_a_one_character_part_of_the_day_before_a_clock_time(text: str, time: str, period: str) -> None:
+    got = extract(text, MONDAY)
+    assert (got.time, got.period) == (time, period)
+
+
+def test_a_lone_evening_word_is_not_a_part_of_the_day() -> None:
+    assert extract("晚了 下周六 孙子满月", MONDAY).period is None
+
+
 def test_approximate_dates_are_marked_so() -> None:
     weekend = extract("周末乔迁新居 请大家吃酒", MONDAY)
     month_end = extract("月底 孙子满月", MONDAY)
