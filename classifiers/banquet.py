@@ -172,7 +172,7 @@ _DOTTED = re.compile(
 )
 # 本月18号, 下个月8号, 18号, 二十八号
 _DAY_ONLY = re.compile(
-    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?P<day>"
+    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?<![巷路街弄栋幢座排门\d一二三四五六七八九十])(?P<day>"
     + _NUM_DAY
     + r"|二十[一二三四五六七八九]?|三十一?|十[一二三四五六七八九]?|[一二三四五六七八九])\s*[号日](?!子|本|报|常|期|人|楼|桌|房|厅|包|床)"
 )
@@ -195,7 +195,7 @@ _RELATIVE = re.compile(
 )
 _RELATIVE_DAYS = {"大后天": 3, "后儿个": 2, "后儿": 2, "后天": 2, "后日": 2, "昨天": -1, "昨日": -1, "前天": -2}
 _MONTH_END = re.compile(r"(?P<pre>本|这个|这|下个|下)?\s*月(?P<part>底|末|初)")
-_PAST = re.compile(r"办了|摆了|吃了|请了|办过|已经办|已办|昨天|前天|上周|上个礼拜|上礼拜|上星期|刚办完|刚吃完")
+_PAST = re.compile(r"办了|摆了|吃了|办过|已经办|已办|昨天|前天|上周|上个礼拜|上礼拜|上星期|刚办完|刚吃完")
 
 
 def _lunar_month(text: str) -> int:
@@ -267,6 +267,10 @@ _PERIODS = {
     "午饭": "中午",
     "午餐": "中午",
     "晌午": "中午",
+    "晏昼": "中午",
+    "晏晝": "中午",
+    "中饭": "中午",
+    "夜饭": "晚上",
     "午时": "午时",
     "下午": "下午",
     "傍晚": "晚上",
@@ -310,7 +314,8 @@ _PLACE_BARE = re.compile(
     r"(?P<place>[\u4e00-\u9fa5A-Za-z0-9]{1,10}?(?:大酒店|大酒楼|大饭店|酒店|酒楼|饭店|饭庄|酒家|宾馆|食府|农家乐|山庄)(?:[一二三四五六七八九十\d]+楼)?)"
 )
 _PLACE_HOME = re.compile(
-    r"(?P<place>寒舍|舍下|家中|家里|老家|老屋|老宅|祠堂|宗祠|屋头|屋里|新居|新房)(?=\s*(?:设宴|略备|备|摆|办|整|吃|坐席|请|过事))"
+    r"(?P<place>寒舍|舍下|家中|家里|老家|老屋|老宅|祠堂|宗祠|屋头|屋里|新居|新房|(?<=在)家)"
+    r"(?=\s*(?:设宴|设答谢宴|略备|备|摆|办|整|做|吃|呷|恰|坐席|请|过事))"
 )
 _PLACE_NOISE = re.compile(
     r"^(?:[本这下上]个?(?:周|星期|礼拜)[一二三四五六日天七]|周末|今天|明天|后天|大后天|今晚|明晚|"
@@ -340,6 +345,34 @@ _RELATIONS = {
     "老娘": "母亲",
     "老妈": "母亲",
     "妈妈": "母亲",
+    "俺娘": "母亲",
+    "俺妈": "母亲",
+    "阿妈": "母亲",
+    "姆妈": "母亲",
+    "阿母": "母亲",
+    "阿爸": "父亲",
+    "阿爹": "父亲",
+    "俺爹": "父亲",
+    "俺爸": "父亲",
+    "我老汉": "父亲",
+    "我屋崽": "儿子",
+    "屋崽": "儿子",
+    "俺崽": "儿子",
+    "我崽": "儿子",
+    "满崽": "儿子",
+    "幺儿": "儿子",
+    "细伢子": "儿子",
+    "幺女": "女儿",
+    "满女": "女儿",
+    "阿嫲": "祖母",
+    "阿嬷": "祖母",
+    "娭毑": "祖母",
+    "阿公": "祖父",
+    "阿爷": "祖父",
+    "我妹": "妹妹",
+    "妹妹": "妹妹",
+    "我姐": "姐姐",
+    "姐姐": "姐姐",
     "犬子": "儿子",
     "小儿子": "儿子",
     "大儿子": "儿子",
@@ -399,7 +432,7 @@ _EVENTS: list[tuple[str, str]] = [
     ("满月", "满月|弥月|百日|百天|洗三"),
     ("周岁", "周岁|抓周"),
     ("婚宴", "婚宴|喜酒|结婚|新婚|大婚|婚礼|完婚|出嫁|出阁|嫁|娶媳妇|娶亲|喜宴|成婚|于归|迎娶|喜结良缘|办喜事|新人"),
-    ("寿宴", "大寿|寿宴|寿辰|寿诞|过寿|做寿|祝寿|整寿|寿酒|暖寿"),
+    ("寿宴", "大寿|寿宴|寿辰|寿诞|过寿|做寿|祝寿|整寿|寿酒|暖寿|做[五六七八九]十"),
     ("乔迁", "乔迁|新居|落成|进宅|进火|入宅|上梁|暖房|搬新家|新屋|新房"),
     ("开业", "开业|开张|开门大吉|开业大吉"),
     ("参军", "参军|入伍|当兵|送兵|光荣入伍"),
@@ -492,6 +525,51 @@ def _pick(candidates: list[date], today: date, past: bool) -> date | None:
 Found = tuple[date, str, str, bool]
 
 
+_FESTIVALS: dict[str, tuple[str, int, int]] = {
+    # name → (calendar, month, day); day 0 is the last day of the lunar year's twelfth month (除夕)
+    "元旦": ("solar", 1, 1),
+    "国庆": ("solar", 10, 1),
+    "劳动节": ("solar", 5, 1),
+    "五一": ("solar", 5, 1),
+    "除夕": ("lunar", 12, 0),
+    "大年三十": ("lunar", 12, 0),
+    "年三十": ("lunar", 12, 0),
+    "大年夜": ("lunar", 12, 0),
+    "大年初一": ("lunar", 1, 1),
+    "正月初一": ("lunar", 1, 1),
+    "春节": ("lunar", 1, 1),
+    "元宵": ("lunar", 1, 15),
+    "正月十五": ("lunar", 1, 15),
+    "端午": ("lunar", 5, 5),
+    "七夕": ("lunar", 7, 7),
+    "中秋": ("lunar", 8, 15),
+    "重阳": ("lunar", 9, 9),
+    "小年": ("lunar", 12, 23),
+}
+_FESTIVAL = re.compile("|".join(sorted(_FESTIVALS, key=len, reverse=True)))
+
+
+def _festival(text: str, today: date, past: bool) -> Found | None:
+    """元旦, 除夕 / 大年三十 (the last day of 腊月, 29 or 30), 元宵, 中秋 …: the next one (or the last, if past)."""
+    m = _FESTIVAL.search(text)
+    if m is None:
+        return None
+    kind, month, day = _FESTIVALS[m.group(0)]
+    if kind == "solar":
+        found = _solar_date(month, day, today, past, year=None)
+    elif day == 0:
+        base = Solar.fromYmd(today.year, today.month, today.day).getLunar().getYear()
+        eves = [d for y in (base - 1, base) if (d := _lunar_new_year(y + 1)) is not None]
+        found = _pick([d - timedelta(days=1) for d in eves], today, past)
+    else:
+        found = _lunar_date(month, day, today, past, year=None)
+    return (found, kind, m.group(0), False) if found is not None else None
+
+
+def _lunar_new_year(year: int) -> date | None:
+    return lunar_to_solar(year, 1, 1)
+
+
 def _date(text: str, today: date) -> Found | None:
     past = bool(_PAST.search(text))
     for finder in (
@@ -502,6 +580,7 @@ def _date(text: str, today: date) -> Found | None:
         _day_only,
         _weekday,
         _relative,
+        _festival,
         _weekend,
         _month_end_,
     ):
@@ -651,6 +730,8 @@ def _weekday(text: str, today: date, past: bool) -> Found | None:
         start = _week_start(today, m["pre"] or "")
         if start is not None:
             day = start + timedelta(days=index)
+            if day < today and not past and not (m["pre"] or "").startswith("上"):
+                day += timedelta(days=7)  # 本周六 said on a Sunday: nobody invites to yesterday
         else:
             ahead = (index - today.weekday()) % 7
             day = today - timedelta(days=(7 - ahead) % 7) if past else today + timedelta(days=ahead)
