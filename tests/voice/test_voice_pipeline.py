@@ -106,7 +106,7 @@ async def test_voice_messages_are_kept_decoded_or_marked_and_a_transcript_opens_
         assert [m.kind for m, _ in rows] == ["voice"] * 4
         assert [n.status for _, n in rows] == ["ok", "ok", "undecodable", "undecodable"]
         assert [m.media_path is not None for m, _ in rows] == [True] * 4  # the bad ones are kept too
-        lamp, banquet, not_voice, cut = (m for m, _ in rows)
+        lamp, banquet, not_voice, _cut = (m for m, _ in rows)
         assert rows[0][1].duration_ms is not None and 1900 <= rows[0][1].duration_ms <= 2100
         assert rows[0][1].audio_path and (media / rows[0][1].audio_path).read_bytes()[:4] == b"RIFF"
         assert "SILK" in (rows[2][1].error or "") and "损坏" in (rows[3][1].error or "")
