@@ -84,7 +84,9 @@ async def test_a_voice_message_plays_on_the_digest_and_its_transcript_opens_a_ti
     audio = pending.locator("audio").first
     played = await audio.evaluate(
         """async (a) => {
-            if (a.readyState < 1) await new Promise((ok, no) => { a.onloadedmetadata = ok; a.onerror = () => no(a.error); a.load(); });
+            if (a.readyState < 1) await new Promise((ok, no) => {
+                a.onloadedmetadata = ok; a.onerror = () => no(a.error); a.load();
+            });
             a.muted = true;
             await a.play();
             await new Promise((ok) => setTimeout(ok, 600));
