@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -213,6 +213,9 @@ class Ingest:
     ) -> None:
         self._sessions = session_factory
         self.voice = voice or VoiceStore(media)
+        self.after_voice: Callable[[int, str | None], Coroutine[Any, Any, None]] | None = None
+        """Called beside handling for each new voice message (the speech-recognition hook), if set."""
+        self._background: set[asyncio.Task[None]] = set()
         self._classifiers = classifiers
         self._directory = directory
         self._workflow = workflow
@@ -232,7 +235,12 @@ class Ingest:
             try:
                 if attempt == 1:
                     media_path = await self._fetch_media(incoming, download)
-                return await self._store_and_handle(incoming, media_path)
+                stored = await self._store_and_handle(incoming, media_path)
+                if stored is not None and incoming.kind == MessageKind.VOICE and self.after_voice is not None:
+                    task = asyncio.create_task(self.after_voice(stored, media_path))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                return stored
             except Exception as exc:
                 if attempt < ATTEMPTS:
                     log.warning(
@@ -288,6 +296,11 @@ class Ingest:
                 self.forget_uncommitted()
                 raise
             return message_id
+
+    async def drain(self) -> None:
+        """Wait for the background work started for stored messages (speech recognition)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def forget_uncommitted(self) -> None:
         """After a rollback, cached groups or people created in it may not exist: drop the cache."""
