@@ -36,6 +36,7 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     env.filters["dur"] = duration
     env.filters["voice_len"] = voice_length
     env.filters["filesize"] = file_size
+    env.filters["has_numbers"] = lambda text: bool(text) and mask_numbers(text) != text
     env.filters["show"] = show
     env.filters["rule_group"] = labels.rule_group
     env.globals.update(

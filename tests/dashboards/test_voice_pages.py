@@ -142,3 +142,30 @@ async def test_link_cards_and_files_show_escaped_without_a_live_link(dash: Dash,
     assert "javascript:" not in link_page and "href=\"http" not in link_page
     file_page = await (await dash.client.get(f"/flags/{flag_ids['file']}")).text()
     assert "低保名单.xlsx" in file_page and "24.0 KB" in file_page
+
+
+async def test_a_transcript_with_a_phone_number_is_never_shown_unmasked(dash: Dash, tmp_path: Path) -> None:
+    ids = await _voice_world(dash, tmp_path)
+    said = "路灯坏了,电话13912345678"
+    async with dash.factory() as session, session.begin():
+        await notes_repo.set_transcript(
+            session, message_id=ids["shiqiao"], text=said, source="staff", by="admin", at=T0
+        )
+        message = await session.get(Message, ids["shiqiao"])
+        assert message is not None
+        message.text = said
+        session.add(message)
+        flag = Flag(
+            message_id=ids["shiqiao"], at=message.at, group_name=message.group_name, sender_name="村民甲",
+            county="舒城县", township="城关镇", village="石桥村", labels=["abuse"], severity="low",
+        )
+        session.add(flag)
+        await session.flush()
+        flag_id = flag.id
+    await dash.login("town_a")
+    page = await (await dash.client.get(f"/flags/{flag_id}")).text()
+    assert "人工转写" in page and "路灯坏了" in page
+    assert "13912345678" not in page and "已隐去" in page  # not even in the form's text box
+    await dash.login("admin")
+    page = await (await dash.client.get(f"/flags/{flag_id}")).text()
+    assert f">{said}</textarea>" in page  # who may see numbers edits the transcript as it is
