@@ -81,7 +81,7 @@ class MessageLine(_Line):
             raise ValueError('a message has either a group or "private": true, not both')
         attachments = [name for name in ("image", "voice", "file", "link") if getattr(self, name) is not None]
         if self.text is None and not attachments:
-            raise ValueError("a message needs text, image, voice, file or link")
+            raise ValueError("a message needs text or image (or voice, file, link)")
         if len(attachments) > 1:
             raise ValueError(f"a message carries one of image, voice, file and link, not {' and '.join(attachments)}")
         return self
