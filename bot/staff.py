@@ -217,6 +217,8 @@ class StaffPipeline:
         return TranscriptOutcome(handled=done.handled, labels=done.labels)
 
     async def voice_audio(self, media_path: str | None) -> Path | None:
-        ingest = self._services.ingest
-        audio = await asyncio.to_thread(ingest.voice.decode, media_path)
+        root = self._services.media.root.resolve()
+        if not media_path or not (root / media_path).resolve().is_relative_to(root):
+            return None  # only files of the media store, decoded into it
+        audio = await asyncio.to_thread(self._services.ingest.voice.decode, media_path)
         return self._services.media.path(audio.audio_path) if audio.audio_path else None
