@@ -22,8 +22,10 @@ from bot.errors import InputError
 from bot.replay import TranscriptAdapter, run_replay
 from bot.reports import flags_as_json
 from bot.services import build_services
+from bot.staff import StaffPipeline
 from bot.tickets import tickets_as_json
 from bot.voice import NotVoice, silk_to_wav
+from dashboards.ports import ActionRefused
 from storage.models import Banquet, Message, VoiceNote
 from tests.scenarios.harness import scenario_config
 from tests.voice.samples import silk_voice
@@ -141,5 +143,17 @@ async def test_voice_messages_are_kept_decoded_or_marked_and_a_transcript_opens_
         assert stored is not None and stored.text.startswith(LAMP)
         assert [f["sender"] for f in flags] == ["刘建国"] and "banquet" in flags[0]["labels"]
         assert banquet_rows == 1
+
+        # what the dashboard asks: the cached WAV (decoded again if the cache is gone), nothing outside the store
+        staff = StaffPipeline(services)
+        wav = await staff.voice_audio(lamp.media_path)
+        assert wav is not None and wav.read_bytes()[:4] == b"RIFF"
+        wav.unlink()
+        again_wav = await staff.voice_audio(lamp.media_path)
+        assert again_wav == wav and wav.is_file()
+        assert await staff.voice_audio("../../../etc/passwd") is None
+        assert await staff.voice_audio(not_voice.media_path) is None  # does not decode
+        with pytest.raises(ActionRefused):
+            await staff.transcribe(lamp.id, text="", actor="liu")
     finally:
         await services.close()
