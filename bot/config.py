@@ -250,6 +250,24 @@ class RetentionConfig(_Strict):
     run_at: time = time(3, 0)
 
 
+class SpeechConfig(_Strict):
+    """A county's own speech-recognition service, if it runs one (off by default: nothing is sent anywhere).
+
+    Each voice message that decodes is POSTed to ``url`` as WAV (``Content-Type: audio/wav``, 16-bit mono
+    24 kHz); the reply's text (JSON ``{"text": "…"}`` or plain text) becomes the message's transcript, marked
+    as machine-made, and is classified like typed text. A transcript staff typed is never replaced."""
+
+    url: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// address, or empty (off)")
+        return value
+
+
 class Config(_Strict):
     data_dir: Path = Path("data")
     rules_dir: Path = Path("rules")
@@ -268,6 +286,7 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     retention: RetentionConfig = RetentionConfig()
+    speech: SpeechConfig = SpeechConfig()
     templates: dict[str, str] = Field(default_factory=dict)
     category_names: dict[str, str] = Field(default_factory=dict)
 

@@ -34,6 +34,9 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
 
     env.filters["dt"] = dt
     env.filters["dur"] = duration
+    env.filters["voice_len"] = voice_length
+    env.filters["filesize"] = file_size
+    env.filters["has_numbers"] = lambda text: bool(text) and mask_numbers(text) != text
     env.filters["show"] = show
     env.filters["rule_group"] = labels.rule_group
     env.globals.update(
@@ -59,6 +62,25 @@ def duration(seconds: float | None) -> str:
     if hours:
         return f"{hours}小时{mins}分"
     return f"{mins}分钟"
+
+
+def voice_length(milliseconds: int | None) -> str:
+    """A voice message's length as a person reads it: 8秒, 1分05秒."""
+    if milliseconds is None:
+        return "—"
+    seconds = max(1, round(milliseconds / 1000)) if milliseconds > 0 else 0
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}分{rest:02d}秒" if minutes else f"{rest}秒"
+
+
+def file_size(size: int | None) -> str:
+    if size is None:
+        return "大小未知"
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
 
 
 def pct(num: float | None, den: float | None) -> str:

@@ -15,6 +15,7 @@ from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audi
 from dashboards.labels import VERDICTS
 from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
+from storage.repos import media_notes as notes_repo
 from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
 
@@ -58,6 +59,13 @@ async def digest(request: web.Request) -> web.StreamResponse:
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
         banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
+        pending_voices = await notes_repo.pending_voices(session, scope=me.scope)
+        notes = await notes_repo.for_messages(
+            session,
+            [r["message_id"] for r in rows]
+            + [m["id"] for ms in context.values() for m in ms]
+            + [m["id"] for m in pending_voices],
+        )
     return render(
         request,
         "digest.html",
@@ -65,6 +73,8 @@ async def digest(request: web.Request) -> web.StreamResponse:
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
         banquets=banquets,
+        notes=notes,
+        pending_voices=pending_voices,
         context=context,
         counts=counts,
         upto=upto,
@@ -100,6 +110,8 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         )
         reviews = await repo.flag_reviews(session, flag_id=flag_id)
         banquet = (await banquets_repo.by_message(session, [row["message_id"]])).get(row["message_id"])
+        around = context.get(row["message_id"], [])
+        notes = await notes_repo.for_messages(session, [row["message_id"]] + [m["id"] for m in around])
     await audit(request, "view_flag", target=f"flag:{flag_id}")
     return render(
         request,
@@ -108,6 +120,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         context=context.get(row["message_id"], []),
         reviews=reviews,
         banquet=banquet,
+        notes=notes,
         verdicts=VERDICTS,
         request_taught=request.query.get("taught") == "1",
     )
