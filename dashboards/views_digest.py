@@ -15,6 +15,7 @@ from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audi
 from dashboards.labels import VERDICTS
 from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
+from storage.repos import image_texts as images_repo
 from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
 
@@ -58,9 +59,11 @@ async def digest(request: web.Request) -> web.StreamResponse:
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
         banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
+        images = await images_repo.by_message(session, [r["message_id"] for r in rows if r["message_kind"] == "image"])
     return render(
         request,
         "digest.html",
+        images=images,
         kept_raw=kept_raw,
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
@@ -100,6 +103,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         )
         reviews = await repo.flag_reviews(session, flag_id=flag_id)
         banquet = (await banquets_repo.by_message(session, [row["message_id"]])).get(row["message_id"])
+        image = await images_repo.get(session, row["message_id"]) if row["message_kind"] == "image" else None
     await audit(request, "view_flag", target=f"flag:{flag_id}")
     return render(
         request,
@@ -108,6 +112,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         context=context.get(row["message_id"], []),
         reviews=reviews,
         banquet=banquet,
+        image=image,
         verdicts=VERDICTS,
         request_taught=request.query.get("taught") == "1",
     )

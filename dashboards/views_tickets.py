@@ -23,6 +23,7 @@ from dashboards.context import (
 )
 from dashboards.ports import ActionRefused
 from storage.repos import dashboard as repo
+from storage.repos import image_texts as images_repo
 
 IMAGE_TYPES = {
     ".jpg": "image/jpeg",
@@ -192,6 +193,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     ticket = await _visible_ticket(request, ticket_id)
     async with request.app[SESSION_FACTORY]() as session:
         details = await repo.ticket_details(session, ticket_id=ticket_id)
+        images = await images_repo.by_message(session, [m["id"] for m in details["messages"] if m["kind"] == "image"])
     await audit(request, "view_ticket", target=f"ticket:{ticket_id}")
     return render(
         request,
@@ -204,6 +206,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         events=details["events"],
         messages=details["messages"],
         photos=details["photos"],
+        images=images,
     )
 
 

@@ -146,6 +146,7 @@ _FLAG_COLS = [
     flags.c.keywords,
     flags.c.verdict,
     flags.c.confidential,
+    flags.c.from_image,
     messages.c.text,
     messages.c.kind.label("message_kind"),
 ]
