@@ -64,7 +64,10 @@ def cjk_font() -> Path:
     raise RuntimeError("no CJK font: run `make chromium` (installs fonts-wqy-microhei)")
 
 
-def _draw(lines: tuple[str, ...], *, background: tuple[int, int, int], ink: tuple[int, int, int], title_ink=None) -> bytes:  # type: ignore[no-untyped-def]
+RGB = tuple[int, int, int]
+
+
+def _draw(lines: tuple[str, ...], *, background: RGB, ink: RGB, title_ink: RGB | None = None) -> bytes:
     width, height = 900, 140 + 78 * len(lines)
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
