@@ -2,7 +2,8 @@
 thumbnail; the digest, flag and ticket pages show it with the text read from it (templates/image_text.html).
 
 A viewer sees an image only when they may see its message (``repo.get_message``: their own township or
-village, private chats for discipline staff only) and, for a cadre, when no confidential flag is on it.
+village, private chats for discipline staff only); a cadre only the images of tickets they may see (never a
+flagged message's: cadres do not read the patrol digest).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from PIL import Image
 from dashboards.context import SESSION_FACTORY, SETTINGS, viewer
 from dashboards.views_tickets import IMAGE_TYPES
 from storage.repos import dashboard as repo
-from storage.repos import image_texts as images_repo
 
 THUMB_SIDE = 320
 MAX_PIXELS = 40_000_000
@@ -31,8 +31,10 @@ async def message_image(request: web.Request) -> web.StreamResponse:
     media_dir = request.app[SETTINGS].media_dir
     async with request.app[SESSION_FACTORY]() as session:
         row = await repo.get_message(session, message_id=message_id, scope=me.scope)
-        hidden = row is not None and not me.scope.confidential and await images_repo.confidential_flag(
-            session, message_id
+        hidden = (
+            row is not None
+            and not me.discipline
+            and not await repo.on_visible_ticket(session, message_id=message_id, scope=me.scope)
         )
     # The same answer whether it does not exist or is out of scope: no probing other villages.
     if row is None or hidden or not row["media_path"] or media_dir is None:

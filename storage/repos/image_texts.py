@@ -9,11 +9,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Flag, ImageText, Message
+from storage.models import ImageText, Message
 
 image_texts: Any = ImageText.__table__  # type: ignore[attr-defined]
 messages: Any = Message.__table__  # type: ignore[attr-defined]
-flags: Any = Flag.__table__  # type: ignore[attr-defined]
 
 PENDING = "pending"
 
@@ -110,11 +109,3 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
     rows = (await conn.execute(select(image_texts.c.status, func.count()).group_by(image_texts.c.status))).all()
     return {status: int(count) for status, count in rows}
 
-
-async def confidential_flag(session: AsyncSession, message_id: int) -> bool:
-    """Whether the message carries a flag only discipline staff may see (confidential, or a clue)."""
-    conn = await session.connection()
-    row = (
-        await conn.execute(select(flags.c.confidential, flags.c.labels).where(flags.c.message_id == message_id))
-    ).first()
-    return row is not None and (bool(row[0]) or "clue" in (row[1] or []))

@@ -133,10 +133,15 @@ def image_script(folder: Path) -> Path:
     (folder / "card.jpg").write_bytes(images.invitation_card())
     (folder / "notice.jpg").write_bytes(images.notice())
     group = "石桥村监督服务群"
+
+    def said(minute: int, sender: str, image: str) -> dict[str, str]:
+        at = f"2026-09-11T12:0{minute}:00+08:00"
+        return {"kind": "message", "at": at, "group": group, "sender": sender, "image": image}
+
     lines = [
         {"kind": "member", "group": group, "name": "刘建国", "role": "party_member", "village": "石桥村"},
-        {"kind": "message", "at": "2026-09-11T12:01:00+08:00", "group": group, "sender": "刘建国", "image": "card.jpg"},
-        {"kind": "message", "at": "2026-09-11T12:02:00+08:00", "group": group, "sender": "高某林", "image": "notice.jpg"},
+        said(1, "刘建国", "card.jpg"),
+        said(2, "高某林", "notice.jpg"),
     ]
     script = folder / "images.jsonl"
     script.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
