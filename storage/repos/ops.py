@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Flag, Message, Outbox, Ticket
+from storage.models import Flag, ImageText, Message, Outbox, Ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,14 @@ async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
         update(Message)
         .where(col(Message.at) < before, or_(col(Message.text) != "", col(Message.raw).is_not(None)))
         .values(text="", raw=None)
+        .execution_options(synchronize_session=False)
+    )
+    # The text read from an image is what the message said too.
+    old = select(Message.id).where(col(Message.at) < before)
+    await session.exec(
+        update(ImageText)
+        .where(col(ImageText.message_id).in_(old), col(ImageText.text) != "")
+        .values(text="")
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)

@@ -144,3 +144,20 @@ async def test_ocr_switched_off_stores_images_unread(engine: AsyncEngine, db_url
         assert await _counts(built) == (0, 0, [])
     finally:
         await built.close()
+
+
+async def test_retention_blanks_the_text_read_from_old_images(services: Services) -> None:
+    from datetime import timedelta
+
+    from storage.repos import ops
+
+    pool = GatedPool()
+    pool.gate.set()
+    services.images.pool = pool  # type: ignore[assignment]
+    message_id = await services.ingest.handle(_card("card-5"))  # type: ignore[arg-type]
+    assert message_id is not None and await services.images.drain() == 1
+    async with services.sessions() as session:
+        await ops.blank_message_text(session, before=T0 + timedelta(days=1))
+        await session.commit()
+        row = await images_repo.get(session, message_id)
+    assert row is not None and row["text"] == "" and row["status"] == "done"
