@@ -122,6 +122,7 @@ class ImageReader:
         path = self._media.path(message.media_path) if message is not None and message.media_path else None
         reading = await self._read_file(path)
         if reading.status != reader.DONE:
+            self._ingest.stats.count("image_failed")
             log.warning(
                 "image of message %s could not be read (%s: %s); kept, marked",
                 message_id,
