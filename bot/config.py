@@ -168,7 +168,7 @@ class OcrConfig(_Strict):
     enabled: bool = True
     """False: images are stored and shown, never read (a machine too small for OCR)."""
     workers: int = Field(default=1, ge=1, le=16)
-    """Worker processes reading images side by side (each holds the models: about 300 MB)."""
+    """Worker processes reading images side by side (each holds the models: up to ~1 GB while reading a large photo)."""
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """An image still being read after this long is given up (its worker is replaced) and marked."""
     max_pixels: int = Field(default=40_000_000, ge=10_000, le=40_000_000)
