@@ -21,6 +21,7 @@ from bot.services import Services, build_services
 from storage.models import Banquet, Flag, Ticket
 from storage.repos import image_texts as images_repo
 from tests.bot.conftest import ROOT, T0
+from tests.bot.test_kept_raw import _health
 from tests.bot.test_pipeline import incoming
 from tests.ocr import images
 
@@ -77,6 +78,7 @@ async def test_image_is_stored_first_and_read_later_without_blocking(services: S
         async with services.sessions() as session:
             assert len((await session.exec(select(Ticket))).all()) == 1
         assert await _counts(services) == (0, 0, ["pending:1"])
+        assert (await _health(services))["ocr"] == {"enabled": True, "pending": 1, "failed": 0}
         pool.gate.set()
         for _ in range(400):
             if (await _counts(services))[0]:

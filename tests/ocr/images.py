@@ -90,6 +90,21 @@ def invitation_card(lines: tuple[str, ...] = PARTY_CARD, *, ink: tuple[int, int,
     return _draw(lines, background=RED, ink=ink, title_ink=GOLD)
 
 
+def photographed(data: bytes) -> bytes:
+    """``data`` as a phone photo of it: on a table, turned 4°, out of focus, noisy, a low-quality JPEG."""
+    from PIL import ImageFilter
+
+    card = Image.open(io.BytesIO(data)).convert("RGB")
+    table = (90, 80, 70)
+    photo = Image.new("RGB", (card.width + 200, card.height + 200), table)
+    photo.paste(card, (100, 100))
+    photo = photo.rotate(4, resample=Image.Resampling.BICUBIC, fillcolor=table).filter(ImageFilter.GaussianBlur(1.2))
+    photo = Image.blend(photo, Image.effect_noise(photo.size, 25).convert("RGB"), 0.12)
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=50)
+    return out.getvalue()
+
+
 def notice(lines: tuple[str, ...] = WATER_NOTICE) -> bytes:
     """A photo of a printed notice: black on white."""
     return _draw(lines, background=(250, 250, 246), ink=BLACK)

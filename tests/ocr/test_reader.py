@@ -22,8 +22,9 @@ def engine() -> object:
         (images.PARTY_CARD, lambda: images.invitation_card(images.PARTY_CARD, ink=images.GOLD)),
         (images.WEDDING_CARD, lambda: images.invitation_card(images.WEDDING_CARD, ink=images.BLACK)),
         (images.WATER_NOTICE, lambda: images.notice(images.WATER_NOTICE)),
+        (images.PARTY_CARD, lambda: images.photographed(images.invitation_card(images.PARTY_CARD))),
     ],
-    ids=["gold-card", "black-card", "water-notice"],
+    ids=["gold-card", "black-card", "water-notice", "photo-of-a-card"],
 )
 def test_cards_and_notice_are_read_with_high_character_accuracy(engine: object, lines, picture) -> None:  # type: ignore[no-untyped-def]
     reading = reader.read_image(picture(), **LIMITS)
