@@ -11,12 +11,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
 
 from bot.replay import run_replay
 from bot.reports import flags_as_json
 from bot.tickets import tickets_as_json
-from storage.engine import make_engine, make_session_factory
-from storage.repos import image_texts as images_repo
+from storage.engine import make_session_factory
+from storage.models import ImageText
 from tests.ocr import images
 from tests.scenarios.harness import scenario_config
 
@@ -69,7 +71,7 @@ def write_script(folder: Path) -> Path:
 
 
 async def test_cards_notices_and_bad_files_through_replay(
-    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     script = write_script(tmp_path / "script")
     config = scenario_config(tmp_path / "data")
@@ -77,14 +79,11 @@ async def test_cards_notices_and_bad_files_through_replay(
     for _ in range(2):  # the second run on the same database stores, reads and classifies nothing again
         out = io.StringIO()
         await run_replay(script, config=config, db_url=db_url, transcript=out, media_root=tmp_path / "media")
-    engine = make_engine(db_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            flags = await flags_as_json(session)
-            tickets = await tickets_as_json(session)
-            read = await images_repo.by_message(session, list(range(1, 200)))
-    finally:
-        await engine.dispose()
+    async with make_session_factory(engine)() as session:  # the fixture emptied PostgreSQL before the test
+        flags = await flags_as_json(session)
+        tickets = await tickets_as_json(session)
+        rows = (await session.exec(select(ImageText))).all()
+    read = {row.message_id: row.model_dump() for row in rows}
 
     [flag] = flags  # the cadre's card raises nothing: a cadre is never flagged by a picture alone
     assert flag["sender"] == "刘建国" and flag["role"] == "party_member"
