@@ -175,6 +175,8 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
             )
         )
         running.tasks.append(asyncio.create_task(services.classifiers.watch(), name="rules-watch"))
+        if services.images.enabled:
+            running.tasks.append(asyncio.create_task(services.images.run(), name="ocr"))
         running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
         if config.dashboard.enabled:
             from dashboards.users import ensure_first_admin

@@ -173,6 +173,24 @@ class BanquetConfig(_Strict):
     """Whose banquets are alerted: the host's role on the roster."""
 
 
+class OcrConfig(_Strict):
+    """Text in images: every image message is read (PP-OCRv4 models shipped in the rapidocr wheel, offline) in
+    worker processes, after the message is stored; the recognised text is then classified like typed text."""
+
+    enabled: bool = True
+    """False: images are stored and shown, never read (a machine too small for OCR)."""
+    workers: int = Field(default=1, ge=1, le=16)
+    """Worker processes reading images side by side (each holds the models: up to ~1 GB while reading a large photo)."""
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """An image still being read after this long is given up (its worker is replaced) and marked."""
+    max_pixels: int = Field(default=40_000_000, ge=10_000, le=40_000_000)
+    """Images with more pixels than this are refused before they are decoded (decompression bombs)."""
+    max_side: int = Field(default=2048, ge=320, le=8192)
+    """Larger images are scaled down to this longest side before reading (bounds time and memory)."""
+    memory_mb: int = Field(default=2048, ge=512, le=65536)
+    """Address-space limit of a worker process; an image that needs more fails alone and is marked."""
+
+
 class ScheduleConfig(_Strict):
     timezone: str = "Asia/Shanghai"
     daily_check: time = time(8, 30)
@@ -280,6 +298,7 @@ class Config(_Strict):
     merge: MergeConfig = MergeConfig()
     alerts: AlertConfig = AlertConfig()
     banquets: BanquetConfig = BanquetConfig()
+    ocr: OcrConfig = OcrConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     dashboard: DashboardConfig = DashboardConfig()
     sim: SimConfig = SimConfig()

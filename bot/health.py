@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.adapters.base import Adapter, AdapterState
 from bot.services import Services
+from storage.repos import image_texts as images_repo
 from storage.repos import messages as messages_repo
 from storage.repos import outbox as outbox_repo
 
@@ -47,9 +48,11 @@ def health_handler(
             async with services.sessions() as session:
                 pending = await outbox_repo.pending_count(session)
                 kept_raw = await messages_repo.count_kept_raw(session)
+                images = await images_repo.count_by_status(session)
             database = "ok"
         except Exception as exc:
             pending, kept_raw, database = -1, -1, f"error: {type(exc).__name__}"
+            images = {}
         ok = database == "ok" and all(a["state"] == str(AdapterState.CONNECTED) for a in accounts)
         reload_error = services.classifiers.last_error
         warnings = [
@@ -80,6 +83,12 @@ def health_handler(
             # (`villagewatch reclassify --raw` or the dashboard's patrol page). Not "degraded": the bot
             # itself is fine, and a restart would not help.
             "kept_raw": kept_raw,
+            # Text in images: images waiting to be read, and those that could not be (kept, marked).
+            "ocr": {
+                "enabled": services.images.enabled,
+                "pending": images.get("pending", 0),
+                "failed": images.get("failed", 0),
+            },
         }
         return web.json_response(body, status=200 if ok else 503)
 

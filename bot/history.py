@@ -9,20 +9,31 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.batch import BatchRunner
 from bot.clock import CHINA, SimulatedClock, SystemClock
 from bot.config import Config
 from bot.directory import Directory, RosterEntry, read_roster
-from bot.ingest import Ingest, NoWorkflow, RerunResult, build_flag, classification_row
+from bot.ingest import (
+    OFFICIAL_ROLES,
+    ImageInbox,
+    Ingest,
+    NoWorkflow,
+    RerunResult,
+    banquet_values,
+    build_flag,
+    classification_row,
+)
 from bot.media import MediaStore
 from bot.replay import MemberLine, MessageLine, _incoming, parse_script
-from bot.services import build_services, load_rules
+from bot.services import build_image_reader, build_services, load_rules
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
 from storage.models import Classification
+from storage.repos import banquets as banquets_repo
 from storage.repos import history as history_repo
+from storage.repos import image_texts as images_repo
 
 
 async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[int, int]:
@@ -34,14 +45,18 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
     sessions = make_session_factory(engine)
     directory = Directory(config)
     clock = SimulatedClock(lines.first_at or datetime.now(CHINA))
+    media = MediaStore(config.data_dir / "media")
+    inbox = ImageInbox(enabled=config.ocr.enabled)
     ingest = Ingest(
         session_factory=sessions,
         classifiers=holder,
         directory=directory,
         workflow=NoWorkflow(),
-        media=MediaStore(config.data_dir / "media"),
+        media=media,
         clock=clock,
+        images=inbox,
     )
+    images = build_image_reader(config, sessions=sessions, ingest=ingest, media=media, inbox=inbox, clock=clock)
     runner = BatchRunner(ingest=ingest, sessions=sessions, clock=clock)
     try:
         async with sessions() as session:
@@ -73,9 +88,14 @@ async def import_history(path: Path, *, config: Config, db_url: str) -> tuple[in
                 clock.advance_to(item.at)
                 account = config.account_for_group(item.group) if item.group else config.accounts[0].name
                 await runner.add(_incoming(path, line, item, account))
+                if item.image is not None and images.enabled:
+                    await runner.flush()
+                    await images.drain()  # a re-run after a crash reads what the first left pending
         await runner.flush()
+        await images.drain()
     finally:
         await runner.close()
+        images.close()
         await engine.dispose()
     counts = ingest.stats.total
     return counts["handled"] + counts["failed"], counts["duplicate"]
@@ -87,7 +107,9 @@ async def reclassify(
     """Re-run the current rules over every stored message; returns (changed, total).
 
     Flags a message newly turns red; removes unreviewed flags the rules no longer raise; keeps every flag a
-    person has reviewed, since a verdict is a record of what staff did.
+    person has reviewed, since a verdict is a record of what staff did. A banquet flag gets its details
+    (date, place, scale) read again. An image message is classified by the text read from it (never
+    raising a flag for a cadre's or staff member's picture), as the live bot does.
     """
     holder = load_rules(config)
     classifier = holder.current
@@ -104,18 +126,36 @@ async def reclassify(
                 rows = await history_repo.messages_after(session, after_id=after, limit=batch)
                 if not rows:
                     break
+                ids = [m.id for m, _ in rows if m.id is not None]
+                read = await images_repo.by_message(session, [m.id for m, _ in rows if m.kind == "image" and m.id])
+                detailed = await banquets_repo.by_message(session, ids)
                 for message, old in rows:
                     assert message.id is not None
                     after = message.id
                     total += 1
                     result = classifier.classify(message.text, role=message.role)
+                    text, from_image = message.text, False
+                    image = read.get(message.id)
+                    read_text = image["text"] if image is not None and image["status"] == "done" else ""
+                    if read_text.strip() and set(result.labels) <= {"chat"}:
+                        text, from_image = read_text, True
+                        result = classifier.classify(text, role=message.role)
+                    flag = build_flag(_with_text(message, text), result, from_image=from_image)
+                    if from_image and message.role in OFFICIAL_ROLES:
+                        flag = None  # a cadre's picture never raises a flag by itself
+                    banquet = (
+                        banquet_values(text, message.at) if flag is not None and "banquet" in flag.labels else None
+                    )
                     if old is not None and list(result.labels) == old.labels and result.category == old.category:
+                        if banquet is not None and message.id not in detailed:
+                            await history_repo.add_banquet_if_flagged(session, message_id=message.id, values=banquet)
                         continue
                     changed += 1
                     await history_repo.replace_classification(
                         session,
                         classification=Classification(**classification_row(message.id, result)),
-                        flag=build_flag(message, result),
+                        flag=flag,
+                        banquet=banquet,
                     )
                 await session.commit()
             if progress is not None:
@@ -128,6 +168,10 @@ async def reclassify(
     finally:
         await engine.dispose()
     return changed, total
+
+
+def _with_text(message: Any, text: str) -> Any:
+    return message.model_copy(update={"text": text})
 
 
 async def rerun_kept_raw(*, config: Config, db_url: str) -> RerunResult:

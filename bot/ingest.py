@@ -31,6 +31,7 @@ from storage.engine import SessionFactory
 from storage.models import Classification, Flag, Group, Member, Message
 from storage.repos import banquets as banquets_repo
 from storage.repos import history as history_repo
+from storage.repos import image_texts as images_repo
 from storage.repos import media_notes as notes_repo
 from storage.repos import messages as messages_repo
 
@@ -47,6 +48,26 @@ _IDENTITY = ("account", "platform_id", "at", "raw", "media_path", "text", "kind"
 Downloader = Callable[[IncomingMessage], Awaitable[bytes]]
 WITH_NOTES = frozenset({MessageKind.VOICE, MessageKind.LINK, MessageKind.FILE})
 """Kinds stored with a row of their own beside the message (a voice note, a card): never batched."""
+
+OFFICIAL_ROLES = ("cadre", "staff")
+"""Senders whose images are read but never raise a flag or move a ticket by what they show (resolution
+photos, notices): a cadre is never flagged by a picture alone."""
+NO_FILE = "no_file"
+
+
+class ImageInbox:
+    """Where the ingest tells the image reader (bot.ocr) that images wait to be read.
+
+    The queue itself is the ``image_texts`` table (rows ``pending``), so nothing waits only in memory:
+    this is the doorbell. ``enabled`` is ``[ocr] enabled``: when False, images are stored and never read.
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.ring = asyncio.Event()
+
+    def wake(self) -> None:
+        self.ring.set()
 
 
 @dataclass(slots=True)
@@ -133,7 +154,7 @@ def classification_row(message_id: int | None, result: Result) -> dict[str, Any]
     }
 
 
-def build_flag(message: Message, result: Result) -> Flag | None:
+def build_flag(message: Message, result: Result, *, from_image: bool = False) -> Flag | None:
     """The patrol-digest entry for a message with a red-flag label, else None (also used by `reclassify`).
 
     Clues and private reports are confidential: staff only, never a cadre.
@@ -160,6 +181,7 @@ def build_flag(message: Message, result: Result) -> Flag | None:
         # 请核查 only when no red flag reached its precise threshold: the digest shows the tier on the card.
         tier="confirmed" if confirmed else "review",
         reasons={r.label: list(r.words) for r in result.reasons},
+        from_image=from_image,
     )
 
 
@@ -168,10 +190,15 @@ async def store_banquet(session: AsyncSession, message: Message) -> None:
 
     Relative dates (明天, 本周六) and years are taken from the message's own time in China."""
     assert message.id is not None
-    details = extract_banquet(message.text or "", message.at.astimezone(CHINA))
+    await banquets_repo.add(session, message_id=message.id, values=banquet_values(message.text or "", message.at))
+
+
+def banquet_values(text: str, at: datetime) -> dict[str, Any]:
+    """The banquet details of a text sent at ``at``, as the columns of its ``banquets`` row."""
+    details = extract_banquet(text, at.astimezone(CHINA))
     values = details.as_json()
     values["date"] = details.date
-    await banquets_repo.add(session, message_id=message.id, values=values)
+    return values
 
 
 def url_host(url: str) -> str:
@@ -210,12 +237,14 @@ class Ingest:
         clock: Clock,
         stats: Stats | None = None,
         voice: VoiceStore | None = None,
+        images: ImageInbox | None = None,
     ) -> None:
         self._sessions = session_factory
         self.voice = voice or VoiceStore(media)
         self.after_voice: Callable[[int, str | None], Coroutine[Any, Any, None]] | None = None
         """Called beside handling for each new voice message (the speech-recognition hook), if set."""
         self._background: set[asyncio.Task[None]] = set()
+        self._images = images or ImageInbox(enabled=False)
         self._classifiers = classifiers
         self._directory = directory
         self._workflow = workflow
@@ -295,6 +324,8 @@ class Ingest:
             except BaseException:
                 self.forget_uncommitted()
                 raise
+            if self._images.enabled and incoming.kind == MessageKind.IMAGE:
+                self._images.wake()
             return message_id
 
     async def drain(self) -> None:
@@ -328,7 +359,14 @@ class Ingest:
         values, inbound = await self._resolve(session, incoming, media_path)
         result, sender, message = inbound.result, inbound.sender, inbound.message
         red = any(label in RED_FLAGS for label in result.labels + result.review)
-        if batch is not None and not red and incoming.kind not in WITH_NOTES and not self._workflow.wants(inbound):
+        to_read = self._images.enabled and incoming.kind == MessageKind.IMAGE
+        if (
+            batch is not None
+            and not red
+            and not to_read
+            and incoming.kind not in WITH_NOTES
+            and not self._workflow.wants(inbound)
+        ):
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
@@ -383,6 +421,8 @@ class Ingest:
             self.stats.count("flagged")
             if "banquet" in flag.labels:
                 await store_banquet(session, message)
+        if self._images.enabled and message.kind == MessageKind.IMAGE:
+            await self._queue_image(session, message)
         await self._workflow.handle(session, inbound)
         self.stats.count("handled")
         self._log(message_id, message, sender, result)
@@ -422,6 +462,108 @@ class Ingest:
             await notes_repo.add_card(
                 session, message_id=message_id, values={"kind": "file", "file_name": name[:500], "size_bytes": size}
             )
+
+    async def _queue_image(self, session: AsyncSession, message: Message) -> None:
+        """An image to read after the message is committed: a durable ``pending`` row, in this transaction."""
+        assert message.id is not None
+        if message.media_path:
+            await images_repo.add_pending(session, message_id=message.id, account=message.account, at=message.at)
+            return
+        log.warning("image message %s has no file to read (the download failed); kept, marked", message.id)
+        await images_repo.add_result(
+            session, message_id=message.id, account=message.account, at=message.at, status="failed", error=NO_FILE
+        )
+
+    async def handle_image_text(self, message_id: int, *, status: str, text: str, error: str | None) -> bool:
+        """What was read from a stored image: recorded, and the text classified like typed text, in one
+        transaction that also marks the image read, so a crash before the commit leaves it pending (read
+        again after the restart) and after it, done: classified exactly once. Never raises.
+
+        The text is marked as coming from the image (its flag's ``from_image``). Images of cadres and staff
+        (resolution photos, notices) are read and their text classified, but raise no flag and move no
+        ticket. Returns whether this call recorded it (False: it was no longer pending).
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await self._image_text(message_id, status=status, text=text, error=error)
+            except Exception as exc:
+                if attempt < ATTEMPTS:
+                    log.warning("classifying the text of image %s failed (%s); trying again", message_id, exc)
+                    await asyncio.sleep(RETRY_PAUSE * attempt)
+                    continue
+                log.exception(
+                    "classifying the text of image %s failed %d times; its text is kept", message_id, ATTEMPTS
+                )
+        try:  # keep the text, unclassified, so the image is not read again and again
+            async with self._sessions() as session:
+                done = await images_repo.finish(
+                    session,
+                    message_id=message_id,
+                    status="failed",
+                    text=text,
+                    error="classify_failed",
+                    labels=[],
+                    at=self._clock.now(),
+                )
+                await session.commit()
+                return done
+        except Exception:
+            log.exception("could not record the text of image %s; it stays pending", message_id)
+            return False
+
+    async def _image_text(self, message_id: int, *, status: str, text: str, error: str | None) -> bool:
+        async with self._sessions() as session:
+            try:
+                stored = await messages_repo.get_message(session, message_id)
+                if stored is None:
+                    return False
+                now = self._clock.now()
+                if status != "done" or not text.strip():
+                    done = await images_repo.finish(
+                        session, message_id=message_id, status=status, text=text, error=error, labels=[], at=now
+                    )
+                    await session.commit()
+                    return done
+                incoming = replace(await self._incoming_from(session, stored), kind=MessageKind.TEXT, text=text)
+                values, inbound = await self._resolve(session, incoming, stored.media_path)
+                result = inbound.result
+                if not await images_repo.finish(
+                    session,
+                    message_id=message_id,
+                    status=status,
+                    text=text,
+                    error=None,
+                    labels=list(result.labels),
+                    at=now,
+                ):
+                    self.forget_uncommitted()
+                    return False
+                message = Message.model_construct(id=message_id, **values)
+                inbound = replace(inbound, message=message)
+                old = await messages_repo.get_classification(session, message_id)
+                if old is None or set(old.labels) <= {"chat"}:
+                    await session.merge(Classification(**classification_row(message_id, result)))
+                if inbound.sender.role not in OFFICIAL_ROLES:
+                    await self._image_flag(session, message, result)
+                    await self._workflow.handle(session, inbound)
+                await session.commit()
+            except BaseException:
+                self.forget_uncommitted()
+                raise
+        self.stats.count("image_read")
+        self._log(message_id, message, inbound.sender, result)
+        return True
+
+    async def _image_flag(self, session: AsyncSession, message: Message, result: Result) -> None:
+        """The flag the recognised text raises, unless the message's typed text raised one already."""
+        assert message.id is not None
+        flag = build_flag(message, result, from_image=True)
+        if flag is None or await messages_repo.flag_of(session, message.id) is not None:
+            return
+        await messages_repo.add_flag(session, flag)
+        self.stats.count("flagged")
+        if "banquet" in flag.labels:
+            await store_banquet(session, message)
 
     async def store_batch(self, session: AsyncSession, batch: Batch) -> None:
         """Write the batch: its waiting chat and the classifications of messages already stored."""

@@ -329,6 +329,11 @@ async def run_replay(
             if isinstance(item, MessageLine):
                 account = config.account_for_group(item.group) if item.group else default_account
                 await runner.add(_incoming(script, line, item, account))
+                if item.image is not None and services.images.enabled:
+                    # Read at the image's own time, as the live bot would a moment after storing it.
+                    await runner.flush()
+                    await services.images.drain()
+                    await services.outbox.send_due(adapters, pace=False)
             else:
                 await runner.flush()
         await runner.flush()

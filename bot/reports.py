@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import CHINA
 from storage.repos import banquets as banquets_repo
+from storage.repos import image_texts as images_repo
 from storage.repos import messages as messages_repo
 
 BANQUET_FIELDS = (
@@ -19,6 +20,7 @@ BANQUET_FIELDS = (
 async def flags_as_json(session: AsyncSession) -> list[dict[str, Any]]:
     rows = await messages_repo.list_flags(session)
     banquets = await banquets_repo.by_message(session, [flag.message_id for flag, _ in rows])
+    images = await images_repo.by_message(session, [flag.message_id for flag, m in rows if m.kind == "image"])
     return [
         {
             "id": flag.id,
@@ -36,9 +38,18 @@ async def flags_as_json(session: AsyncSession) -> list[dict[str, Any]]:
             "tier": flag.tier,
             "reasons": flag.reasons,
             "banquet": _banquet(banquets.get(flag.message_id)),
+            "from_image": flag.from_image,
+            "image_text": _image_text(images.get(flag.message_id)),
         }
         for flag, message in rows
     ]
+
+
+def _image_text(row: Any) -> dict[str, Any] | None:
+    """What was read from the message's image: status (pending, done, failed), text, and why it failed."""
+    if row is None:
+        return None
+    return {"status": row["status"], "text": row["text"], "error": row["error"]}
 
 
 def _banquet(row: Any) -> dict[str, Any] | None:
@@ -61,7 +72,9 @@ def flags_as_text(flags: list[dict[str, Any]]) -> str:
         tier = "" if item["tier"] == "confirmed" else "/请核查"
         lines.append(
             f"[{item['severity']}{tier}] {item['at'][:16]} {where} {item['sender']}({item['role']}) "
-            f"{'/'.join(item['labels'])}: {item['text']}  规则: {', '.join(item['rules'])}"
+            f"{'/'.join(item['labels'])}: {item['text']}"
+            + (f"[图中文字: {item['image_text']['text']}]" if item["from_image"] and item["image_text"] else "")
+            + f"  规则: {', '.join(item['rules'])}"
             + (f"  结论: {item['verdict']}" if item["verdict"] else "")
             + _banquet_text(item["banquet"])
         )

@@ -14,8 +14,10 @@ from bot.banquets import BanquetAlerts
 from bot.clock import Clock
 from bot.config import Config
 from bot.directory import Directory, read_roster
-from bot.ingest import Ingest
+from bot.ingest import ImageInbox, Ingest
 from bot.media import MediaStore
+from bot.ocr.pool import OcrPool
+from bot.ocr.service import ImageReader
 from bot.outbox import OutboxService
 from bot.retention import Retention
 from bot.scheduler import Scheduler
@@ -43,11 +45,36 @@ class Services:
     ingest: Ingest
     scheduler: Scheduler
     stats: Stats
+    images: ImageReader
 
     async def close(self) -> None:
         await self.ingest.drain()
         self.stats.flush()
+        self.images.close()
         await self.engine.dispose()
+
+
+def build_image_reader(
+    config: Config, *, sessions: SessionFactory, ingest: Ingest, media: MediaStore, inbox: ImageInbox, clock: Clock
+) -> ImageReader:
+    """The OCR pool (its worker processes start on the first image) and the reader of this process's accounts."""
+    ocr = config.ocr
+    pool = OcrPool(
+        workers=ocr.workers,
+        timeout=ocr.timeout_seconds,
+        max_pixels=ocr.max_pixels,
+        max_side=ocr.max_side,
+        memory_mb=ocr.memory_mb,
+    )
+    return ImageReader(
+        pool=pool,
+        sessions=sessions,
+        ingest=ingest,
+        media=media,
+        inbox=inbox,
+        accounts=[account.name for account in config.accounts],
+        clock=clock,
+    )
 
 
 def load_rules(config: Config) -> ClassifierHolder:
@@ -94,6 +121,7 @@ async def build_services(
         directory=directory,
     )
     stats = Stats()
+    inbox = ImageInbox(enabled=config.ocr.enabled)
     ingest = Ingest(
         session_factory=sessions,
         classifiers=holder,
@@ -102,9 +130,11 @@ async def build_services(
         media=media,
         clock=clock,
         stats=stats,
+        images=inbox,
     )
     if config.speech.url:
         ingest.after_voice = SpeechHook(config.speech, ingest)
+    images = build_image_reader(config, sessions=sessions, ingest=ingest, media=media, inbox=inbox, clock=clock)
     banquet_alerts = BanquetAlerts(
         session_factory=sessions, service=workflow.service, config=config.banquets, timezone=config.schedule.timezone
     )
@@ -129,4 +159,5 @@ async def build_services(
         ingest=ingest,
         scheduler=scheduler,
         stats=stats,
+        images=images,
     )

@@ -46,6 +46,17 @@ LEVELS = {"village": "村级", "township": "镇级", "county": "县级"}
 MEMBER_ROLES = {"villager": "村民", "party_member": "党员", "cadre": "村干部", "staff": "工作人员"}
 STAFF_ROLES = {"admin": "管理员", "county_staff": "县纪委", "township_staff": "镇纪委", "cadre": "村干部"}
 SEVERITIES = {"high": "高", "normal": "中", "low": "低"}
+OCR_ERRORS = {
+    "not_image": "文件不是图片",
+    "corrupt": "图片文件已损坏或不完整",
+    "too_large": "图片文件太大",
+    "too_many_pixels": "图片像素过多（可能是恶意图片）",
+    "timeout": "识别超时",
+    "crashed": "识别程序出错",
+    "out_of_memory": "识别所需内存过多",
+    "no_file": "图片未能下载",
+    "classify_failed": "文字已识别但分类失败，请联系技术人员",
+}
 VERDICTS = {"confirmed": "属实", "false_alarm": "误报", "follow_up": "需跟进", "note": "备注"}
 EVENTS = {
     "opened": "受理登记",

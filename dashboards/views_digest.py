@@ -15,6 +15,7 @@ from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audi
 from dashboards.labels import VERDICTS
 from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
+from storage.repos import image_texts as images_repo
 from storage.repos import media_notes as notes_repo
 from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
@@ -66,9 +67,11 @@ async def digest(request: web.Request) -> web.StreamResponse:
             + [m["id"] for ms in context.values() for m in ms]
             + [m["id"] for m in pending_voices],
         )
+        images = await images_repo.by_message(session, [r["message_id"] for r in rows if r["message_kind"] == "image"])
     return render(
         request,
         "digest.html",
+        images=images,
         kept_raw=kept_raw,
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
@@ -112,6 +115,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         banquet = (await banquets_repo.by_message(session, [row["message_id"]])).get(row["message_id"])
         around = context.get(row["message_id"], [])
         notes = await notes_repo.for_messages(session, [row["message_id"]] + [m["id"] for m in around])
+        image = await images_repo.get(session, row["message_id"]) if row["message_kind"] == "image" else None
     await audit(request, "view_flag", target=f"flag:{flag_id}")
     return render(
         request,
@@ -121,6 +125,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         reviews=reviews,
         banquet=banquet,
         notes=notes,
+        image=image,
         verdicts=VERDICTS,
         request_taught=request.query.get("taught") == "1",
     )

@@ -23,6 +23,7 @@ from dashboards.context import (
 )
 from dashboards.ports import ActionRefused
 from storage.repos import dashboard as repo
+from storage.repos import image_texts as images_repo
 from storage.repos import media_notes as notes_repo
 
 IMAGE_TYPES = {
@@ -194,6 +195,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSION_FACTORY]() as session:
         details = await repo.ticket_details(session, ticket_id=ticket_id)
         notes = await notes_repo.for_messages(session, [m["id"] for m in details["messages"]])
+        images = await images_repo.by_message(session, [m["id"] for m in details["messages"] if m["kind"] == "image"])
     await audit(request, "view_ticket", target=f"ticket:{ticket_id}")
     return render(
         request,
@@ -207,6 +209,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         messages=details["messages"],
         photos=details["photos"],
         notes=notes,
+        images=images,
     )
 
 

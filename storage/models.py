@@ -124,6 +124,27 @@ class Flag(SQLModel, table=True):
     confidential: bool = False
     tier: str = "confirmed"  # "confirmed" (确认) or "review" (请核查: below the precise threshold)
     reasons: dict[str, list[str]] = _json_dict()
+    from_image: bool = False
+    """The flagged text was recognised in the message's image (OCR), not typed."""
+
+
+class ImageText(SQLModel, table=True):
+    """The text read from an image message (OCR): written ``pending`` with the message, in its transaction,
+    so an image accepted but not yet read is read after a restart; ``done`` or ``failed`` in the same
+    transaction that classifies the text, so it is classified exactly once."""
+
+    __tablename__ = "image_texts"
+    __table_args__ = (Index("ix_image_texts_pending", "status", "account"),)
+    message_id: int = Field(primary_key=True, foreign_key="messages.id")
+    account: str = ""
+    status: str = "pending"  # pending | done | failed
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    error: str | None = None
+    """Why a failed image could not be read: not_image, corrupt, too_large, too_many_pixels, timeout, …"""
+    labels: list[str] = _json()
+    """What the recognised text was classified as (shown with it)."""
+    created_at: datetime = _dt(nullable=False)
+    read_at: datetime | None = _dt()
 
 
 class Banquet(SQLModel, table=True):

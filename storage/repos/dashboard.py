@@ -122,6 +122,18 @@ async def get_message(session: AsyncSession, *, message_id: int, scope: Scope) -
     return (await conn.execute(select(messages).where(messages.c.id == message_id, *conds))).mappings().first()
 
 
+async def on_visible_ticket(session: AsyncSession, *, message_id: int, scope: Scope) -> bool:
+    """Whether the message belongs to a ticket inside ``scope`` (a cadre sees a ticket's photos, no more)."""
+    statement = (
+        select(ticket_messages.c.id)
+        .select_from(ticket_messages.join(tickets, tickets.c.id == ticket_messages.c.ticket_id))
+        .where(ticket_messages.c.message_id == message_id, *_where_scope(tickets, scope))
+        .limit(1)
+    )
+    conn = await session.connection()
+    return (await conn.execute(statement)).first() is not None
+
+
 def _is_pg(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
@@ -146,6 +158,7 @@ _FLAG_COLS = [
     flags.c.keywords,
     flags.c.verdict,
     flags.c.confidential,
+    flags.c.from_image,
     messages.c.text,
     messages.c.kind.label("message_kind"),
 ]

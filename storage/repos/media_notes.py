@@ -23,7 +23,10 @@ ticket_reporters: Any = TicketReporter.__table__  # type: ignore[attr-defined]
 async def _insert_once(session: AsyncSession, table: Any, values: dict[str, Any]) -> None:
     """Insert a row keyed by its message unless the message has one already."""
     statement = (
-        dialect_module(dialect_name(session)).insert(table).values(values).on_conflict_do_nothing(index_elements=["message_id"])
+        dialect_module(dialect_name(session))
+        .insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["message_id"])
     )
     conn = await session.connection()
     await conn.execute(statement)

@@ -123,6 +123,10 @@ async def add_flag(session: AsyncSession, flag: Flag) -> None:
     await session.exec(insert(Flag), params=[flag.model_dump(exclude={"id"})])
 
 
+async def flag_of(session: AsyncSession, message_id: int) -> Flag | None:
+    return (await session.exec(select(Flag).where(Flag.message_id == message_id))).first()
+
+
 async def list_flags(session: AsyncSession) -> list[tuple[Flag, Message]]:
     statement = select(Flag, Message).join(Message, col(Message.id) == Flag.message_id).order_by(col(Flag.id))
     return [(flag, message) for flag, message in (await session.exec(statement)).all()]

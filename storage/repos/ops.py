@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Flag, Message, MessageCard, Outbox, Ticket, VoiceNote
+from storage.models import Flag, ImageText, Message, MessageCard, Outbox, Ticket, VoiceNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,13 @@ async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
         update(MessageCard)
         .where(col(MessageCard.message_id).in_(old))
         .values(title="", description="", file_name="")
+        .execution_options(synchronize_session=False)
+    )
+    # The text read from an image is what the message said too.
+    await session.exec(
+        update(ImageText)
+        .where(col(ImageText.message_id).in_(old), col(ImageText.text) != "")
+        .values(text="")
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)

@@ -39,6 +39,7 @@ from dashboards.ports import ActionRefused
 from dashboards.settings import DashboardSettings
 from dashboards.users import add_user
 from storage.models import Flag, Message, Outbox, Ticket
+from tests.ocr import images
 from tests.scenarios.harness import replay, scenario_config
 from tests.voice.samples import silk_voice
 
@@ -131,6 +132,26 @@ def visible(html: str) -> str:
     return " ".join([body, *shown])
 
 
+def image_script(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "card.jpg").write_bytes(images.invitation_card())
+    (folder / "notice.jpg").write_bytes(images.notice())
+    group = "石桥村监督服务群"
+
+    def said(minute: int, sender: str, image: str) -> dict[str, str]:
+        at = f"2026-09-11T12:0{minute}:00+08:00"
+        return {"kind": "message", "at": at, "group": group, "sender": sender, "image": image}
+
+    lines = [
+        {"kind": "member", "group": group, "name": "刘建国", "role": "party_member", "village": "石桥村"},
+        said(1, "刘建国", "card.jpg"),
+        said(2, "高某林", "notice.jpg"),
+    ]
+    script = folder / "images.jsonl"
+    script.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    return script
+
+
 @dataclass
 class World:
     client: TestClient
@@ -183,6 +204,15 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
     """The fixture world on either backend (the engine fixture prepares an empty, migrated database)."""
     await replay(db_url, tmp_path, "every_state.jsonl")
     config = scenario_config(tmp_path / "data")
+    # Pictures: a party member's invitation card (a banquet flag read from the image: flag and digest pages
+    # show the image and its text) and a notice photo; the tickets' resolution photos are read too.
+    await run_replay(
+        image_script(tmp_path / "images"),
+        config=config,
+        db_url=db_url,
+        transcript=io.StringIO(),
+        media_root=tmp_path / "media",
+    )
     clock = SimulatedClock(datetime(2026, 9, 11, 12, 0, tzinfo=CHINA))  # where the script ends
     services = await build_services(config, clock=clock, db_url=db_url, media_root=tmp_path / "media")
     staff_actions = StaffTicketActions(services.workflow.actions)
@@ -249,6 +279,9 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
         message_ids = [m.id for m in (await session.exec(select(Message).limit(5))).all()]
         media_ids = [m.id for m in (await session.exec(select(Message).where(Message.kind != "text"))).all()]
         outbox = [row.text or "" for row in (await session.exec(select(Outbox))).all()]
+    async with world.services.sessions() as session:
+        image_flags = [f for f in (await session.exec(select(Flag))).all() if f.from_image]
+    assert image_flags, "the invitation card raised no flag: the image pages would go unchecked"
     stages = {t.stage for t in tickets}
     assert {str(s) for s in states.Stage} <= stages, {str(s) for s in states.Stage} - stages
     assert any(t.confidential for t in tickets) and any(t.level != "village" for t in tickets)

@@ -35,12 +35,34 @@ LAMP = "村口的路灯坏了一个多月了没人修"
 BANQUET = "本周六家父七十大寿,中午在村部对面农家乐摆十桌,请亲朋好友赏光"
 
 MEMBERS = [
-    {"kind": "member", "group": GROUP, "name": "李书记", "role": "cadre", "village": "石桥村", "township": "城关镇",
-     "county": "舒城县", "head": True},
-    {"kind": "member", "group": GROUP, "name": "高某林", "role": "villager", "village": "石桥村", "township": "城关镇",
-     "county": "舒城县"},
-    {"kind": "member", "group": GROUP, "name": "刘建国", "role": "party_member", "village": "石桥村",
-     "township": "城关镇", "county": "舒城县"},
+    {
+        "kind": "member",
+        "group": GROUP,
+        "name": "李书记",
+        "role": "cadre",
+        "village": "石桥村",
+        "township": "城关镇",
+        "county": "舒城县",
+        "head": True,
+    },
+    {
+        "kind": "member",
+        "group": GROUP,
+        "name": "高某林",
+        "role": "villager",
+        "village": "石桥村",
+        "township": "城关镇",
+        "county": "舒城县",
+    },
+    {
+        "kind": "member",
+        "group": GROUP,
+        "name": "刘建国",
+        "role": "party_member",
+        "village": "石桥村",
+        "township": "城关镇",
+        "county": "舒城县",
+    },
 ]
 
 
