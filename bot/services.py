@@ -18,6 +18,7 @@ from bot.ingest import Ingest
 from bot.media import MediaStore
 from bot.outbox import OutboxService
 from bot.retention import Retention
+from bot.rule_editor import RuleEditor
 from bot.scheduler import Scheduler
 from bot.stats import Stats
 from bot.templates import Templates
@@ -42,6 +43,7 @@ class Services:
     ingest: Ingest
     scheduler: Scheduler
     stats: Stats
+    rule_editor: RuleEditor
 
     async def close(self) -> None:
         self.stats.flush()
@@ -111,6 +113,9 @@ async def build_services(
         jobs=[*workflow.jobs(), *banquet_alerts.jobs(), *retention.jobs()],
         owner=",".join(sorted(account.name for account in config.accounts)),
     )
+    rule_editor = RuleEditor(sessions=sessions, holder=holder, clock=clock)
+    if migrate:
+        await rule_editor.sync()  # the rule files changed from the dashboard, as the database keeps them
     return Services(
         config=config,
         engine=engine,
@@ -125,4 +130,5 @@ async def build_services(
         ingest=ingest,
         scheduler=scheduler,
         stats=stats,
+        rule_editor=rule_editor,
     )

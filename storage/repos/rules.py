@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import Text, cast, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import RuleVersion
+from storage.models import Classification, Flag, Message, RuleVersion
+from storage.repos.dashboard import Scope
 
 
 async def add_version(
@@ -84,3 +87,57 @@ async def changed_since(session: AsyncSession, version_id: int) -> list[str]:
     """The files changed by versions newer than ``version_id``."""
     stmt = select(RuleVersion.file).where(col(RuleVersion.id) > version_id).distinct()
     return sorted(str(f) for f in (await session.exec(stmt)).all())
+
+
+async def rule_matches(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    scope: Scope,
+    rule_ids: Collection[str],
+    shadow: bool,
+    limit: int = 20,
+) -> list[tuple[Message, str, list[str]]]:
+    """The newest messages in ``scope`` since ``since`` that one of ``rule_ids`` matched (its shadow matches
+    when ``shadow``): (message, rule id, keywords). Private chats only for a scope that sees confidential."""
+    if not rule_ids:
+        return []
+    column = Classification.shadow_matches if shadow else Classification.matches
+    text_of = cast(col(column), Text)
+    stmt = (
+        select(Message, column)
+        .join(Classification, col(Classification.message_id) == Message.id)
+        .where(col(Message.at) >= since, or_(*(text_of.like(f'%"{rid}"%') for rid in rule_ids)))
+    )
+    for name in ("county", "township", "village"):
+        value = getattr(scope, name)
+        if value is not None:
+            stmt = stmt.where(getattr(Message, name) == value)
+    if not scope.confidential:
+        stmt = stmt.where(col(Message.private).is_(False))
+    stmt = stmt.order_by(col(Message.at).desc()).limit(limit * 4)
+    wanted = set(rule_ids)
+    out: list[tuple[Message, str, list[str]]] = []
+    for message, found in (await session.exec(stmt)).all():
+        for match in found or []:
+            if match.get("rule") in wanted:
+                out.append((message, str(match["rule"]), [str(k) for k in match.get("keywords", [])]))
+                break
+        if len(out) >= limit:
+            break
+    return out
+
+
+async def flag_rule_counts(session: AsyncSession, *, since: datetime, scope: Scope) -> Counter[str]:
+    """How many flags in ``scope`` since ``since`` each rule took part in."""
+    stmt = select(Flag.rules).where(col(Flag.at) >= since)
+    for name in ("county", "township", "village"):
+        value = getattr(scope, name)
+        if value is not None:
+            stmt = stmt.where(getattr(Flag, name) == value)
+    if not scope.confidential:
+        stmt = stmt.where(col(Flag.confidential).is_(False))
+    counts: Counter[str] = Counter()
+    for rules in (await session.exec(stmt)).all():
+        counts.update(rules or [])
+    return counts
