@@ -164,7 +164,7 @@ class RuleEditor:
             if target in LABELS:
                 name, prefix, head = f"labels/{target}.toml", target, {"label": target}
             elif target.startswith("category:") and target[9:] in CATEGORIES:
-                name, prefix, head = f"categories/{target[9:]}.toml", target[9:], {"category": target[9:]}
+                name, prefix, head = f"categories/{target[9:]}.toml", f"cat.{target[9:]}", {"category": target[9:]}
             else:
                 raise ActionRefused("请选择新规则识别的标签或类别。")
             taken = {rule.id for rule in self._holder.current.ruleset.rules}

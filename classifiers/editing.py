@@ -21,6 +21,8 @@ from classifiers.rules import _HEADER_RE, Rule
 
 _SHADOW_RE = re.compile(r"^\s*shadow\s*=")
 _TABLE_RE = re.compile(r"^\s*\[")
+_ENGLISH_HALF = re.compile(r"\s*/\s*(?=[A-Za-z'\"(])")
+"""Where the English half of a bilingual note ("中文 / English") begins."""
 
 
 def _block(lines: list[str], start: int) -> tuple[int, int]:
@@ -110,9 +112,9 @@ def chinese_note(rule: Rule) -> str:
     ("赌博玩法与彩票 / gambling games"), else nothing (an English-only note never reaches a page)."""
     if rule.note_zh.strip():
         return rule.note_zh.strip()
-    head, sep, tail = rule.note.rpartition("/")
-    if sep and head.strip() and tail.isascii():
-        return head.strip()
+    english = _ENGLISH_HALF.search(rule.note)
+    if english and rule.note[: english.start()].strip():
+        return rule.note[: english.start()].strip()
     return "" if rule.note.isascii() else rule.note.strip()
 
 

@@ -169,5 +169,6 @@ RULE_VERSION_ACTIONS = {"edit": "修改", "add": "新增规则", "rollback": "�
 
 def rule_group(rule_id: str) -> str:
     """A rule shown by what it finds (its label or category), never by its identifier."""
-    prefix = rule_id.split(".", 1)[0]
+    parts = rule_id.split(".")
+    prefix = parts[1] if parts[0] == "cat" and len(parts) > 2 else parts[0]
     return LABELS.get(prefix) or CATEGORIES.get(prefix) or "其他"

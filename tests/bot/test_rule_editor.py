@@ -225,7 +225,7 @@ async def test_a_new_rule_is_appended_and_found_at_once(engine: AsyncEngine, tmp
     category = await editor.save(
         RuleEdit(target="category:water", description="井水浑浊", any=("井水浑",)), actor="zhouzhuren", reason="新"
     )
-    assert category == "water.staff_1" and 'category = "water"' in (rules / "categories/water.toml").read_text()
+    assert category == "cat.water.staff_1" and 'category = "water"' in (rules / "categories/water.toml").read_text()
 
 
 async def test_a_second_process_takes_the_new_version_from_the_database(engine: AsyncEngine, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ None/null/True/False, Python reprs, ISO timestamps with microseconds, and templa
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,7 @@ from dashboards.ports import ActionRefused
 from dashboards.settings import DashboardSettings
 from dashboards.users import add_user
 from storage.models import Flag, Message, Outbox, Ticket
-from tests.scenarios.harness import replay, scenario_config
+from tests.scenarios.harness import ROOT, replay, scenario_config
 
 PASSWORD = "correct-horse-42"
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
@@ -55,6 +56,10 @@ PAGES = [
     "/model",
     "/audit",
     "/rules",
+    "/rules/new",
+    "/rules/versions",
+    "/rules/rule/gambling.games",
+    "/rules/rule/cat.water.strong",
     "/bench",
     "/stats",
     "/broadcasts",
@@ -82,9 +87,9 @@ KEY_RE = re.compile(
 ANY_WORD = re.compile(r"[A-Za-z_]{3,}")
 ALLOWED_WORDS = {"Excel", "CSV"}
 """English words a user may read (the dashboard's address is taken out before the check)."""
-EDITORS = ("/rules", "/bench")
-"""The rule editor and bench show rule files as written (ids, file names, notes): only the checks for
-leaked internals (None, reprs, timestamps, template braces) apply there."""
+EDITORS = ("/bench",)
+"""The rule bench shows rule files as written (ids, file names, notes): only the checks for leaked internals
+(None, reprs, timestamps, template braces) apply there. The rule editor's pages (/rules…) get every check."""
 BAD = {
     "rating key": re.compile(r"satisfied:|unsatisfied:"),
     "file path": re.compile(r"/[\w.-]+/[\w.-]+\.\w+|\b[\w-]+\.(?:png|jpe?g|gif|webp)\b|\\[\w.-]+\\"),
@@ -147,7 +152,9 @@ class World:
 async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     """The fixture world on either backend (the engine fixture prepares an empty, migrated database)."""
     await replay(db_url, tmp_path, "every_state.jsonl")
-    config = scenario_config(tmp_path / "data")
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)  # the editor saves into its rules folder: never the project's
+    config = scenario_config(tmp_path / "data", rules_dir=rules)
     clock = SimulatedClock(datetime(2026, 9, 11, 12, 0, tzinfo=CHINA))  # where the script ends
     services = await build_services(config, clock=clock, db_url=db_url, media_root=tmp_path / "media")
     staff_actions = StaffTicketActions(services.workflow.actions)
@@ -187,6 +194,7 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
         ticket_actions=staff_actions,
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
+        rule_editor=services.rule_editor,
         pipeline=StaffPipeline(services),
         model_teacher=StaffModelTeacher(services),
         clock=services.clock.now,
@@ -233,6 +241,9 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
             if found:
                 failures[f"{username} {path}"] = sorted(set(found))
     assert seen > 4 * len(PAGES)
+    for where, html in await _rule_editor_pages(world):
+        if found := problems(visible(html)):
+            failures[where] = sorted(set(found))
     for text in outbox:
         if found := problems(text):
             failures[f"message {text[:40]}"] = found
@@ -241,3 +252,40 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
         if found := problems(text):
             failures[f"template {name}"] = found
     assert not failures, "\n".join(f"{where}: {found}" for where, found in failures.items())
+
+
+async def _rule_editor_pages(world: World) -> list[tuple[str, str]]:
+    """What the rule editor shows while an administrator edits: a refused edit, a dry run, the saved rule, the
+    versions after a save and a rollback, and the audit log of it all."""
+    await world.login("guanliyuan")
+    page = await world.client.get("/rules/rule/gambling.games")
+    html = await page.text()
+    token = CSRF_RE.search(html)
+    assert token is not None
+    terms = re.findall(r'name="any" value="([^"]+)"', html)
+    assert terms
+    form = [("_csrf", token.group(1)), ("rule_id", "gambling.games"), ("weight", "0.7"), ("days", "7")]
+    form += [("any", t) for t in terms]
+    shown: list[tuple[str, str]] = []
+    refused = await world.client.post("/rules/preview", data=[*form[:2], ("weight", "很高"), *form[3:]])
+    assert refused.status == 400
+    shown.append(("refused edit", await refused.text()))
+    assert "权重" in shown[-1][1]
+    added = [*form, ("any_add", "停水 检修"), ("description", "赌博玩法（测试）")]
+    dry = await world.client.post("/rules/preview", data=added)
+    assert dry.status == 200
+    shown.append(("dry run", await dry.text()))
+    assert "试算结果" in shown[-1][1] and "新增命中" in shown[-1][1]
+    saved = await world.client.post("/rules/save", data=[*added, ("reason", "测试保存")])
+    assert saved.status == 200 and saved.url.path == "/rules/rule/gambling.games"
+    shown.append(("saved rule", await saved.text()))
+    assert "规则已保存" in shown[-1][1]
+    versions = await world.client.get("/rules/versions")
+    shown.append(("versions", await versions.text()))
+    rollback = await world.client.post("/rules/versions/0/rollback", data={"_csrf": token.group(1), "reason": "撤回"})
+    assert rollback.status == 200
+    shown.append(("after rollback", await rollback.text()))
+    for path in ("/rules", "/rules?q=停水", "/rules?group=category:water", "/audit"):
+        shown.append((path, await (await world.client.get(path)).text()))
+    assert "修改规则" in shown[-1][1] and "恢复规则版本" in shown[-1][1]
+    return shown
