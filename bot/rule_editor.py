@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock
-from classifiers import CATEGORIES, LABELS, ClassifierHolder, Classifier, RuleLoadError
+from classifiers import CATEGORIES, LABELS, Classifier, ClassifierHolder, RuleLoadError
 from classifiers.editing import add_rule_text, copy_with, edit_rule_text, rule_card, rule_file, write_atomically
 from classifiers.loader import load_candidate
 from classifiers.rules import Rule
@@ -284,7 +284,9 @@ class RuleEditor:
             await asyncio.to_thread(self._candidate, files)
             label = f"恢复到版本 {version_id}" if version_id else "恢复到最初的规则文件"
             await self._apply(
-                _Plan(files, "", "rollback"), actor=actor, reason=f"{label}:{reason.strip()}" if reason.strip() else label
+                _Plan(files, "", "rollback"),
+                actor=actor,
+                reason=f"{label}:{reason.strip()}" if reason.strip() else label,
             )
 
     async def _apply(self, plan: _Plan, *, actor: str, reason: str) -> None:
@@ -353,7 +355,11 @@ class RuleEditor:
             existed = {name: (self.rules_dir / name).is_file() for name in files}
             self._write(files)
             if not await asyncio.to_thread(self._holder.reload):
-                log.error("rule version %s from the database refused, keeping the rules in use: %s", newest, self._holder.last_error)
+                log.error(
+                    "rule version %s from the database refused, keeping the rules in use: %s",
+                    newest,
+                    self._holder.last_error,
+                )
                 self._restore(previous, existed)
                 return False
             log.info("rules brought to version %s from the database (%s)", newest, ", ".join(sorted(files)))

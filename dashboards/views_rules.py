@@ -236,8 +236,18 @@ async def new_rule_page(request: web.Request) -> web.StreamResponse:
     require(request, me.manages_rules)
     _editor(request)
     target = request.query.get("target", "")
-    card = {"id": "", "label": target, "description": "", "any": [], "all": [], "none": [], "weight": 1.0,
-            "window": None, "shadow": True, "severity": None}
+    card = {
+        "id": "",
+        "label": target,
+        "description": "",
+        "any": [],
+        "all": [],
+        "none": [],
+        "weight": 1.0,
+        "window": None,
+        "shadow": True,
+        "severity": None,
+    }
     return await _rule_view(request, card)
 
 

@@ -76,7 +76,7 @@ async def files_at(session: AsyncSession, version_id: int | None = None) -> dict
     rows = list((await session.exec(select(RuleVersion).order_by(col(RuleVersion.id)))).all())
     out: dict[str, str] = {}
     for row in rows:
-        if version_id is None or row.id is not None and row.id <= version_id:
+        if version_id is None or (row.id is not None and row.id <= version_id):
             out[row.file] = row.content
         elif row.file not in out:
             out[row.file] = row.previous

@@ -128,7 +128,13 @@ async def test_edit_dry_run_save_reload_and_rollback(engine: AsyncEngine, tmp_pa
     assert _matched(holder, "今晚摇骰子", GAMES) and not _matched(holder, "来打麻将三缺一,老地方", GAMES)
     async with make_session_factory(engine)() as session:
         (row,) = await rules_repo.list_versions(session)
-    assert (row.username, row.reason, row.action, row.rule_id, row.file) == ("zhouzhuren", "骰子局增多", "edit", GAMES, FILE)
+    assert (row.username, row.reason, row.action, row.rule_id, row.file) == (
+        "zhouzhuren",
+        "骰子局增多",
+        "edit",
+        GAMES,
+        FILE,
+    )
     assert row.previous == original and row.content == saved and row.at == NOW
 
     with pytest.raises(ActionRefused, match="没有修改"):
