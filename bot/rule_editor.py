@@ -29,6 +29,7 @@ from bot.clock import Clock
 from classifiers import CATEGORIES, LABELS, Classifier, ClassifierHolder, RuleLoadError
 from classifiers.editing import add_rule_text, copy_with, edit_rule_text, rule_card, rule_file, write_atomically
 from classifiers.loader import load_candidate
+from classifiers.normalize import Normalizer
 from classifiers.rules import Rule
 from dashboards.ports import ActionRefused, DryRunChange, DryRunResult, RuleEdit
 from storage.engine import SessionFactory
@@ -247,7 +248,9 @@ class RuleEditor:
                 limit=DRY_RUN_LIMIT,
             )
         items = [(m.id or 0, m.at, m.group_name or "", m.sender_name, m.text, m.role) for m, _ in rows if m.text]
-        changes = await asyncio.to_thread(_compare, current, candidate, plan.rule_id, items)
+        changes = await asyncio.to_thread(
+            _compare, current, candidate, plan.rule_id, items, _terms_of(plan.rule_id, current, candidate)
+        )
         gained = sum(1 for c in changes if c.gained)
         pages = max(1, math.ceil(len(changes) / per_page))
         page = min(max(1, page), pages)
@@ -375,11 +378,36 @@ class RuleEditor:
                 log.exception("checking for new rule versions failed; will try again")
 
 
+def _terms_of(rule_id: str, *classifiers: Classifier) -> tuple[str, ...] | None:
+    """The literals one of which a message must contain for the rule to fire, before or after the edit; None
+    when that cannot be said (a fuzzy rule matches with a typo). Only the edited rule differs between the two
+    rule sets and the trained model reads rules by name, so a message containing none of them keeps its result.
+    """
+    found: set[str] = set()
+    for classifier in classifiers:
+        for rule in classifier.ruleset.rules:
+            if rule.id != rule_id:
+                continue
+            if rule.fuzzy:
+                return None
+            found.update(t.text for t in rule.any)
+            found.update(t.text for group in rule.all for t in group)
+    return tuple(found)
+
+
 def _compare(
-    current: Classifier, candidate: Classifier, rule_id: str, items: list[tuple[int, Any, str, str, str, str]]
+    current: Classifier,
+    candidate: Classifier,
+    rule_id: str,
+    items: list[tuple[int, Any, str, str, str, str]],
+    terms: tuple[str, ...] | None,
 ) -> list[DryRunChange]:
     changes: list[DryRunChange] = []
     for message_id, at, group, sender, text, role in items:
+        if terms is not None:
+            core = Normalizer.core(current.normalize(text))
+            if not any(t in core for t in terms):
+                continue
         old = current.classify(text, role=role)
         new = candidate.classify(text, role=role)
         old_hit = any(m.rule == rule_id for m in (*old.matches, *old.shadow_matches))

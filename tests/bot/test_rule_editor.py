@@ -4,6 +4,7 @@ file keeps every byte outside the edited rule."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -251,3 +252,33 @@ async def test_a_second_process_takes_the_new_version_from_the_database(engine: 
     # a process started later (an older copy of the files) is brought to the stored version at once
     third, third_holder = _editor(engine, _copy(tmp_path, "c"))
     assert await third.sync() and _matched(third_holder, "今晚摇骰子", GAMES)
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "changes"),
+    [
+        (GAMES, {"any": ("骰子", "麻将", "打牌", "彩票"), "window": "3"}),
+        ("demand.outage", {"none": ("昨天",), "weight": "0.6"}),
+        ("spam.drugs", {"shadow": True}),
+    ],
+)
+def test_the_dry_run_skips_only_messages_the_edit_cannot_change(
+    tmp_path: Path, rule_id: str, changes: dict[str, object]
+) -> None:
+    """Messages without any of the rule's terms are not classified twice: checked against classifying all."""
+    from bot.rule_editor import _compare, _terms_of
+
+    editor = RuleEditor(sessions=None, holder=ClassifierHolder(_copy(tmp_path, "a")), clock=SimulatedClock(NOW))  # type: ignore[arg-type]
+    plan = editor._plan(_edit_of(editor, rule_id, **changes))
+    candidate = editor._candidate(plan.files)
+    current = editor._holder.current
+    items = []
+    for path in sorted((ROOT / "classifiers/data/heldout").glob("*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:80]):
+            row = json.loads(line)
+            items.append((n, NOW, "群", "人", row["text"], row.get("role") or "villager"))
+    terms = _terms_of(rule_id, current, candidate)
+    assert terms
+    fast = _compare(current, candidate, rule_id, items, terms)
+    assert fast == _compare(current, candidate, rule_id, items, None)
+    assert len(items) > 1000
