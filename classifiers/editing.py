@@ -1,8 +1,8 @@
-"""Reading rules back as staff wrote them, switching a rule's shadow mode, and the rule editor's edits.
+"""Reading rules back as staff wrote them, and the rule editor's edits of the rule files.
 
-Shadow mode is written into the rule's own TOML block (``shadow = true``), so the file stays the single
-truth that staff read and edit; the edited file is validated by a full reload before it counts, and put
-back as it was if the reload refuses it.
+Every edit (a keyword, a weight, shadow mode, a new rule) is written into the rule's own TOML block with
+tomlkit, so the file stays the single truth that staff read and edit, with its comments and layout; the bot
+(bot/rule_editor.py) checks the edited file with the loader before it counts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from tomlkit.items import AoT, Array, Table
 from classifiers.engine import Classifier
 from classifiers.rules import _HEADER_RE, Rule
 
-_SHADOW_RE = re.compile(r"^\s*shadow\s*=")
 _TABLE_RE = re.compile(r"^\s*\[")
 _ENGLISH_HALF = re.compile(r"\s*/\s*(?=[A-Za-z'\"(])")
 """Where the English half of a bilingual note ("中文 / English") begins."""
@@ -67,38 +66,6 @@ def describe_rules(classifier: Classifier, rules_dir: Path) -> list[dict[str, An
             }
         )
     return described
-
-
-def set_rule_shadow(rules_dir: Path, rule_id: str, shadow: bool) -> tuple[Path, str]:
-    """Write ``shadow = true|false`` into the rule's block; returns (file, previous content) for undo.
-
-    Raises KeyError when no rule file defines ``rule_id``.
-    """
-    pattern = re.compile(r'^\s*id\s*=\s*["\']' + re.escape(rule_id) + r'["\']\s*(#.*)?$')
-    for path in sorted(rules_dir.rglob("*.toml")):
-        original = path.read_text(encoding="utf-8")
-        lines = original.splitlines()
-        for index, line in enumerate(lines):
-            if not pattern.match(line):
-                continue
-            header, end = _block(lines, index)
-            value = f"shadow = {'true' if shadow else 'false'}"
-            for inner in range(header + 1, end):
-                if _SHADOW_RE.match(lines[inner]):
-                    lines[inner] = value
-                    break
-            else:
-                lines.insert(index + 1, value)
-            updated = "\n".join(lines) + ("\n" if original.endswith("\n") else "")
-            tmp = path.with_suffix(".toml.tmp")
-            tmp.write_text(updated, encoding="utf-8")
-            tmp.replace(path)
-            return path, original
-    raise KeyError(f"no rule with id {rule_id!r} in {rules_dir}")
-
-
-def restore(path: Path, content: str) -> None:
-    write_atomically(path, content)
 
 
 # ---------------------------------------------------------------- the rule editor (tomlkit: comments kept)

@@ -280,8 +280,14 @@ async def _rule_editor_pages(world: World) -> list[tuple[str, str]]:
     assert saved.status == 200 and saved.url.path == "/rules/rule/gambling.games"
     shown.append(("saved rule", await saved.text()))
     assert "规则已保存" in shown[-1][1]
+    shadow = await world.client.post(
+        "/rules/gambling.hard_games/shadow", data={"_csrf": token.group(1), "shadow": "1"}, allow_redirects=False
+    )
+    assert shadow.status == 302  # the shadow switch is an edit like any other: checked, swapped in, kept
+    assert any(r.id == "gambling.hard_games" and r.shadow for r in world.services.classifiers.current.ruleset.rules)
     versions = await world.client.get("/rules/versions")
     shown.append(("versions", await versions.text()))
+    assert "开启试运行" in shown[-1][1] and "测试保存" in shown[-1][1]
     rollback = await world.client.post("/rules/versions/0/rollback", data={"_csrf": token.group(1), "reason": "撤回"})
     assert rollback.status == 200
     shown.append(("after rollback", await rollback.text()))
