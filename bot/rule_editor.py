@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock
-from classifiers import CATEGORIES, LABELS, Classifier, ClassifierHolder, RuleLoadError
+from classifiers import CATEGORIES, LABELS, Classification, Classifier, ClassifierHolder, RuleLoadError
 from classifiers.editing import add_rule_text, copy_with, edit_rule_text, rule_card, rule_file, write_atomically
 from classifiers.loader import load_candidate
 from classifiers.normalize import Normalizer
 from classifiers.rules import Rule
 from dashboards.ports import ActionRefused, DryRunChange, DryRunResult, RuleEdit
 from storage.engine import SessionFactory
-from storage.repos import messages as messages_repo
 from storage.repos import rules as rules_repo
 
 log = logging.getLogger(__name__)
@@ -238,7 +237,7 @@ class RuleEditor:
         current = self._holder.current
         end = self._clock.now()
         async with self._sessions() as session:
-            rows = await messages_repo.messages_with_classification(
+            items = await rules_repo.recent_texts(
                 session,
                 start=end - timedelta(days=max(1, days)),
                 end=end,
@@ -247,7 +246,6 @@ class RuleEditor:
                 village=village,
                 limit=DRY_RUN_LIMIT,
             )
-        items = [(m.id or 0, m.at, m.group_name or "", m.sender_name, m.text, m.role) for m, _ in rows if m.text]
         changes = await asyncio.to_thread(
             _compare, current, candidate, plan.rule_id, items, _terms_of(plan.rule_id, current, candidate)
         )
@@ -395,6 +393,10 @@ def _terms_of(rule_id: str, *classifiers: Classifier) -> tuple[str, ...] | None:
     return tuple(found)
 
 
+def _contains_any(core: str, terms: tuple[str, ...]) -> bool:
+    return any(t in core for t in terms)
+
+
 def _compare(
     current: Classifier,
     candidate: Classifier,
@@ -402,14 +404,17 @@ def _compare(
     items: list[tuple[int, Any, str, str, str, str]],
     terms: tuple[str, ...] | None,
 ) -> list[DryRunChange]:
+    if terms is not None:
+        wanted = terms
+        items = [item for item in items if _contains_any(Normalizer.core(current.normalize(item[4])), wanted)]
     changes: list[DryRunChange] = []
-    for message_id, at, group, sender, text, role in items:
-        if terms is not None:
-            core = Normalizer.core(current.normalize(text))
-            if not any(t in core for t in terms):
-                continue
-        old = current.classify(text, role=role)
-        new = candidate.classify(text, role=role)
+    olds: list[Classification] = []
+    news: list[Classification] = []
+    for start in range(0, len(items), 500):  # classified together, a batch at a time
+        pairs = [(item[4], item[5]) for item in items[start : start + 500]]
+        olds.extend(current.classify_many(pairs))
+        news.extend(candidate.classify_many(pairs))
+    for (message_id, at, group, sender, text, _role), old, new in zip(items, olds, news, strict=True):
         old_hit = any(m.rule == rule_id for m in (*old.matches, *old.shadow_matches))
         new_hit = any(m.rule == rule_id for m in (*new.matches, *new.shadow_matches))
         added = set(new.labels) - set(old.labels) - {"chat"}

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import Text, cast, func, or_
+from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -141,3 +142,34 @@ async def flag_rule_counts(session: AsyncSession, *, since: datetime, scope: Sco
     for rules in (await session.exec(stmt)).all():
         counts.update(rules or [])
     return counts
+
+
+async def recent_texts(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    county: str | None,
+    township: str | None,
+    village: str | None,
+    limit: int,
+) -> list[tuple[int, datetime, str, str, str, str]]:
+    """(id, at, group, sender, text, role) of the newest stored messages with text in a period and place,
+    for the rule editor's dry run: plain rows, not ORM objects, as it reads up to tens of thousands."""
+    stmt = sql_select(
+        col(Message.id),
+        col(Message.at),
+        col(Message.group_name),
+        col(Message.sender_name),
+        col(Message.text),
+        col(Message.role),
+    ).where(col(Message.at) >= start, col(Message.at) < end, col(Message.text) != "")
+    for name, value in (("county", county), ("township", township), ("village", village)):
+        if value:
+            stmt = stmt.where(getattr(Message, name) == value)
+    stmt = stmt.order_by(col(Message.at).desc()).limit(limit)
+    conn = await session.connection()
+    return [
+        (int(r[0]), r[1], str(r[2] or ""), str(r[3] or ""), str(r[4]), str(r[5] or "villager"))
+        for r in (await conn.execute(stmt)).all()
+    ]
