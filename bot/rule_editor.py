@@ -411,7 +411,7 @@ def _compare(
     olds: list[Classification] = []
     news: list[Classification] = []
     for start in range(0, len(items), 500):  # classified together, a batch at a time
-        pairs = [(item[4], item[5]) for item in items[start : start + 500]]
+        pairs: list[tuple[str, str | None]] = [(item[4], item[5]) for item in items[start : start + 500]]
         olds.extend(current.classify_many(pairs))
         news.extend(candidate.classify_many(pairs))
     for (message_id, at, group, sender, text, _role), old, new in zip(items, olds, news, strict=True):
