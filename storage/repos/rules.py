@@ -14,6 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Classification, Flag, Message, RuleVersion
 from storage.repos.dashboard import Scope
 
+SCAN_MESSAGES = 50_000
+"""A rule's recent matches and shadow hits are looked for among this many of the newest messages in scope."""
+
 
 async def add_version(
     session: AsyncSession,
@@ -98,25 +101,32 @@ async def rule_matches(
     rule_ids: Collection[str],
     shadow: bool,
     limit: int = 20,
+    scan: int = SCAN_MESSAGES,
 ) -> list[tuple[Message, str, list[str]]]:
     """The newest messages in ``scope`` since ``since`` that one of ``rule_ids`` matched (its shadow matches
-    when ``shadow``): (message, rule id, keywords). Private chats only for a scope that sees confidential."""
+    when ``shadow``): (message, rule id, keywords), looked for among the newest ``scan`` messages there, so a
+    page showing them costs the same in a city as in a village. Private chats only for a scope that sees
+    confidential ones."""
     if not rule_ids:
         return []
+    conds = [col(Message.at) >= since]
+    for name in ("county", "township", "village"):
+        value = getattr(scope, name)
+        if value is not None:
+            conds.append(getattr(Message, name) == value)
+    if not scope.confidential:
+        conds.append(col(Message.private).is_(False))
+    newest = select(col(Message.id)).where(*conds).order_by(col(Message.at).desc()).limit(scan).subquery()
     column = Classification.shadow_matches if shadow else Classification.matches
     text_of = cast(col(column), Text)
     stmt = (
         select(Message, column)
+        .join(newest, newest.c.id == Message.id)
         .join(Classification, col(Classification.message_id) == Message.id)
-        .where(col(Message.at) >= since, or_(*(text_of.like(f'%"{rid}"%') for rid in rule_ids)))
+        .where(or_(*(text_of.like(f'%"{rid}"%') for rid in rule_ids)))
+        .order_by(col(Message.at).desc())
+        .limit(limit * 4)
     )
-    for name in ("county", "township", "village"):
-        value = getattr(scope, name)
-        if value is not None:
-            stmt = stmt.where(getattr(Message, name) == value)
-    if not scope.confidential:
-        stmt = stmt.where(col(Message.private).is_(False))
-    stmt = stmt.order_by(col(Message.at).desc()).limit(limit * 4)
     wanted = set(rule_ids)
     out: list[tuple[Message, str, list[str]]] = []
     for message, found in (await session.exec(stmt)).all():
