@@ -115,6 +115,13 @@ async def test_edit_dry_run_save_reload_and_rollback(engine: AsyncEngine, tmp_pa
     assert by_text["今晚摇骰子"].gained and not by_text["来打麻将三缺一,老地方"].gained
     assert "明天停水检修" not in by_text and result.gained >= 1 and result.lost >= 1
     assert (rules / FILE).read_text(encoding="utf-8") == original and holder.current.version == version
+    total = len(result.changes)
+    pages = [
+        await editor.dry_run(edit, days=7, county=None, township=None, village=None, page=n, per_page=1)
+        for n in (1, 2, 99)
+    ]
+    assert [p.pages for p in pages] == [total] * 3 and [p.page for p in pages] == [1, 2, total]
+    assert [p.changes[0] for p in pages[:2]] == list(result.changes[:2]) and pages[2].changes == result.changes[-1:]
     other_scope = await editor.dry_run(edit, days=7, county="别的县", township=None, village=None, page=1, per_page=20)
     assert other_scope.scanned == 0 and other_scope.changes == ()
 

@@ -37,6 +37,7 @@ from dashboards.ports import ActionRefused
 from dashboards.settings import DashboardSettings
 from dashboards.users import add_user
 from storage.models import Flag, Message, Outbox, Ticket
+from storage.repos import rules as rules_repo
 from tests.scenarios.harness import ROOT, replay, scenario_config
 
 PASSWORD = "correct-horse-42"
@@ -294,4 +295,18 @@ async def _rule_editor_pages(world: World) -> list[tuple[str, str]]:
     for path in ("/rules", "/rules?q=停水", "/rules?group=category:water", "/audit"):
         shown.append((path, await (await world.client.get(path)).text()))
     assert "修改规则" in shown[-1][1] and "恢复规则版本" in shown[-1][1]
+    forged = await world.client.post("/rules/save", data=[*added[1:], ("_csrf", "forged"), ("reason", "伪造")])
+    assert forged.status == 403
+    await world.login("liuganshi")  # township staff may look, not edit
+    assert (await world.client.get("/rules/rule/gambling.games")).status == 200
+    page = await world.client.get("/rules/rule/gambling.games")
+    township_token = CSRF_RE.search(await page.text())
+    assert township_token is not None and "试算（不保存）" not in await page.text()
+    refused = await world.client.post(
+        "/rules/save", data=[("_csrf", township_token.group(1)), *added[1:], ("reason", "越权")]
+    )
+    assert refused.status == 403
+    async with world.services.sessions() as session:
+        assert [v.reason for v in await rules_repo.list_versions(session)][-1] == "测试保存"
+        assert "越权" not in [v.reason for v in await rules_repo.list_versions(session)]
     return shown
