@@ -140,6 +140,7 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
+        rule_editor=services.rule_editor,
         pipeline=StaffPipeline(services),
         model_teacher=StaffModelTeacher(services),
         roster=StaffRoster(config=config, directory=services.directory, sessions=services.sessions),
@@ -177,6 +178,7 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
         running.tasks.append(asyncio.create_task(services.classifiers.watch(), name="rules-watch"))
         if services.images.enabled:
             running.tasks.append(asyncio.create_task(services.images.run(), name="ocr"))
+        running.tasks.append(asyncio.create_task(services.rule_editor.watch(), name="rules-sync"))
         running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
         if config.dashboard.enabled:
             from dashboards.users import ensure_first_admin

@@ -20,6 +20,7 @@ from bot.ocr.pool import OcrPool
 from bot.ocr.service import ImageReader
 from bot.outbox import OutboxService
 from bot.retention import Retention
+from bot.rule_editor import RuleEditor
 from bot.scheduler import Scheduler
 from bot.speech import SpeechHook
 from bot.stats import Stats
@@ -46,6 +47,7 @@ class Services:
     scheduler: Scheduler
     stats: Stats
     images: ImageReader
+    rule_editor: RuleEditor
 
     async def close(self) -> None:
         await self.ingest.drain()
@@ -145,6 +147,9 @@ async def build_services(
         jobs=[*workflow.jobs(), *banquet_alerts.jobs(), *retention.jobs()],
         owner=",".join(sorted(account.name for account in config.accounts)),
     )
+    rule_editor = RuleEditor(sessions=sessions, holder=holder, clock=clock)
+    if migrate:
+        await rule_editor.sync()  # the rule files changed from the dashboard, as the database keeps them
     return Services(
         config=config,
         engine=engine,
@@ -160,4 +165,5 @@ async def build_services(
         scheduler=scheduler,
         stats=stats,
         images=images,
+        rule_editor=rule_editor,
     )

@@ -13,9 +13,9 @@ from bot.errors import InputError
 from bot.media import NotAnImage, check_image
 from bot.services import Services
 from bot.tickets import TicketActions, TicketNotFound, TicketStateError
-from classifiers import describe_rules, restore, set_rule_shadow
+from classifiers import describe_rules
 from classifiers.model import RED_FLAGS
-from dashboards.ports import ActionRefused, RerunOutcome, TranscriptOutcome
+from dashboards.ports import ActionRefused, RerunOutcome, RuleEdit, TranscriptOutcome
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
 from storage.repos import messages as messages_repo
@@ -188,15 +188,23 @@ class StaffRuleBench:
         return describe_rules(holder.current, holder.rules_dir)
 
     async def set_shadow(self, rule_id: str, shadow: bool, *, actor: str) -> None:
-        holder = self._services.classifiers
-        try:
-            path, previous = set_rule_shadow(holder.rules_dir, rule_id, shadow)
-        except (KeyError, OSError) as exc:
-            raise ActionRefused(f"无法修改规则 {rule_id}:{exc}") from exc
-        if not holder.reload():
-            restore(path, previous)
-            holder.reload()
-            raise ActionRefused(f"规则文件校验失败,已恢复原规则:{holder.last_error or ''}")
+        """Through the rule editor, so the switch is checked, swapped in and kept as a version like any edit."""
+        editor = self._services.rule_editor
+        card = next((c for c in editor.cards() if c["id"] == rule_id), None)
+        if card is None:
+            raise ActionRefused("未找到该规则")
+        if card["shadow"] == shadow:
+            return
+        edit = RuleEdit(
+            rule_id=rule_id,
+            description=card["description"],
+            any=tuple(card["any"]),
+            none=tuple(card["none"]),
+            weight=repr(card["weight"]),
+            window=str(card["window"] or ""),
+            shadow=shadow,
+        )
+        await editor.save(edit, actor=actor, reason="开启试运行" if shadow else "关闭试运行")
 
 
 class StaffPipeline:

@@ -3,7 +3,7 @@
 Imports nothing of ours (bot, storage, dashboards); text and sender role in, labels out.
 """
 
-from classifiers.editing import describe_rules, restore, set_rule_shadow
+from classifiers.editing import describe_rules
 from classifiers.engine import Classifier
 from classifiers.loader import DEFAULT_RULES_DIR, ClassifierHolder, load_classifier
 from classifiers.rules import RuleLoadError
@@ -21,6 +21,4 @@ __all__ = [
     "RuleLoadError",
     "describe_rules",
     "load_classifier",
-    "restore",
-    "set_rule_shadow",
 ]

@@ -11,7 +11,7 @@ import jieba
 import jieba_fast_dat
 
 from classifiers.engine import Classifier
-from classifiers.model import ModelLoadError, load_model
+from classifiers.model import LinearModel, ModelLoadError, load_model
 from classifiers.normalize import Normalizer
 from classifiers.rules import RuleLoadError, fingerprint, load_ruleset
 
@@ -48,6 +48,17 @@ def load_classifier(rules_dir: Path = DEFAULT_RULES_DIR, *, with_model: bool = T
             from classifiers.decide import attach
 
             attach(clf, model)
+    return clf
+
+
+def load_candidate(rules_dir: Path, model: LinearModel | None) -> Classifier:
+    """A classifier from the rule files in ``rules_dir`` deciding with an already loaded ``model`` (the one
+    in use), for trying an edit before it is saved; raises RuleLoadError like :func:`load_classifier`."""
+    clf = _load_rules(rules_dir)
+    if model is not None:
+        from classifiers.decide import attach
+
+        attach(clf, model)
     return clf
 
 

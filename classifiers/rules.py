@@ -55,6 +55,8 @@ class Rule:
     start: int | None = None
     max_len: int | None = None
     note: str = ""
+    note_zh: str = ""
+    """The description staff read on the dashboard (Simplified Chinese); ``note`` may be bilingual."""
     decide: str | None = None  # "force" / "veto": staff's last word over the trained model
 
     @property
@@ -105,6 +107,7 @@ _RULE_KEYS = {
     "start",
     "max_len",
     "note",
+    "note_zh",
     "decide",
 }
 _HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
@@ -270,6 +273,9 @@ class _PackParser:
         note = r.get("note", "")
         if not isinstance(note, str):
             raise self.err(line("note"), "'note' must be a string")
+        note_zh = r.get("note_zh", "")
+        if not isinstance(note_zh, str):
+            raise self.err(line("note_zh"), "'note_zh' must be a string")
         return Rule(
             id=rid,
             label=label,
@@ -283,6 +289,7 @@ class _PackParser:
             fuzzy=r.get("fuzzy", False),
             severity=r.get("severity"),
             note=note,
+            note_zh=note_zh,
             **kw,
         )
 

@@ -34,13 +34,14 @@ from dashboards.context import (
     PIPELINE,
     ROSTER,
     RULE_BENCH,
+    RULE_EDITOR,
     SESSION_FACTORY,
     SETTINGS,
     TICKET_ACTIONS,
     Clock,
     render,
 )
-from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, RuleEditor, TicketActions
 from dashboards.settings import DashboardSettings
 from dashboards.templating import make_env
 from storage.engine import SessionFactory
@@ -104,6 +105,7 @@ def create_app(
     pipeline: Pipeline,
     model_teacher: ModelTeacher,
     roster: Roster | None = None,
+    rule_editor: RuleEditor | None = None,
     clock: Clock = _utc_now,
 ) -> web.Application:
     app = web.Application(
@@ -119,6 +121,8 @@ def create_app(
     app[MODEL_TEACHER] = model_teacher
     if roster is not None:
         app[ROSTER] = roster
+    if rule_editor is not None:
+        app[RULE_EDITOR] = rule_editor
     app[CLOCK] = clock
     app[JINJA] = make_env(settings)
     app[WARMUP] = _Warmup()
@@ -159,6 +163,12 @@ def create_app(
             web.get("/exports/flags.xlsx", views_exports.export_flags),
             web.get("/rules", views_rules.rules_page),
             web.post("/rules/{rule_id}/shadow", views_rules.set_shadow),
+            web.get("/rules/new", views_rules.new_rule_page),
+            web.get("/rules/versions", views_rules.versions_page),
+            web.post("/rules/versions/{version_id:\\d{1,9}}/rollback", views_rules.rollback),
+            web.get("/rules/rule/{rule_id:[A-Za-z0-9_.\\-]{1,100}}", views_rules.rule_page),
+            web.post("/rules/preview", views_rules.preview),
+            web.post("/rules/save", views_rules.save),
             web.get("/bench", views_rules.bench_page),
             web.post("/bench", views_rules.bench_run),
             web.get("/audit", views_admin.audit_page),

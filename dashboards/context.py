@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, TicketActions
+from dashboards.ports import Broadcaster, ModelTeacher, Pipeline, Roster, RuleBench, RuleEditor, TicketActions
 from dashboards.settings import DashboardSettings
 from storage.engine import SessionFactory
 from storage.repos import users as users_repo
@@ -23,6 +23,7 @@ SETTINGS = web.AppKey("settings", DashboardSettings)
 TICKET_ACTIONS = web.AppKey("ticket_actions", TicketActions)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 RULE_BENCH = web.AppKey("rule_bench", RuleBench)
+RULE_EDITOR = web.AppKey("rule_editor", RuleEditor)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 MODEL_TEACHER = web.AppKey("model_teacher", ModelTeacher)
 ROSTER = web.AppKey("roster", Roster)

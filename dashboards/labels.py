@@ -106,6 +106,10 @@ AUDIT_ACTIONS = {
     "model_retrain": "重新训练模型",
     "rule_shadow": "切换规则试运行",
     "rule_dry_run": "规则试算",
+    "rule_edit_dry_run": "规则修改试算",
+    "rule_edit": "修改规则",
+    "rule_add": "新增规则",
+    "rule_rollback": "恢复规则版本",
     "rerun_kept_raw": "重新处理失败消息",
     "transcribe_voice": "转写语音",
     "export_tickets": "导出工单台账",
@@ -162,6 +166,7 @@ AUDIT_TARGETS = {
     "member": "成员 #",
     "user": "账号 ",
     "rule": "规则 ",
+    "rule_version": "规则版本 #",
 }
 AUDIT_TARGET_WORDS = {"roster": "花名册", "model": "模型", "transfer": "转办", "escalate": "提级督办", "close": "关闭"}
 
@@ -171,12 +176,18 @@ def audit_target(target: str | None) -> str:
     if not target:
         return ""
     kind, sep, rest = target.partition(":")
+    if sep and kind == "rule":
+        return f"{rule_group(rest)}规则"  # by what it finds, never by its identifier
     if sep and kind in AUDIT_TARGETS:
         return AUDIT_TARGETS[kind] + rest
     return AUDIT_TARGET_WORDS.get(target, target)
 
 
+RULE_VERSION_ACTIONS = {"edit": "修改", "add": "新增规则", "rollback": "恢复旧版本"}
+
+
 def rule_group(rule_id: str) -> str:
     """A rule shown by what it finds (its label or category), never by its identifier."""
-    prefix = rule_id.split(".", 1)[0]
+    parts = rule_id.split(".")
+    prefix = parts[1] if parts[0] == "cat" and len(parts) > 2 else parts[0]
     return LABELS.get(prefix) or CATEGORIES.get(prefix) or "其他"

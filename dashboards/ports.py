@@ -108,6 +108,85 @@ class RuleBench(Protocol):
 
 
 @dataclass(frozen=True)
+class RuleEdit:
+    """A change from the rule editor, as staff typed it; the bot checks it with the rule loader's own
+    validation (numbers are parsed there, so a bad weight is refused with the field named)."""
+
+    rule_id: str = ""
+    """The rule changed; empty for a new rule."""
+    target: str = ""
+    """A new rule's label, or ``category:<name>`` (ignored for an existing rule)."""
+    description: str = ""
+    """The Chinese description (``note_zh``)."""
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    weight: str = ""
+    window: str = ""
+    """Empty: no proximity limit."""
+    shadow: bool = False
+
+
+@dataclass(frozen=True)
+class DryRunChange:
+    message_id: int
+    at: datetime
+    group: str
+    sender: str
+    text: str
+    old_labels: tuple[str, ...]
+    new_labels: tuple[str, ...]
+    gained: bool
+    """True: the edit makes the message flag (a label or the rule's match it did not have); False: it stops."""
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    days: int
+    scanned: int
+    gained: int
+    lost: int
+    page: int
+    pages: int
+    changes: tuple[DryRunChange, ...]
+    """This page's changes, newest message first."""
+
+
+class RuleEditor(Protocol):
+    """Editing rule files from the dashboard: cards, a dry run before saving, versions and rollback.
+
+    Every refusal is an ActionRefused with a Chinese message naming the field. A saved edit is written to the
+    same TOML file (comments kept), recorded as a version, and the running rules are swapped at once; an edit
+    the loader refuses never replaces the rules in use.
+    """
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Every rule: ``{"id", "label", "description", "any", "all", "none", "weight", "window", "shadow",
+        "severity", "file"}`` (terms as written)."""
+        ...
+
+    async def dry_run(
+        self,
+        edit: RuleEdit,
+        *,
+        days: int,
+        county: str | None,
+        township: str | None,
+        village: str | None,
+        page: int,
+        per_page: int,
+    ) -> DryRunResult:
+        """The stored messages of the last ``days`` days in scope that the edit would newly flag or stop flagging."""
+        ...
+
+    async def save(self, edit: RuleEdit, *, actor: str, reason: str) -> str:
+        """Write, swap in and record the edit; returns the rule's id (a new rule's is made here)."""
+        ...
+
+    async def rollback(self, version_id: int, *, actor: str, reason: str) -> None:
+        """Bring every rule file back to how it was right after version ``version_id``."""
+
+
+@dataclass(frozen=True)
 class RerunOutcome:
     handled: int
     """Messages now classified, flagged and handed to the ticket workflow."""

@@ -417,3 +417,24 @@ class LabelFeedback(SQLModel, table=True):
     category: str | None = None
     source: str = "correction"  # "correction" (of a flag) or "missed" (a message the classifier missed)
     note: str = ""
+
+
+class RuleVersion(SQLModel, table=True):
+    """One change of one rule file made from the dashboard (an edit, a new rule, a rollback).
+
+    ``content`` is the whole file after the change and ``previous`` the whole file before it, so any version
+    can be restored and every process sharing the database can bring its rule files to the newest one.
+    ``file`` is the path inside the rules folder (``labels/banquet.toml``).
+    """
+
+    __tablename__ = "rule_versions"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(nullable=False)
+    username: str
+    action: str  # "edit", "add" (a new rule) or "rollback"
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    rule_id: str = ""
+    file: str = Field(index=True)
+    content: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    previous: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    ruleset_version: str = ""

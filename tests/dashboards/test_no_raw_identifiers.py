@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,8 +40,9 @@ from dashboards.ports import ActionRefused
 from dashboards.settings import DashboardSettings
 from dashboards.users import add_user
 from storage.models import Flag, Message, Outbox, Ticket
+from storage.repos import rules as rules_repo
 from tests.ocr import images
-from tests.scenarios.harness import replay, scenario_config
+from tests.scenarios.harness import ROOT, replay, scenario_config
 from tests.voice.samples import silk_voice
 
 PASSWORD = "correct-horse-42"
@@ -60,6 +62,10 @@ PAGES = [
     "/model",
     "/audit",
     "/rules",
+    "/rules/new",
+    "/rules/versions",
+    "/rules/rule/gambling.games",
+    "/rules/rule/cat.water.strong",
     "/bench",
     "/stats",
     "/broadcasts",
@@ -90,9 +96,9 @@ ALLOWED_WORDS = {"Excel", "CSV", "xlsx", "pdf"}
 name keeps its extension, as the villager sent it)."""
 CARD_HOST = re.compile(r"来自 \S+")
 """A link card names the site it comes from (its host): what a person reads to judge a shared link."""
-EDITORS = ("/rules", "/bench")
-"""The rule editor and bench show rule files as written (ids, file names, notes): only the checks for
-leaked internals (None, reprs, timestamps, template braces) apply there."""
+EDITORS = ("/bench",)
+"""The rule bench shows rule files as written (ids, file names, notes): only the checks for leaked internals
+(None, reprs, timestamps, template braces) apply there. The rule editor's pages (/rules…) get every check."""
 BAD = {
     "rating key": re.compile(r"satisfied:|unsatisfied:"),
     "file path": re.compile(r"/[\w.-]+/[\w.-]+\.\w+|\b[\w-]+\.(?:png|jpe?g|gif|webp)\b|\\[\w.-]+\\"),
@@ -203,7 +209,9 @@ def media_script(folder: Path) -> Path:
 async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     """The fixture world on either backend (the engine fixture prepares an empty, migrated database)."""
     await replay(db_url, tmp_path, "every_state.jsonl")
-    config = scenario_config(tmp_path / "data")
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)  # the editor saves into its rules folder: never the project's
+    config = scenario_config(tmp_path / "data", rules_dir=rules)
     # Pictures: a party member's invitation card (a banquet flag read from the image: flag and digest pages
     # show the image and its text) and a notice photo; the tickets' resolution photos are read too.
     await run_replay(
@@ -259,6 +267,7 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
         ticket_actions=staff_actions,
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
+        rule_editor=services.rule_editor,
         pipeline=StaffPipeline(services),
         model_teacher=StaffModelTeacher(services),
         clock=services.clock.now,
@@ -310,6 +319,9 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
             if found:
                 failures[f"{username} {path}"] = sorted(set(found))
     assert seen > 4 * len(PAGES)
+    for where, html in await _rule_editor_pages(world):
+        if found := problems(visible(html)):
+            failures[where] = sorted(set(found))
     for text in outbox:
         if found := problems(text):
             failures[f"message {text[:40]}"] = found
@@ -318,3 +330,60 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
         if found := problems(text):
             failures[f"template {name}"] = found
     assert not failures, "\n".join(f"{where}: {found}" for where, found in failures.items())
+
+
+async def _rule_editor_pages(world: World) -> list[tuple[str, str]]:
+    """What the rule editor shows while an administrator edits: a refused edit, a dry run, the saved rule, the
+    versions after a save and a rollback, and the audit log of it all."""
+    await world.login("guanliyuan")
+    page = await world.client.get("/rules/rule/gambling.games")
+    html = await page.text()
+    token = CSRF_RE.search(html)
+    assert token is not None
+    terms = re.findall(r'name="any" value="([^"]+)"', html)
+    assert terms
+    form = [("_csrf", token.group(1)), ("rule_id", "gambling.games"), ("weight", "0.7"), ("days", "7")]
+    form += [("any", t) for t in terms]
+    shown: list[tuple[str, str]] = []
+    refused = await world.client.post("/rules/preview", data=[*form[:2], ("weight", "很高"), *form[3:]])
+    assert refused.status == 400
+    shown.append(("refused edit", await refused.text()))
+    assert "权重" in shown[-1][1]
+    added = [*form, ("any_add", "停水 检修"), ("description", "赌博玩法（测试）")]
+    dry = await world.client.post("/rules/preview", data=added)
+    assert dry.status == 200
+    shown.append(("dry run", await dry.text()))
+    assert "试算结果" in shown[-1][1] and "新增命中" in shown[-1][1]
+    saved = await world.client.post("/rules/save", data=[*added, ("reason", "测试保存")])
+    assert saved.status == 200 and saved.url.path == "/rules/rule/gambling.games"
+    shown.append(("saved rule", await saved.text()))
+    assert "规则已保存" in shown[-1][1]
+    shadow = await world.client.post(
+        "/rules/gambling.hard_games/shadow", data={"_csrf": token.group(1), "shadow": "1"}, allow_redirects=False
+    )
+    assert shadow.status == 302  # the shadow switch is an edit like any other: checked, swapped in, kept
+    assert any(r.id == "gambling.hard_games" and r.shadow for r in world.services.classifiers.current.ruleset.rules)
+    versions = await world.client.get("/rules/versions")
+    shown.append(("versions", await versions.text()))
+    assert "开启试运行" in shown[-1][1] and "测试保存" in shown[-1][1]
+    rollback = await world.client.post("/rules/versions/0/rollback", data={"_csrf": token.group(1), "reason": "撤回"})
+    assert rollback.status == 200
+    shown.append(("after rollback", await rollback.text()))
+    for path in ("/rules", "/rules?q=停水", "/rules?group=category:water", "/audit"):
+        shown.append((path, await (await world.client.get(path)).text()))
+    assert "修改规则" in shown[-1][1] and "恢复规则版本" in shown[-1][1]
+    forged = await world.client.post("/rules/save", data=[*added[1:], ("_csrf", "forged"), ("reason", "伪造")])
+    assert forged.status == 403
+    await world.login("liuganshi")  # township staff may look, not edit
+    assert (await world.client.get("/rules/rule/gambling.games")).status == 200
+    page = await world.client.get("/rules/rule/gambling.games")
+    township_token = CSRF_RE.search(await page.text())
+    assert township_token is not None and "试算（不保存）" not in await page.text()
+    refused = await world.client.post(
+        "/rules/save", data=[("_csrf", township_token.group(1)), *added[1:], ("reason", "越权")]
+    )
+    assert refused.status == 403
+    async with world.services.sessions() as session:
+        assert [v.reason for v in await rules_repo.list_versions(session)][-1] == "测试保存"
+        assert "越权" not in [v.reason for v in await rules_repo.list_versions(session)]
+    return shown
