@@ -70,7 +70,13 @@ EVENTS = {
     "merged_into": "并入工单",
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
-OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败", "cancelled": "已取消"}
+OUTBOX_STATUSES = {
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发送",
+    "failed": "发送失败",
+    "cancelled": "已取消",
+}
 MESSAGE_KINDS = {"image": "图片", "voice": "语音", "link": "链接", "file": "文件", "video": "视频", "other": "其他消息"}
 AUDIT_ACTIONS = {
     "login": "登录",

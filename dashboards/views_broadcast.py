@@ -145,7 +145,9 @@ async def _plan(request: web.Request, me: Viewer, draft: Draft) -> Plan:
     return Plan(draft=draft, groups=chosen, audience=audience, members=members, send_at=send_at, preview=preview)
 
 
-async def _compose(request: web.Request, me: Viewer, draft: Draft, *, error: str = "", status: int = 200) -> web.Response:
+async def _compose(
+    request: web.Request, me: Viewer, draft: Draft, *, error: str = "", status: int = 200
+) -> web.Response:
     township = request.query.get("township") or draft.township or None
     async with request.app[SESSION_FACTORY]() as session:
         groups = await repo.groups_in_scope(session, scope=me.scope, township=township)

@@ -24,9 +24,7 @@ async def add_broadcast(
     audience: str = "",
     members: int | None = None,
 ) -> Broadcast:
-    row = Broadcast(
-        at=at, username=username, kind=kind, text=text, send_at=send_at, audience=audience, members=members
-    )
+    row = Broadcast(at=at, username=username, kind=kind, text=text, send_at=send_at, audience=audience, members=members)
     session.add(row)
     await session.flush()
     return row
@@ -55,7 +53,9 @@ async def members_in_groups(session: AsyncSession, *, groups: Sequence[str]) -> 
     total = 0
     names = list(groups)
     for start in range(0, len(names), 500):
-        statement = select(func.count()).select_from(Member).where(col(Member.group_name).in_(names[start : start + 500]))
+        statement = (
+            select(func.count()).select_from(Member).where(col(Member.group_name).in_(names[start : start + 500]))
+        )
         total += int((await session.exec(statement)).one())
     return total
 

@@ -78,15 +78,34 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
     )
     async with services.sessions() as session:
         for i, name in enumerate(("高某林", "张三", "李四")):
-            session.add(Member(platform_id=f"m{i}", name=name, village="石桥村", township="城关镇",
-                               county="舒城县", group_name="石桥村监督服务群", on_roster=True))
+            session.add(
+                Member(
+                    platform_id=f"m{i}",
+                    name=name,
+                    village="石桥村",
+                    township="城关镇",
+                    county="舒城县",
+                    group_name="石桥村监督服务群",
+                    on_roster=True,
+                )
+            )
         await session.commit()
     for username, role, county, township in USERS:
-        await add_user(services.sessions, username=username, password=PASSWORD, role=role, county=county,
-                       township=township, village="", display_name=username[:2])
+        await add_user(
+            services.sessions,
+            username=username,
+            password=PASSWORD,
+            role=role,
+            county=county,
+            township=township,
+            village="",
+            display_name=username[:2],
+        )
     app = create_app(
         session_factory=services.sessions,
-        settings=DashboardSettings(secret=b"a-dashboard-secret-for-the-tests-only", session_minutes=3 * 24 * 60, freeze_gc=False),
+        settings=DashboardSettings(
+            secret=b"a-dashboard-secret-for-the-tests-only", session_minutes=3 * 24 * 60, freeze_gc=False
+        ),
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
         rule_bench=StaffRuleBench(services),
@@ -112,7 +131,7 @@ async def test_preview_and_confirmation_come_before_anything_is_queued(world: Wo
     page = await resp.text()
     assert resp.status == 200
     assert "【通知】明天8点开村民大会" in page  # exactly as the bot's template renders it
-    assert "共 <b class=\"count\">2</b> 个群" in page and "<b>3</b> 人" in page  # 城关镇: 石桥村, 河东村
+    assert '共 <b class="count">2</b> 个群' in page and "<b>3</b> 人" in page  # 城关镇: 石桥村, 河东村
     assert "新河村监督服务群" not in page  # another township's group
     assert not problems(visible(page))
     # a post without the confirmation (or an old form) gets the confirmation page, queues nothing
@@ -142,21 +161,32 @@ async def test_preview_and_confirmation_come_before_anything_is_queued(world: Wo
 
 async def test_audiences_stay_within_scope(world: World) -> None:
     await world.login("zhouzhuren")  # the county: three groups in two townships
-    page = await (await world.post("/broadcasts/preview", [*NOTICE[:2], ("audience", "township"), ("township", "干汊河镇")])).text()
+    page = await (
+        await world.post("/broadcasts/preview", [*NOTICE[:2], ("audience", "township"), ("township", "干汊河镇")])
+    ).text()
     assert "干汊河镇的全部群" in page and "确认发送到 1 个群" in page
     page = await (
-        await world.post("/broadcasts/preview", [*NOTICE[:2], ("audience", "villages"), ("villages", "城关镇|石桥村"), ("villages", "干汊河镇|新河村")])
+        await world.post(
+            "/broadcasts/preview",
+            [*NOTICE[:2], ("audience", "villages"), ("villages", "城关镇|石桥村"), ("villages", "干汊河镇|新河村")],
+        )
     ).text()
     assert "确认发送到 2 个群" in page and "河东村监督服务群" not in page
     await world.login("wangganshi")
     resp = await world.post("/broadcasts/preview", [*NOTICE[:2], ("audience", "township"), ("township", "城关镇")])
     assert resp.status == 400 and "不在您的管辖范围内" in await resp.text()
-    resp = await world.post("/broadcasts/preview", [*NOTICE[:2], ("audience", "villages"), ("villages", "城关镇|石桥村")])
+    resp = await world.post(
+        "/broadcasts/preview", [*NOTICE[:2], ("audience", "villages"), ("villages", "城关镇|石桥村")]
+    )
     assert resp.status == 403
-    resp = await world.post("/broadcasts", [*NOTICE[:2], ("audience", "groups"), ("groups", "石桥村监督服务群"), ("confirm", "1")])
+    resp = await world.post(
+        "/broadcasts", [*NOTICE[:2], ("audience", "groups"), ("groups", "石桥村监督服务群"), ("confirm", "1")]
+    )
     assert resp.status == 403
     # a clarification goes to one group only
-    resp = await world.post("/broadcasts/preview", [("kind", "clarification"), ("text", "网传不实"), ("audience", "all")])
+    resp = await world.post(
+        "/broadcasts/preview", [("kind", "clarification"), ("text", "网传不实"), ("audience", "all")]
+    )
     assert resp.status == 400 and "只能发往一个群" in await resp.text()
     # the draft comes back to be edited, nothing lost
     resp = await world.post("/broadcasts/preview", [*NOTICE, ("back", "1")])
@@ -188,7 +218,9 @@ async def test_a_scheduled_broadcast_goes_once_at_its_time_even_after_a_restart(
     async with world.services.sessions() as session:
         from storage.repos import outbox as outbox_repo
 
-        claimed = await outbox_repo.claim_due(session, account="demo", now=world.clock.now(), lease=timedelta(minutes=1))
+        claimed = await outbox_repo.claim_due(
+            session, account="demo", now=world.clock.now(), lease=timedelta(minutes=1)
+        )
         await session.commit()
     assert len(claimed) == 2
     restarted = OutboxService(session_factory=world.services.sessions, clock=world.clock, config=world.services.config)
