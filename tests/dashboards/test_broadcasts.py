@@ -26,6 +26,7 @@ from dashboards.app import create_app
 from dashboards.settings import DashboardSettings
 from dashboards.users import add_user
 from storage.models import AuditLog, Broadcast, Member, Outbox
+from storage.repos import ops
 from tests.bot.fakes import RecordingAdapter
 from tests.dashboards.test_no_raw_identifiers import problems, visible
 from tests.scenarios.harness import scenario_config
@@ -212,7 +213,11 @@ async def test_a_scheduled_broadcast_goes_once_at_its_time_even_after_a_restart(
     assert "将于 2026-09-08 18:30 开始逐群发送" in page and "取消这次定时群发" in page
     adapter = RecordingAdapter()
     assert await world.services.outbox.send_due({"demo": adapter}, pace=False) == 0  # not yet
+    async with world.services.sessions() as session:  # not a late outbox for the metrics while it waits
+        assert await ops.outbox_by_account(session, now=world.clock.now()) == []
     world.clock.advance_to(datetime(2026, 9, 8, 18, 31, tzinfo=CHINA))
+    async with world.services.sessions() as session:
+        assert [f.pending for f in await ops.outbox_by_account(session, now=world.clock.now())] == [2]
     assert "取消这次定时群发" not in await (await world.client.get("/broadcasts/1")).text()
     # a sender that crashed after claiming the rows: its restart frees and sends them, each once
     async with world.services.sessions() as session:
