@@ -327,10 +327,29 @@ async def _phone_problems(page: Any) -> list[str]:
 
 
 async def _seed_broadcast(factory: Any) -> int:
-    """A broadcast to two groups, one sent and one waiting, as the outbox records them."""
-    from datetime import UTC, datetime
+    """A broadcast to two groups, one sent and one waiting, as the outbox records them; and the details of the
+    seeded birthday banquet, so 近期宴席 has a row."""
+    from datetime import UTC, date, datetime
 
-    from storage.models import Broadcast, Outbox
+    from storage.models import Banquet, Broadcast, Flag, Outbox
+
+    async with factory() as session, session.begin():
+        flag = (await session.exec(select(Flag).where(Flag.severity == "high", Flag.role == "party_member"))).first()
+        assert flag is not None
+        session.add(
+            Banquet(
+                message_id=flag.message_id,
+                date=date(2026, 9, 15),
+                date_text="9月15日",
+                time="中午",
+                place="村文化礼堂",
+                host="王党员",
+                relation="父亲",
+                event="八十大寿",
+                scale="二十桌",
+                tables=20,
+            )
+        )
 
     at = datetime(2026, 9, 7, 1, 0, tzinfo=UTC)
     async with factory() as session, session.begin():
