@@ -102,7 +102,7 @@ async def snapshot(services: Services, adapters: Mapping[str, Adapter], counters
     try:
         async with services.sessions() as session:
             tickets = await ops.tickets_by_status(session)
-            outbox = {f.account: f for f in await ops.outbox_by_account(session)}
+            outbox = {f.account: f for f in await ops.outbox_by_account(session, now=now)}
             labels = await ops.flag_labels_since(session, since=now - FLAG_WINDOW)
     except Exception as exc:  # a scrape must answer even when the database does not
         log.warning("metrics: the database could not be read: %s", exc)

@@ -59,8 +59,10 @@ class OutboxService:
         text: str | None = None,
         image_path: str | None = None,
         mentions: Sequence[Member] = (),
+        not_before: datetime | None = None,
     ) -> int | None:
-        """Queue a message into a group; returns None when ``key`` was queued before."""
+        """Queue a message into a group; returns None when ``key`` was queued before. ``not_before`` holds it
+        back (a scheduled broadcast): the row waits in the table, so a restart neither loses nor doubles it."""
         account = group.account or self._config.account_for_group(group.name)
         return await self._enqueue(
             session,
@@ -72,6 +74,7 @@ class OutboxService:
             text=text,
             image_path=image_path,
             mentions=mentions,
+            not_before=not_before,
         )
 
     async def to_member(
@@ -237,7 +240,7 @@ class OutboxService:
                     session,
                     row.id,
                     error=str(exc) or type(exc).__name__,
-                    retry_at=now + timedelta(seconds=min(300, 2**row.attempts)),
+                    retry_at=now if give_up else now + timedelta(seconds=min(300, 2**row.attempts)),
                     give_up=give_up,
                 )
                 await session.commit()

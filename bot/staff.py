@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from dashboards.ports import ActionRefused, RerunOutcome, RuleEdit, TranscriptOu
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
 from storage.repos import messages as messages_repo
+from storage.repos import outbox as outbox_repo
 
 
 class StaffTicketActions:
@@ -92,12 +93,26 @@ class StaffTicketActions:
 
 
 class StaffBroadcaster:
-    """Notices to many groups and clarifications to one, through the paced outbox, with a record."""
+    """Notices to many groups and clarifications to one, through the paced outbox, with a record; at once or
+    at a chosen time (the outbox rows wait until then), and cancelled before they go."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
+    def preview(self, *, kind: str, text: str) -> str:
+        return self._services.workflow.notifier.broadcast_text(kind=kind, text=text.strip())
+
+    async def broadcast(
+        self,
+        *,
+        actor: str,
+        kind: str,
+        text: str,
+        groups: list[str],
+        send_at: datetime | None = None,
+        audience: str = "",
+        members: int | None = None,
+    ) -> int:
         if kind not in ("notice", "clarification"):
             raise ActionRefused(f"未知的发布类型:{kind}")
         if not text.strip():
@@ -107,9 +122,19 @@ class StaffBroadcaster:
         if kind == "clarification" and len(groups) != 1:
             raise ActionRefused("澄清正名只能发到一个群。")
         services = self._services
+        now = services.clock.now()
+        if send_at is not None and send_at <= now:
+            send_at = None  # its time has come: at once
         async with services.sessions() as session:
             record = await broadcasts_repo.add_broadcast(
-                session, at=services.clock.now(), username=actor, kind=kind, text=text.strip()
+                session,
+                at=now,
+                username=actor,
+                kind=kind,
+                text=text.strip(),
+                send_at=send_at,
+                audience=audience,
+                members=members,
             )
             sent_to: list[str] = []
             outbox_ids: list[int] = []
@@ -119,7 +144,7 @@ class StaffBroadcaster:
                     raise ActionRefused(f"找不到群:{name}")
                 assert record.id is not None
                 outbox_id = await services.workflow.notifier.broadcast(
-                    session, record_id=record.id, kind=kind, group=group, text=text.strip()
+                    session, record_id=record.id, kind=kind, group=group, text=text.strip(), not_before=send_at
                 )
                 if outbox_id is not None:
                     outbox_ids.append(outbox_id)
@@ -128,6 +153,22 @@ class StaffBroadcaster:
             await session.commit()
             assert record.id is not None
             return record.id
+
+    async def cancel(self, broadcast_id: int, *, actor: str) -> int:
+        services = self._services
+        now = services.clock.now()
+        async with services.sessions() as session:
+            record = await broadcasts_repo.get_broadcast(session, broadcast_id)
+            if record is None:
+                raise ActionRefused(f"找不到第 {broadcast_id} 次群发。")
+            if record.cancelled_at is not None:
+                raise ActionRefused("这次群发已经取消过了。")
+            if record.send_at is None or record.send_at <= now:
+                raise ActionRefused("这次群发已经开始发送，无法取消。")
+            withdrawn = await outbox_repo.cancel_pending(session, outbox_ids=list(record.outbox_ids))
+            await broadcasts_repo.mark_cancelled(session, record, at=now, username=actor)
+            await session.commit()
+            return withdrawn
 
 
 class StaffRuleBench:

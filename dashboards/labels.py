@@ -81,7 +81,13 @@ EVENTS = {
     "merged_into": "并入工单",
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
-OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+OUTBOX_STATUSES = {
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发送",
+    "failed": "发送失败",
+    "cancelled": "已取消",
+}
 VOICE_STATUSES = {
     "ok": "",
     "undecodable": "语音无法解码，原文件已保存",
@@ -116,6 +122,7 @@ AUDIT_ACTIONS = {
     "export_flags": "导出网巡台账",
     "broadcast_notice": "群发通知",
     "broadcast_clarification": "发布澄清",
+    "broadcast_cancel": "取消定时群发",
     "user_add": "新增账号",
     "user_edit": "修改账号",
     "user_disable": "停用账号",

@@ -70,11 +70,33 @@ class TicketActions(Protocol):
 
 
 class Broadcaster(Protocol):
-    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
+    def preview(self, *, kind: str, text: str) -> str:
+        """The message exactly as a group will see it (the bot's template around ``text``)."""
+        ...
+
+    async def broadcast(
+        self,
+        *,
+        actor: str,
+        kind: str,
+        text: str,
+        groups: list[str],
+        send_at: datetime | None = None,
+        audience: str = "",
+        members: int | None = None,
+    ) -> int:
         """Queue ``text`` to each group through the paced outbox and record a Broadcast row.
 
-        ``kind`` is ``notice`` (any groups) or ``clarification`` (澄清, exactly one group).
-        Returns the Broadcast id.
+        ``kind`` is ``notice`` (any groups) or ``clarification`` (澄清, exactly one group). ``send_at`` (in
+        the future) schedules it: the outbox rows wait until then. ``audience`` (Chinese) and ``members``
+        are what the confirmation named. Returns the Broadcast id.
+        """
+        ...
+
+    async def cancel(self, broadcast_id: int, *, actor: str) -> int:
+        """Cancel a scheduled broadcast before it goes; returns how many groups' messages were withdrawn.
+
+        Raises ActionRefused when it is not scheduled, already cancelled or its time has come.
         """
         ...
 

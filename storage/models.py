@@ -362,6 +362,15 @@ class Broadcast(SQLModel, table=True):
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     groups: list[str] = _json()
     outbox_ids: list[int] = _json()
+    send_at: datetime | None = _dt()
+    """When it goes: None (or the moment it was queued) for at once; later for a scheduled broadcast, whose
+    outbox rows wait until then (their not_before), so it is sent once even across a crash."""
+    audience: str = ""
+    """Who it was addressed to, as staff chose it, in Chinese (e.g. "城关镇全部群")."""
+    members: int | None = None
+    """Members of the chosen groups known to the roster when it was confirmed."""
+    cancelled_at: datetime | None = _dt()
+    cancelled_by: str | None = None
 
 
 class JobRun(SQLModel, table=True):

@@ -517,13 +517,29 @@ class Notifier:
             text=self.render("banquet_alert", **values),
         )
 
-    async def broadcast(
-        self, session: AsyncSession, *, record_id: int, kind: str, group: Group, text: str
-    ) -> int | None:
-        """A notice or clarification staff send to a group (a quiet group included: staff chose it)."""
+    def broadcast_text(self, *, kind: str, text: str) -> str:
+        """A broadcast exactly as the group will see it (the dashboard's preview shows this)."""
         template = "broadcast_notice" if kind == "notice" else "broadcast_clarification"
+        return self.render(template, text=text)
+
+    async def broadcast(
+        self,
+        session: AsyncSession,
+        *,
+        record_id: int,
+        kind: str,
+        group: Group,
+        text: str,
+        not_before: datetime | None = None,
+    ) -> int | None:
+        """A notice or clarification staff send to a group (a quiet group included: staff chose it), at once
+        or at ``not_before`` (scheduled)."""
         return await self.outbox.to_group(
-            session, key=f"broadcast:{record_id}:{group.name}", group=group, text=self.render(template, text=text)
+            session,
+            key=f"broadcast:{record_id}:{group.name}",
+            group=group,
+            text=self.broadcast_text(kind=kind, text=text),
+            not_before=not_before,
         )
 
 

@@ -26,12 +26,20 @@ async def tickets_by_status(session: AsyncSession) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-async def outbox_by_account(session: AsyncSession) -> list[OutboxFigures]:
-    """Per account: rows waiting to be sent, the creation time of the oldest of them, rows given up."""
+async def outbox_by_account(session: AsyncSession, *, now: datetime | None = None) -> list[OutboxFigures]:
+    """Per account: rows waiting to be sent, the creation time of the oldest of them, rows given up.
+
+    With ``now``, rows held back on purpose and never tried yet (a broadcast scheduled for later, alerts
+    grouped until their window ends) are not waiting: they would read as a late outbox for days. A row
+    held back for a retry still counts.
+    """
+    conditions = [col(Outbox.status) == "pending"]
+    if now is not None:
+        conditions.append(or_(col(Outbox.attempts) > 0, col(Outbox.not_before) <= now))
     pending = (
         await session.exec(
             select(Outbox.account, func.count(), func.min(Outbox.created_at))
-            .where(Outbox.status == "pending")
+            .where(*conditions)
             .group_by(Outbox.account)
         )
     ).all()

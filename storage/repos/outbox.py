@@ -127,3 +127,21 @@ async def append_pending(session: AsyncSession, *, dedupe_key: str, text: str) -
     )
     result = await session.exec(statement)
     return bool(result.rowcount)
+
+
+async def cancel_pending(session: AsyncSession, *, outbox_ids: list[int]) -> int:
+    """Mark rows not yet sent nor claimed by a sender as cancelled; returns how many were."""
+    if not outbox_ids:
+        return 0
+    statement = (
+        update(Outbox)
+        .where(
+            col(Outbox.id).in_(outbox_ids),
+            col(Outbox.status) == "pending",
+            col(Outbox.lease_until).is_(None),
+        )
+        .values(status="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.exec(statement)
+    return int(result.rowcount or 0)

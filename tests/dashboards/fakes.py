@@ -94,9 +94,31 @@ class RecordingTicketActions:
 class RecordingBroadcaster:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
-    async def broadcast(self, *, actor: str, kind: str, text: str, groups: list[str]) -> int:
-        self.calls.append({"actor": actor, "kind": kind, "text": text, "groups": list(groups)})
+    cancelled: list[int] = field(default_factory=list)
+
+    def preview(self, *, kind: str, text: str) -> str:
+        return f"【{'通知' if kind == 'notice' else '澄清'}】{text}"
+
+    async def broadcast(
+        self,
+        *,
+        actor: str,
+        kind: str,
+        text: str,
+        groups: list[str],
+        send_at: datetime | None = None,
+        audience: str = "",
+        members: int | None = None,
+    ) -> int:
+        call: dict[str, Any] = {"actor": actor, "kind": kind, "text": text, "groups": list(groups)}
+        if send_at is not None:
+            call["send_at"] = send_at
+        self.calls.append(call)
         return len(self.calls)
+
+    async def cancel(self, broadcast_id: int, *, actor: str) -> int:
+        self.cancelled.append(broadcast_id)
+        return 1
 
 
 @dataclass

@@ -64,7 +64,7 @@ async def _fits(page: Any) -> None:
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{page.url} is {width}px wide"
     header = await page.evaluate("document.querySelector('header.top').getBoundingClientRect().height")
-    assert header <= 110, f"header {header}px high on {page.url}"
+    assert header <= HEADER_MAX, f"header {header}px high on {page.url}"
     # what people read; a file format's column names and codes are shown as <code> on purpose
     shown = await page.evaluate(
         "(() => { const c = document.body.cloneNode(true); c.querySelectorAll('code, script').forEach(e => e.remove());"
@@ -212,3 +212,209 @@ async def test_the_work_queue_as_cards_on_a_phone_with_a_bulk_escalation(
     await _shot(page, "queue_phone", tmp_path)
     await _fits(page)
     await context.close()
+
+
+# ---------------------------------------------------------------- every page, every role
+
+HEADER_MAX = 64
+TAP_MIN = 40
+ROLE_PAGES = {
+    "admin": [
+        "/digest",
+        "/banquets",
+        "/tickets",
+        "/tickets/{ticket}",
+        "/flags/{flag}",
+        "/messages/{message}/label",
+        "/stats",
+        "/broadcasts",
+        "/broadcasts/{broadcast}",
+        "/exports",
+        "/rules",
+        "/bench",
+        "/model",
+        "/roster",
+        "/users",
+        "/users/town_a",
+        "/audit",
+        "/password",
+    ],
+    "county": [
+        "/digest",
+        "/banquets",
+        "/tickets",
+        "/tickets/{ticket}",
+        "/flags/{flag}",
+        "/stats",
+        "/broadcasts",
+        "/broadcasts/{broadcast}",
+        "/exports",
+        "/rules",
+        "/bench",
+        "/model",
+        "/roster",
+        "/password",
+    ],
+    "town_a": [
+        "/digest",
+        "/banquets",
+        "/tickets",
+        "/tickets/{ticket}",
+        "/flags/{flag}",
+        "/stats",
+        "/broadcasts",
+        "/broadcasts/{broadcast}",
+        "/exports",
+        "/rules",
+        "/roster",
+        "/password",
+    ],
+    "cadre_a": ["/tickets", "/tickets/{ticket}", "/stats", "/exports", "/password"],
+}
+PHONE_CHECKS = """(tap) => {
+  const W = document.documentElement.clientWidth, out = {taps: [], clipped: [], cut: []};
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '') +
+    ' “' + (el.innerText || el.value || el.name || '').trim().slice(0, 16) + '”';
+  const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 &&
+    getComputedStyle(el).visibility !== 'hidden'; };
+  const scroller = el => { for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return p; } return null; };
+  for (const el of document.querySelectorAll('button, select, textarea, input:not([type=hidden]), summary, ' +
+       'header a, .pager a, .tabs a, a.button, a.row-card, .actions a')) {
+    if (!shown(el)) continue;
+    let box = el.getBoundingClientRect();
+    if (el.matches('input[type=checkbox], input[type=radio]') && el.closest('label'))
+      box = el.closest('label').getBoundingClientRect();
+    if (box.height < tap - 0.5 || box.width < tap - 0.5)
+      out.taps.push(name(el) + ' ' + Math.round(box.width) + '×' + Math.round(box.height));
+  }
+  for (const el of document.querySelectorAll('header *, main *')) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if ((r.right > W + 1 || r.left < -1) && !scroller(el)) out.clipped.push(name(el) + ' right ' + Math.round(r.right));
+    const st = getComputedStyle(el);
+    if ((st.overflowX === 'hidden' || st.overflowX === 'clip' || st.textOverflow === 'ellipsis') &&
+        el.scrollWidth > el.clientWidth + 1) out.cut.push(name(el));
+    if (el.matches('.table-wrap') && el.scrollWidth > el.clientWidth + 1) out.cut.push(name(el) + ' scrolls sideways');
+  }
+  out.clipped = out.clipped.slice(0, 8); out.taps = out.taps.slice(0, 8);
+  return out;
+}"""
+
+
+async def _phone_problems(page: Any) -> list[str]:
+    """What is wrong with the page at 390 px, as readable lines (empty when it is usable)."""
+    found: list[str] = []
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    if width > PHONE["width"]:
+        found.append(f"page {width}px wide")
+    header = await page.evaluate("document.querySelector('header.top').getBoundingClientRect().height")
+    if header > HEADER_MAX:
+        found.append(f"header {header:.0f}px high")
+    checks = await page.evaluate(PHONE_CHECKS, TAP_MIN)
+    found += [f"tap target {t}" for t in checks["taps"]]
+    found += [f"off screen {c}" for c in checks["clipped"]]
+    found += [f"cut off {c}" for c in checks["cut"]]
+    shown = await page.evaluate(
+        "(() => { const c = document.body.cloneNode(true); c.querySelectorAll('code, script').forEach(e => e.remove());"
+        " return c.textContent; })()"
+    )
+    shown = re.sub(r"[a-z_]+[(（][^)）]+[)）]", "", shown)
+    if match := RAW.search(shown):
+        found.append(f"raw identifier {match.group(0)}")
+    return found
+
+
+async def _seed_broadcast(factory: Any) -> int:
+    """A broadcast to two groups, one sent and one waiting, as the outbox records them; and the details of the
+    seeded birthday banquet, so 近期宴席 has a row."""
+    from datetime import UTC, date, datetime
+
+    from storage.models import Banquet, Broadcast, Flag, Outbox
+
+    async with factory() as session, session.begin():
+        flag = (await session.exec(select(Flag).where(Flag.severity == "high", Flag.role == "party_member"))).first()
+        assert flag is not None
+        session.add(
+            Banquet(
+                message_id=flag.message_id,
+                date=date(2026, 9, 15),
+                date_text="9月15日",
+                time="中午",
+                place="村文化礼堂",
+                host="王党员",
+                relation="父亲",
+                event="八十大寿",
+                scale="二十桌",
+                tables=20,
+            )
+        )
+
+    at = datetime(2026, 9, 7, 1, 0, tzinfo=UTC)
+    async with factory() as session, session.begin():
+        rows = [
+            Outbox(
+                dedupe_key=f"broadcast:1:{g}",
+                account="bot1",
+                chat_id=g,
+                chat_name=g,
+                text="【通知】明天开会",
+                created_at=at,
+                not_before=at,
+                status=status,
+                sent_at=at if status == "sent" else None,
+            )
+            for g, status in (("石桥村监督服务群", "sent"), ("河西村监督服务群", "pending"))
+        ]
+        session.add_all(rows)
+        await session.flush()
+        record = Broadcast(
+            at=at,
+            username="town_a",
+            kind="notice",
+            text="明天开会",
+            audience="城关镇的全部群",
+            groups=[r.chat_name for r in rows],
+            outbox_ids=[r.id for r in rows],
+            members=12,
+        )
+        session.add(record)
+        await session.flush()
+        assert record.id is not None
+        return record.id
+
+
+async def test_every_page_for_every_role_is_usable_at_390_px(served: Any, browser: Any, tmp_path: Path) -> None:
+    """No sideways scrolling of the page, nothing cut off or off screen, tap targets of at least 40 px, a header
+    of at most 64 px, no raw identifiers — on every page each role reaches (screenshots: VW_SCREENSHOTS)."""
+    base, world, _actions, factory = served
+    values = {
+        "ticket": world.tickets["water"],
+        "flag": world.flags["banquet"],
+        "message": 2,
+        "broadcast": await _seed_broadcast(factory),
+    }
+    failures: dict[str, list[str]] = {}
+    for username, paths in ROLE_PAGES.items():
+        context = await browser.new_context(viewport=PHONE, device_scale_factor=1)
+        page = await context.new_page()
+        await _login(page, base, username)
+        for template in paths:
+            path = template.format(**values)
+            response = await page.goto(base + path)
+            assert response is not None and response.status == 200, (username, path)
+            await _shot(page, f"{username}{path.replace('/', '_')}", tmp_path)
+            if found := await _phone_problems(page):
+                failures[f"{username} {path}"] = found
+        if username == "town_a":  # the broadcast confirmation, reached by the form
+            await page.goto(base + "/broadcasts")
+            await page.fill("textarea[name=text]", "明天上午九点在村部开会")
+            await page.click("form.broadcast button[type=submit]")
+            await page.wait_for_load_state()
+            assert "确认发送到 2 个群" in await page.inner_text("main")
+            await _shot(page, "town_a_broadcast_confirm", tmp_path)
+            if found := await _phone_problems(page):
+                failures["town_a broadcast confirm"] = found
+        await context.close()
+    assert not failures, "\n".join(f"{where}: {found}" for where, found in failures.items())

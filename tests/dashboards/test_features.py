@@ -119,7 +119,10 @@ async def test_board_filters(dash: Dash) -> None:
 async def test_broadcasts(dash: Dash) -> None:
     await dash.login("town_a")
     resp = await dash.post("/broadcasts", {"kind": "notice", "text": "明天开会", "all": "1"})
-    assert resp.status == 302 and "sent=1" in resp.headers["Location"]
+    assert resp.status == 200 and "确认发送到 2 个群" in await resp.text()  # confirmation first
+    assert dash.broadcaster.calls == []
+    resp = await dash.post("/broadcasts", {"kind": "notice", "text": "明天开会", "all": "1", "confirm": "2"})
+    assert resp.status == 302 and resp.headers["Location"] == "/broadcasts/1?sent=1"
     assert sorted(dash.broadcaster.calls[0]["groups"]) == sorted(["石桥村监督服务群", "河西村监督服务群"])
     resp = await dash.client.post(
         "/broadcasts",
@@ -129,12 +132,14 @@ async def test_broadcasts(dash: Dash) -> None:
             ("text", "经核查，反映不实"),
             ("groups", "石桥村监督服务群"),
             ("groups", "河西村监督服务群"),
+            ("confirm", "2"),
         ],
         allow_redirects=False,
     )
-    assert "error=" in resp.headers["Location"]
+    assert resp.status == 400 and "澄清只能发往一个群" in await resp.text()
     resp = await dash.post(
-        "/broadcasts", {"kind": "clarification", "text": "经核查，反映不实", "groups": "河西村监督服务群"}
+        "/broadcasts",
+        {"kind": "clarification", "text": "经核查，反映不实", "groups": "河西村监督服务群", "confirm": "1"},
     )
     assert dash.broadcaster.calls[1] == {
         "actor": "town_a",
@@ -142,7 +147,7 @@ async def test_broadcasts(dash: Dash) -> None:
         "text": "经核查，反映不实",
         "groups": ["河西村监督服务群"],
     }
-    resp = await dash.post("/broadcasts", {"kind": "notice", "text": "x", "groups": "龙山村监督服务群"})
+    resp = await dash.post("/broadcasts", {"kind": "notice", "text": "x", "groups": "龙山村监督服务群", "confirm": "1"})
     assert resp.status == 403
     assert len(dash.broadcaster.calls) == 2
 

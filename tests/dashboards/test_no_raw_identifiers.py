@@ -19,7 +19,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -282,6 +282,19 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
 
 
 async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> None:
+    # a broadcast scheduled for later and one sent at once, so their pages (and the history) have rows
+    broadcaster = StaffBroadcaster(world.services)
+    later = world.services.clock.now() + timedelta(hours=3)
+    scheduled = await broadcaster.broadcast(
+        actor="liuganshi", kind="notice", text="明天开会", groups=["石桥村监督服务群"], send_at=later, audience="石桥村"
+    )
+    cancelled = await broadcaster.broadcast(
+        actor="liuganshi", kind="notice", text="后天开会", groups=["石桥村监督服务群"], send_at=later
+    )
+    await broadcaster.cancel(cancelled, actor="liuganshi")
+    sent = await broadcaster.broadcast(
+        actor="liuganshi", kind="clarification", text="经核实不实", groups=["石桥村监督服务群"]
+    )
     async with world.services.sessions() as session:
         tickets = list((await session.exec(select(Ticket))).all())
         flag_ids = [f.id for f in (await session.exec(select(Flag))).all()]
@@ -306,6 +319,7 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
             *(f"/messages/{i}/label" for i in media_ids),
             "/tickets?status=open",
             "/tickets?overdue=1",
+            *(f"/broadcasts/{i}" for i in (scheduled, cancelled, sent)),
         ]
         for path in paths:
             resp = await world.client.get(path)

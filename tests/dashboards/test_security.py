@@ -193,3 +193,15 @@ async def test_staff_actions_are_audited(dash: Dash) -> None:
     assert ("town_a", "login") in actions
     assert ("town_a", "flag_verdict") in actions
     assert ("town_a", "ticket_note") in actions
+
+
+async def test_pages_are_not_stored_but_the_stylesheet_is_revalidated(dash: Dash) -> None:
+    await dash.login("town_a")
+    page = await dash.client.get("/tickets")
+    assert page.headers["Cache-Control"] == "no-store"
+    css = await dash.client.get("/static/style.css")
+    assert css.status == 200 and css.headers["Cache-Control"] == "no-cache"
+    again = await dash.client.get("/static/style.css", headers={"If-Modified-Since": css.headers["Last-Modified"]})
+    assert again.status == 304
+    script = await dash.client.get("/static/phone.js")
+    assert script.status == 200 and "cards-on-phone" in await script.text()

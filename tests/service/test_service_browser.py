@@ -80,15 +80,22 @@ async def test_villager_is_answered_and_staff_broadcast_reaches_groups(service: 
 
     await staff.goto(dashboard + "broadcasts")
     await staff.fill("textarea[name=text]", "下周一起开展秋季森林防火宣传,请大家注意用火安全。")
-    await staff.check("input[name=all]")
+    await staff.check("input[name=audience][value=all]")
     await staff.click("form.broadcast button[type=submit]")
+    # a preview as the groups will see it and the number of groups, before anything is queued
+    await staff.locator(".bubble.preview", has_text="【通知】下周一起开展秋季森林防火宣传").wait_for(timeout=10_000)
+    await staff.click("form.actions button.primary")
     await staff.locator("text=已加入发送队列").wait_for(timeout=10_000)
 
     await staff.goto(dashboard + "broadcasts")
     await staff.check("input[name=kind][value=clarification]")
     await staff.fill("textarea[name=text]", "网传石桥村低保名单有误,经核实名单已公示无误。")
+    await staff.check("input[name=audience][value=groups]")
+    await staff.click("details.pick >> text=选择群")
     await staff.check("input[name=groups][value=石桥村监督服务群]")
     await staff.click("form.broadcast button[type=submit]")
+    await staff.locator("text=确认发送到 1 个群").wait_for(timeout=10_000)
+    await staff.click("form.actions button.primary")
     await staff.locator("text=已加入发送队列").wait_for(timeout=10_000)
 
     notice = sim.locator("#messages li.bot .bubble", has_text="【通知】下周一起开展秋季森林防火宣传")
