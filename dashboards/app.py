@@ -136,6 +136,7 @@ def create_app(
             web.get("/flags/{flag_id:\\d{1,9}}", views_digest.flag_page),
             web.post("/flags/{flag_id:\\d{1,9}}/verdict", views_digest.record_verdict),
             web.post("/flags/{flag_id:\\d{1,9}}/labels", views_model.correct_flag),
+            web.get("/messages/{message_id:\\d{1,9}}/photo", views_digest.message_photo),
             web.get("/messages/{message_id:\\d{1,9}}/label", views_model.label_message_page),
             web.post("/messages/{message_id:\\d{1,9}}/label", views_model.label_message),
             web.get("/model", views_model.model_page),

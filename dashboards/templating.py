@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +12,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from classifiers.masking import mask_numbers
-from dashboards import labels
+from dashboards import humanize, labels
 from dashboards.settings import DashboardSettings
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -29,11 +29,29 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     tz = timezone(timedelta(hours=settings.tz_hours))
     categories = {**labels.CATEGORIES, **dict(settings.category_names)}
 
-    def dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return value.astimezone(tz).strftime(fmt) if value is not None else ""
+    def clock(context: jinja2.runtime.Context) -> datetime:
+        found = context.get("now")
+        return found if isinstance(found, datetime) else datetime.now(UTC)
+
+    @jinja2.pass_context
+    def dt(context: jinja2.runtime.Context, value: datetime | None, style: str = "minute") -> str:
+        """``12月1日 15:30``; ``dt('day')``: ``12月1日``; ``dt('second')``: with seconds (see humanize.when)."""
+        return humanize.when(value, now=clock(context), tz=tz, style=style if style in humanize.STYLES else "minute")
+
+    @jinja2.pass_context
+    def ago(context: jinja2.runtime.Context, value: datetime | None) -> str:
+        """``刚刚``, ``5分钟前``, ``昨天 15:30``, then the date."""
+        return humanize.ago(value, now=clock(context), tz=tz)
+
+    @jinja2.pass_context
+    def due(context: jinja2.runtime.Context, value: datetime | None) -> tuple[str, str]:
+        """(``3天后到期`` / ``已超期2天``, its colour class)."""
+        return humanize.due(value, now=clock(context), tz=tz)
 
     env.filters["dt"] = dt
-    env.filters["dur"] = duration
+    env.filters["ago"] = ago
+    env.filters["due"] = due
+    env.filters["dur"] = humanize.duration
     env.filters["show"] = show
     env.filters["rule_group"] = labels.rule_group
     env.globals.update(
@@ -46,19 +64,6 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
         name_of=lambda table, code: table.get(code, code) if code else "",
     )
     return env
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes = int(seconds // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}天{hours}小时"
-    if hours:
-        return f"{hours}小时{mins}分"
-    return f"{mins}分钟"
 
 
 def pct(num: float | None, den: float | None) -> str:

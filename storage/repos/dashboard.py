@@ -8,7 +8,7 @@ of one row takes the scope too, so out-of-scope and absent look the same.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -46,6 +46,7 @@ from storage.models import (
     Member,
     Message,
     Outbox,
+    StaffUser,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -66,6 +67,7 @@ photos: Any = TicketPhoto.__table__  # type: ignore[attr-defined]
 broadcasts: Any = Broadcast.__table__  # type: ignore[attr-defined]
 outbox: Any = Outbox.__table__  # type: ignore[attr-defined]
 members: Any = Member.__table__  # type: ignore[attr-defined]
+staff_users: Any = StaffUser.__table__  # type: ignore[attr-defined]
 
 SEVERITIES = ("high", "normal", "low")
 DONE = ("resolved", "closed")
@@ -148,7 +150,44 @@ _FLAG_COLS = [
     flags.c.confidential,
     messages.c.text,
     messages.c.kind.label("message_kind"),
+    messages.c.media_path,
 ]
+
+UNJUDGED = "none"
+"""The verdict filter value of flags nobody judged yet (未判)."""
+
+
+@dataclass(frozen=True)
+class FlagFilter:
+    """The digest's filters; each None means "any". ``verdict`` is a verdict code or :data:`UNJUDGED`."""
+
+    township: str | None = None
+    village: str | None = None
+    label: str | None = None
+    severity: str | None = None
+    tier: str | None = None
+    verdict: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _flag_conds(scope: Scope, filt: FlagFilter) -> list[ColumnElement[bool]]:
+    conds = _where_scope(flags, scope)
+    for col, value in ((flags.c.township, filt.township), (flags.c.village, filt.village), (flags.c.tier, filt.tier)):
+        if value:
+            conds.append(col == value)
+    if filt.label:
+        # labels are a JSON list of plain codes: '["banquet", "clue"]' (the clue rule above reads it the same way)
+        conds.append(cast(flags.c.labels, Text).like(f'%"{filt.label}"%'))
+    if filt.verdict == UNJUDGED:
+        conds.append(flags.c.verdict.is_(None))
+    elif filt.verdict:
+        conds.append(flags.c.verdict == filt.verdict)
+    if filt.since is not None:
+        conds.append(flags.c.at >= filt.since)
+    if filt.until is not None:
+        conds.append(flags.c.at < filt.until)
+    return conds
 
 
 async def digest_page(
@@ -159,27 +198,29 @@ async def digest_page(
     cursor: tuple[int, int] | None,
     limit: int,
     unreviewed_only: bool = False,
+    filt: FlagFilter = FlagFilter(),
 ) -> tuple[list[RowMapping], tuple[int, int] | None]:
-    """Flags with id > ``after_id``: high severity first, then newest first.
+    """Flags with id > ``after_id`` that pass ``filt``: high severity first, then newest first.
 
     ``cursor`` is (severity index, last id shown); the second value returned is the cursor of the next
     page, or None. One indexed query per severity keeps this fast at city scale.
     """
+    if unreviewed_only and filt.verdict is None:
+        filt = replace(filt, verdict=UNJUDGED)
     conn = await session.connection()
     start_sev, before_id = cursor if cursor else (0, None)
+    wanted = [i for i, sev in enumerate(SEVERITIES) if filt.severity in (None, sev)]
+    conds = _flag_conds(scope, filt)
     out: list[RowMapping] = []
-    next_cursor: tuple[int, int] | None = None
-    for sev_index in range(start_sev, len(SEVERITIES)):
+    for sev_index in [i for i in wanted if i >= start_sev]:
         want = limit - len(out)
         stmt = (
             select(*_FLAG_COLS)
             .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
-            .where(flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *_where_scope(flags, scope))
+            .where(flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *conds)
             .order_by(flags.c.id.desc())
             .limit(want + 1)
         )
-        if unreviewed_only:
-            stmt = stmt.where(flags.c.verdict.is_(None))
         if sev_index == start_sev and before_id is not None:
             stmt = stmt.where(flags.c.id < before_id)
         rows = list((await conn.execute(stmt)).mappings().all())
@@ -189,32 +230,29 @@ async def digest_page(
         out.extend(rows)
         if len(out) == limit:
             # the page is full exactly at a section's end: is there anything after it?
-            for later in range(sev_index + 1, len(SEVERITIES)):
+            for later in [i for i in wanted if i > sev_index]:
                 probe = (
                     select(flags.c.id)
-                    .where(
-                        flags.c.severity == SEVERITIES[later],
-                        flags.c.id > after_id,
-                        *_where_scope(flags, scope),
-                    )
+                    .where(flags.c.severity == SEVERITIES[later], flags.c.id > after_id, *conds)
                     .limit(1)
                 )
                 if (await conn.execute(probe)).first() is not None:
-                    next_cursor = (later, 2**62)
-                    break
-            return out, next_cursor
+                    return out, (later, 2**62)
+            return out, None
     return out, None
 
 
-async def count_flags_after(session: AsyncSession, *, scope: Scope, after_id: int) -> dict[str, int]:
+async def count_flags_after(
+    session: AsyncSession, *, scope: Scope, after_id: int, filt: FlagFilter = FlagFilter()
+) -> dict[str, int]:
     conn = await session.connection()
+    conds = _flag_conds(scope, filt)
     out = {}
     for sev in SEVERITIES:
-        stmt = (
-            select(func.count())
-            .select_from(flags)
-            .where(flags.c.severity == sev, flags.c.id > after_id, *_where_scope(flags, scope))
-        )
+        if filt.severity not in (None, sev):
+            out[sev] = 0
+            continue
+        stmt = select(func.count()).select_from(flags).where(flags.c.severity == sev, flags.c.id > after_id, *conds)
         out[sev] = int((await conn.execute(stmt)).scalar_one())
     return out
 
@@ -251,7 +289,7 @@ def _context_sql(count: int, hidden: bool) -> TextualSelect:
     per page and stalled the garbage collector.
     """
     extra = _CONTEXT_HIDDEN if hidden else ""
-    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text"
+    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text, m.media_path"
     parts = []
     binds: list[BindParameter[Any]] = []
     for i in range(count):
@@ -311,6 +349,34 @@ async def record_verdict(
     await conn.execute(reviews.insert().values(flag_id=flag_id, at=at, username=username, verdict=verdict, note=note))
     if verdict != "note":
         await conn.execute(update(flags).where(flags.c.id == flag_id).values(verdict=verdict))
+
+
+async def review_notes(
+    session: AsyncSession, *, flag_ids: Sequence[int], per_flag: int = 3
+) -> dict[int, list[RowMapping]]:
+    """The latest reviews with a note of each flag (newest first, at most ``per_flag``), with the reviewer's
+    display name: what the digest's cards show under a flag."""
+    if not flag_ids:
+        return {}
+    conn = await session.connection()
+    stmt = (
+        select(
+            reviews.c.flag_id,
+            reviews.c.at,
+            reviews.c.verdict,
+            reviews.c.note,
+            func.coalesce(func.nullif(staff_users.c.display_name, ""), "").label("reviewer"),
+        )
+        .select_from(reviews.outerjoin(staff_users, staff_users.c.username == reviews.c.username))
+        .where(reviews.c.flag_id.in_(list(flag_ids)), reviews.c.note != "")
+        .order_by(reviews.c.id.desc())
+    )
+    out: dict[int, list[RowMapping]] = {}
+    for row in (await conn.execute(stmt)).mappings():
+        found = out.setdefault(row["flag_id"], [])
+        if len(found) < per_flag:
+            found.append(row)
+    return out
 
 
 async def flag_reviews(session: AsyncSession, *, flag_id: int) -> Sequence[RowMapping]:
