@@ -71,7 +71,6 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var button = event.submitter;
-      // Enter in the note field saves a note, it does not confirm the flag
       var verdict = button && button.value ? button.value : "note";
       focused = cards().indexOf(card);
       send(form, verdict);
@@ -103,6 +102,14 @@
     if (event.ctrlKey || event.metaKey || event.altKey) { return; }
     var field = event.target.closest && event.target.closest("input, textarea, select");
     if (field) {
+      var noteForm = field.name === "note" && field.closest("form.verdict");
+      if (event.key === "Enter" && noteForm) {
+        // Enter in the note field saves a note; the browser would otherwise press the first button (属实)
+        event.preventDefault();
+        focused = cards().indexOf(noteForm.closest("article.flag"));
+        send(noteForm, "note");
+        return;
+      }
       if (event.key === "Escape") { field.blur(); var card = field.closest("article.flag"); if (card) { card.focus(); } }
       return;
     }

@@ -153,6 +153,9 @@ _FLAG_COLS = [
     messages.c.media_path,
 ]
 
+LAST_ID = 2**31 - 1
+"""A cursor id above every row (PostgreSQL integer ids): the next page starts at the top of a section."""
+
 UNJUDGED = "none"
 """The verdict filter value of flags nobody judged yet (未判)."""
 
@@ -221,7 +224,7 @@ async def digest_page(
             .order_by(flags.c.id.desc())
             .limit(want + 1)
         )
-        if sev_index == start_sev and before_id is not None:
+        if sev_index == start_sev and before_id is not None and before_id < LAST_ID:
             stmt = stmt.where(flags.c.id < before_id)
         rows = list((await conn.execute(stmt)).mappings().all())
         if len(rows) > want:
@@ -237,7 +240,7 @@ async def digest_page(
                     .limit(1)
                 )
                 if (await conn.execute(probe)).first() is not None:
-                    return out, (later, 2**62)
+                    return out, (later, LAST_ID)  # "from the top" of that section
             return out, None
     return out, None
 
