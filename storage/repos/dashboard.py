@@ -818,6 +818,69 @@ def _median(values: list[float]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+HOT_SPOT_ROWS = 20000
+"""The most recent tickets a hot-spot analysis reads: a city's few weeks of demands, bounded."""
+
+
+async def hot_spot_tickets(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, limit: int = HOT_SPOT_ROWS
+) -> list[RowMapping]:
+    """Demands and consultations opened in [since, until) in ``scope``, newest first, at most ``limit``: their
+    category, place, stored key words (the classifier's content words, as merging uses them) and reporter count.
+    Confidential and clue tickets never count (a hot spot names villages)."""
+    conn = await session.connection()
+    stmt = (
+        select(
+            tickets.c.id,
+            tickets.c.category,
+            tickets.c.township,
+            tickets.c.village,
+            tickets.c.keywords,
+            select(func.count())
+            .select_from(reporters)
+            .where(reporters.c.ticket_id == tickets.c.id)
+            .correlate(tickets)
+            .scalar_subquery()
+            .label("reporter_count"),
+        )
+        .where(
+            *_where_scope(tickets, scope),
+            tickets.c.opened_at >= since,
+            tickets.c.opened_at < until,
+            tickets.c.kind.in_(["demand", "consult"]),
+            tickets.c.confidential == false(),
+        )
+        .order_by(tickets.c.opened_at.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def place_ranking(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, by: str = "township", limit: int = 50
+) -> list[RowMapping]:
+    """Townships (or villages, ``by="village"``) of ``scope`` ranked by their open overdue tickets, then by
+    tickets rated 不满意, among tickets opened in [since, until); with what they received. One grouped query."""
+    conn = await session.connection()
+    key = tickets.c.township if by == "township" else tickets.c.township + literal(" / ") + tickets.c.village
+    overdue = func.sum(case((and_(tickets.c.overdue == true(), tickets.c.status.in_(ACTIVE)), 1), else_=0))
+    unsatisfied = func.sum(case((tickets.c.rating == "unsatisfied", 1), else_=0))
+    stmt = (
+        select(
+            key.label("key"),
+            func.count().label("received"),
+            overdue.label("overdue"),
+            unsatisfied.label("unsatisfied"),
+        )
+        .where(*_where_scope(tickets, scope), tickets.c.opened_at >= since, tickets.c.opened_at < until)
+        .group_by(key)
+        .having(or_(overdue > 0, unsatisfied > 0))
+        .order_by(overdue.desc(), unsatisfied.desc(), func.count().desc(), key)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
+
+
 # ---------------------------------------------------------------- broadcasts
 
 
