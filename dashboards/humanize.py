@@ -8,7 +8,7 @@ is not the current one), ``刚刚`` / ``5分钟前`` / ``昨天 15:30``, ``3天�
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 EXCEL_MINUTE = 'yyyy"年"m"月"d"日" hh:mm'
 """The Excel number format of a moment in an export (a real date cell shown the Chinese way)."""
@@ -38,6 +38,32 @@ def when(value: datetime | None, *, now: datetime, tz: tzinfo, style: str = "min
     if style == "second":
         return f"{day} {at:%H:%M:%S}"
     return f"{day} {at:%H:%M}"
+
+
+def calendar_day(value: date | None, *, today: date) -> str:
+    """A calendar day (a banquet's date): ``12月8日``, ``2027年1月3日`` in another year."""
+    if value is None:
+        return ""
+    day = f"{value.month}月{value.day}日"
+    return day if value.year == today.year else f"{value.year}年{day}"
+
+
+def bucket(key: str, granularity: str) -> str:
+    """A statistics period as people name it: ``2026-09`` → ``2026年9月``, ``2026-W36`` → ``2026年第36周``,
+    ``2026-09-07`` → ``2026年9月7日``; anything else as it is."""
+    try:
+        if granularity == "month":
+            year, month = key.split("-")
+            return f"{int(year)}年{int(month)}月"
+        if granularity == "week":
+            year, week = key.split("-W")
+            return f"{int(year)}年第{int(week)}周"
+        if granularity == "day":
+            year, month, day = key.split("-")
+            return f"{int(year)}年{int(month)}月{int(day)}日"
+    except ValueError:
+        pass
+    return key
 
 
 def ago(value: datetime | None, *, now: datetime, tz: tzinfo) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -48,7 +48,13 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
         """(``3天后到期`` / ``已超期2天``, its colour class)."""
         return humanize.due(value, now=clock(context), tz=tz)
 
+    @jinja2.pass_context
+    def day(context: jinja2.runtime.Context, value: date | None) -> str:
+        """A calendar day: ``12月8日`` (the year when it is not this one)."""
+        return humanize.calendar_day(value, today=humanize.local(clock(context), tz).date())
+
     env.filters["dt"] = dt
+    env.filters["day"] = day
     env.filters["ago"] = ago
     env.filters["due"] = due
     env.filters["dur"] = humanize.duration

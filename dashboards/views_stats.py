@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from dashboards import charts, hotspots
+from dashboards import charts, hotspots, humanize
 from dashboards.context import SESSION_FACTORY, SETTINGS, now, query_int, render, viewer
 from dashboards.labels import CATEGORIES, KINDS
 from dashboards.views_tickets import parse_day
@@ -70,7 +70,9 @@ async def stats(request: web.Request) -> web.StreamResponse:
     top = sorted(by_dim, key=lambda r: r["received"], reverse=True)[:20]
     # Thousands of villages make an unreadable (and slow) table: show the busiest, say so.
     shown = by_dim if len(by_dim) <= MAX_ROWS else sorted(by_dim, key=lambda r: r["received"], reverse=True)[:MAX_ROWS]
-    labels = [str(r["key"]) for r in by_time]
+    for r in by_time:
+        r["label"] = humanize.bucket(str(r["key"]), granularity)
+    labels = [r["label"] for r in by_time]
     spots = hotspots.hot_spots(recent, places=[p for pair in places for p in pair])
     return render(
         request,

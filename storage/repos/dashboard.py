@@ -368,7 +368,7 @@ async def review_notes(
             reviews.c.at,
             reviews.c.verdict,
             reviews.c.note,
-            func.coalesce(func.nullif(staff_users.c.display_name, ""), "").label("reviewer"),
+            func.coalesce(staff_users.c.display_name, "").label("reviewer"),
         )
         .select_from(reviews.outerjoin(staff_users, staff_users.c.username == reviews.c.username))
         .where(reviews.c.flag_id.in_(list(flag_ids)), reviews.c.note != "")
@@ -383,8 +383,14 @@ async def review_notes(
 
 
 async def flag_reviews(session: AsyncSession, *, flag_id: int) -> Sequence[RowMapping]:
+    """Every review of a flag, oldest first, with the reviewer's display name (``reviewer``, may be empty)."""
     conn = await session.connection()
-    stmt = select(reviews).where(reviews.c.flag_id == flag_id).order_by(reviews.c.id)
+    stmt = (
+        select(reviews, func.coalesce(staff_users.c.display_name, "").label("reviewer"))
+        .select_from(reviews.outerjoin(staff_users, staff_users.c.username == reviews.c.username))
+        .where(reviews.c.flag_id == flag_id)
+        .order_by(reviews.c.id)
+    )
     return (await conn.execute(stmt)).mappings().all()
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
-from sqlmodel import select
+from sqlmodel import select, update
 
 from dashboards import humanize
 from dashboards.context import SETTINGS
 from dashboards.settings import DashboardSettings
-from storage.models import Flag, FlagReview, Message
+from storage.models import Flag, FlagReview, Message, StaffUser
 from tests.dashboards.conftest import CSRF_RE, Dash
 from tests.dashboards.fakes import fake_app
 from tests.dashboards.seed import PASSWORD
@@ -226,6 +226,12 @@ def test_times_read_the_chinese_way() -> None:
     assert humanize.duration(3 * 3600 + 5 * 60) == "3小时5分"
     assert humanize.duration(2 * 86400 + 3 * 3600) == "2天3小时"
     assert humanize.duration(4 * 86400) == "4天"
+    assert humanize.calendar_day(date(2026, 12, 8), today=date(2026, 12, 1)) == "12月8日"
+    assert humanize.calendar_day(date(2027, 1, 3), today=date(2026, 12, 1)) == "2027年1月3日"
+    assert humanize.bucket("2026-09", "month") == "2026年9月"
+    assert humanize.bucket("2026-W36", "week") == "2026年第36周"
+    assert humanize.bucket("2026-09-07", "day") == "2026年9月7日"
+    assert humanize.bucket("odd", "month") == "odd"
 
 
 async def test_pages_show_dates_the_chinese_way(dash: Dash) -> None:
@@ -234,3 +240,11 @@ async def test_pages_show_dates_the_chinese_way(dash: Dash) -> None:
     assert "9月7日 08:00" in page and "2026-09-07" not in visible(page)
     digest = await (await dash.client.get("/digest?all=1")).text()
     assert "9月7日 08:05" in digest and "09-07 08:05" not in digest
+    stats = await (await dash.client.get("/stats?since=2026-09-01&until=2026-09-30&gran=month")).text()
+    assert "<td>2026年9月</td>" in stats and "<td>2026-09</td>" not in stats
+    # a reviewer is named by the name people know, never by the login
+    await dash.post(f"/flags/{dash.world.flags['banquet']}/verdict", {"verdict": "note", "note": "已约谈"})
+    async with dash.factory() as session, session.begin():
+        await session.exec(update(StaffUser).where(StaffUser.username == "town_a").values(display_name="刘干事"))  # type: ignore[call-overload]
+    flag = await (await dash.client.get(f"/flags/{dash.world.flags['banquet']}")).text()
+    assert "刘干事" in flag and "town_a" not in visible(flag)
