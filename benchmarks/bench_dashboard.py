@@ -58,6 +58,9 @@ def _pages(since: str, until: str) -> list[tuple[str, str]]:
         ("digest", "/digest"),
         ("digest p2", "/digest?cursor={cursor}"),
         ("digest unreviewed", "/digest?all=1&unreviewed=1"),
+        ("digest label filter", "/digest?all=1&label=gambling"),
+        ("digest 4 filters", "/digest?all=1&label=banquet&severity=high&verdict=none&since=" + since),
+        ("digest no match", "/digest?all=1&label=clue&tier=review"),
         ("flag", "/flags/{flag}"),
         ("board", "/tickets"),
         ("board p20", "/tickets?page=20"),
@@ -67,6 +70,7 @@ def _pages(since: str, until: str) -> list[tuple[str, str]]:
         ("stats 365d by township", f"/stats?since={since}&until={until}&dim=township&gran=month"),
         ("stats 365d by village", f"/stats?since={since}&until={until}&dim=village&gran=week"),
         ("stats 365d by category", f"/stats?since={since}&until={until}&dim=category&gran=month"),
+        ("stats hot spots 12 weeks", f"/stats?since={since}&until={until}&weeks=12"),
     ]
 
 
