@@ -144,6 +144,12 @@ async def test_judging_the_digest_by_keyboard(served: Any, browser: Any, width: 
     await page.wait_for_url("**/digest?all=1&**verdict=none**")
     assert await page.locator("article.flag").count() == 0
     assert "没有符合筛选条件的预警" in await page.inner_text("main")
+    # the statistics page with its hot spots and ranking fits the screen too
+    await page.goto(f"{base}/stats?since=2026-09-01&until=2026-09-30")
+    assert await page.locator("#hot-spots").is_visible() and await page.locator("#ranking").is_visible()
+    assert "各村排名" in await page.locator("#ranking").inner_text()  # a township ranks its villages
+    width_used = await page.evaluate("document.documentElement.scrollWidth")
+    assert width_used <= width, width_used
     assert errors == [], errors
     await context.close()
 
