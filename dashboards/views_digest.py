@@ -115,6 +115,7 @@ async def digest(request: web.Request) -> web.StreamResponse:
         places = await repo.places(session, scope=me.scope)
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
+    filtered = filt != repo.FlagFilter()
     query = {k: v for k, v in request.query.items() if k != "rerun"}
     if "unreviewed" in query:  # the old link's "only unjudged" is the verdict filter now
         query.pop("unreviewed")
@@ -128,9 +129,10 @@ async def digest(request: web.Request) -> web.StreamResponse:
         rows=rows,
         **cards,
         counts=counts,
+        count_cap=repo.FILTERED_COUNT_CAP if filtered else 2**62,
         upto=upto,
         show_all=show_all,
-        filtered=any(query.get(k) for k in FILTER_KEYS),
+        filtered=filtered,
         query=query,
         back_base="/digest" + (qs({k: v for k, v in query.items()}) if query else ""),
         townships=sorted({t for t, _ in places if t}),

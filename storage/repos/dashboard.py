@@ -245,17 +245,30 @@ async def digest_page(
     return out, None
 
 
+FILTERED_COUNT_CAP = 1000
+"""A filtered digest counts at most this many flags per severity (shown as "1000+"): a filter no index serves
+(a label, a verdict) would otherwise read every flag of a city to count them."""
+
+
 async def count_flags_after(
     session: AsyncSession, *, scope: Scope, after_id: int, filt: FlagFilter = FlagFilter()
 ) -> dict[str, int]:
+    """Flags with id > ``after_id`` per severity; exact without a filter (an index count), at most
+    :data:`FILTERED_COUNT_CAP` with one."""
     conn = await session.connection()
     conds = _flag_conds(scope, filt)
+    capped = filt != FlagFilter()
     out = {}
     for sev in SEVERITIES:
         if filt.severity not in (None, sev):
             out[sev] = 0
             continue
-        stmt = select(func.count()).select_from(flags).where(flags.c.severity == sev, flags.c.id > after_id, *conds)
+        where = [flags.c.severity == sev, flags.c.id > after_id, *conds]
+        if capped:
+            inner = select(flags.c.id).where(*where).limit(FILTERED_COUNT_CAP).subquery()
+            stmt = select(func.count()).select_from(inner)
+        else:
+            stmt = select(func.count()).select_from(flags).where(*where)
         out[sev] = int((await conn.execute(stmt)).scalar_one())
     return out
 

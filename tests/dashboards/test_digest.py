@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlmodel import select, update
@@ -248,3 +249,14 @@ async def test_pages_show_dates_the_chinese_way(dash: Dash) -> None:
         await session.exec(update(StaffUser).where(StaffUser.username == "town_a").values(display_name="刘干事"))  # type: ignore[call-overload]
     flag = await (await dash.client.get(f"/flags/{dash.world.flags['banquet']}")).text()
     assert "刘干事" in flag and "town_a" not in visible(flag)
+
+
+async def test_filtered_counts_stop_at_the_cap(dash: Dash, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.repos import dashboard as repo
+
+    monkeypatch.setattr(repo, "FILTERED_COUNT_CAP", 1)
+    await dash.login("county")
+    page = await (await dash.client.get("/digest?all=1&verdict=none")).text()
+    assert "高 1+" in page and "中 1+" in page and "低 1+" in page  # 2, 2 and 1 flags: counted up to 1
+    page = await (await dash.client.get("/digest?all=1")).text()
+    assert "高 2<" in page and "中 2<" in page  # unfiltered counts are exact
