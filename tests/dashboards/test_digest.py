@@ -260,3 +260,13 @@ async def test_filtered_counts_stop_at_the_cap(dash: Dash, monkeypatch: pytest.M
     assert "高 1+" in page and "中 1+" in page and "低 1+" in page  # 2, 2 and 1 flags: counted up to 1
     page = await (await dash.client.get("/digest?all=1")).text()
     assert "高 2<" in page and "中 2<" in page  # unfiltered counts are exact
+
+
+async def test_unjudged_flags_have_their_own_indexes(dash: Dash) -> None:
+    """Migration 0017: the 未判 filter and its counts read partial indexes of unjudged flags only."""
+    from sqlalchemy import inspect
+
+    async with dash.factory() as session:
+        conn = await session.connection()
+        names = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("flags")})
+    assert {"ix_flags_unjudged_sev_id", "ix_flags_unjudged_county_sev_id", "ix_flags_unjudged_town_sev_id"} <= names
