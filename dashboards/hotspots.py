@@ -50,7 +50,7 @@ def hot_spots(
         tid = int(row["id"])
         info[tid] = row
         category = row["category"] or "other"
-        words = {w for w in (row["keywords"] or []) if w and w not in place_names and not PLACE_WORD.match(w)}
+        words = {w for w in (row["keywords"] or []) if _problem_word(w, place_names)}
         for word in words or {""}:
             by_word.setdefault((category, word), set()).add(tid)
     spots: list[HotSpot] = []
@@ -71,6 +71,11 @@ def hot_spots(
     shared = [s for s in spots if s.village_count >= min_villages]
     shared.sort(key=lambda s: (-s.village_count, -len(s.tickets), -s.reporters, s.category, s.words))
     return shared[:limit]
+
+
+def _problem_word(word: str, places: set[str]) -> bool:
+    """A key word that can name a problem: not a place, not a number (a phone number, a house number)."""
+    return bool(word) and word not in places and not PLACE_WORD.match(word) and not any(ch.isdigit() for ch in word)
 
 
 def _add(spot: HotSpot, ids: set[int], info: Mapping[int, Mapping[Any, Any]]) -> None:

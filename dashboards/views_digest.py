@@ -54,7 +54,6 @@ FLAG_LABELS = ("banquet", "clue", "gambling", "abuse", "spam", "demand", "consul
 TIERS = {"confirmed": "确认", "review": "请核查"}
 JUDGED = ("confirmed", "false_alarm", "follow_up")
 """Verdicts a flag keeps (a note leaves the verdict as it was)."""
-FILTER_KEYS = ("township", "village", "label", "severity", "tier", "verdict", "since", "until")
 
 
 def digest_filter(request: web.Request) -> repo.FlagFilter:
@@ -134,7 +133,7 @@ async def digest(request: web.Request) -> web.StreamResponse:
         show_all=show_all,
         filtered=filtered,
         query=query,
-        back_base="/digest" + (qs({k: v for k, v in query.items()}) if query else ""),
+        back_base="/digest" + (qs(query) if query else ""),
         townships=sorted({t for t, _ in places if t}),
         places=[(t, v) for t, v in places if v],
         flag_labels=FLAG_LABELS,

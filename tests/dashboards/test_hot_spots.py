@@ -113,7 +113,30 @@ def test_hot_spots_group_words_that_come_together() -> None:
             "keywords": ["停水", "自来水"],
             "reporter_count": 3,
         },
-        {"id": 2, "category": "water", "township": "A", "village": "二村", "keywords": ["停水"], "reporter_count": 1},
+        {
+            "id": 2,
+            "category": "water",
+            "township": "A",
+            "village": "二村",
+            "keywords": ["停水", "13812345678"],
+            "reporter_count": 1,
+        },
+        {
+            "id": 7,
+            "category": "power",
+            "township": "A",
+            "village": "二村",
+            "keywords": ["13812345678"],
+            "reporter_count": 1,
+        },
+        {
+            "id": 8,
+            "category": "power",
+            "township": "B",
+            "village": "三村",
+            "keywords": ["13812345678", "3号"],
+            "reporter_count": 1,
+        },
         {
             "id": 3,
             "category": "water",
@@ -137,7 +160,9 @@ def test_hot_spots_group_words_that_come_together() -> None:
     assert [(s.category, s.words, len(s.tickets), s.village_count, s.reporters) for s in spots] == [
         ("water", ["停水", "自来水"], 3, 3, 5),
         ("other", [], 2, 2, 2),
+        ("power", [], 2, 2, 2),  # a phone number is no problem word: the category alone
     ]
     assert spots[0].top_villages(2) == [("A / 一村", 1), ("A / 二村", 1)]
     assert hot_spots(rows, min_villages=1, limit=1)[0].words == ["停水", "自来水"]
-    assert [s.category for s in hot_spots(rows, min_villages=1)] == ["water", "other", "road_traffic"]
+    assert [s.category for s in hot_spots(rows, min_villages=1)] == ["water", "other", "power", "road_traffic"]
+    assert all(not any(ch.isdigit() for w in s.words for ch in w) for s in hot_spots(rows, min_villages=1))
