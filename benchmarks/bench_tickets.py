@@ -193,7 +193,9 @@ async def seed_city(db_url: str, tickets: int, config: Config, now: datetime) ->
         village, township = villages[index % len(villages)]
         offset = rng.randrange(-2, 22)  # working days from today: negative = overdue
         day = (
-            calendar.add_working_days(today, offset) if offset >= 0 else calendar.subtract_working_days(today, -offset)
+            calendar.OFFICIAL.add_working_days(today, offset)
+            if offset >= 0
+            else calendar.OFFICIAL.subtract_working_days(today, -offset)
         )
         rows.append(
             {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,6 +112,11 @@ class DeadlineConfig(_Strict):
     remind_days_before: int = Field(default=2, ge=0)
     rating_wait_days: int = Field(default=3, ge=1)
     photo_window_minutes: int = Field(default=10, ge=1)
+    holidays: list[date] = Field(default_factory=list)
+    """Days off the ``chinesecalendar`` package does not know yet (the State Council's arrangement for the
+    next year, published each November); they win over the package."""
+    workdays: list[date] = Field(default_factory=list)
+    """调休: weekend days that are working days, for the same years."""
 
     @field_validator("working_days")
     @classmethod
@@ -120,6 +125,13 @@ class DeadlineConfig(_Strict):
             if not 1 <= days <= 250:
                 raise ValueError(f"{kind} must be between 1 and 250 working days")
         return value
+
+    @model_validator(mode="after")
+    def _days_are_one_or_the_other(self) -> DeadlineConfig:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{both[0].isoformat()} is listed both in holidays and in workdays")
+        return self
 
 
 class MergeConfig(_Strict):
@@ -238,6 +250,24 @@ class RetentionConfig(_Strict):
     run_at: time = time(3, 0)
 
 
+class SpeechConfig(_Strict):
+    """A county's own speech-recognition service, if it runs one (off by default: nothing is sent anywhere).
+
+    Each voice message that decodes is POSTed to ``url`` as WAV (``Content-Type: audio/wav``, 16-bit mono
+    24 kHz); the reply's text (JSON ``{"text": "…"}`` or plain text) becomes the message's transcript, marked
+    as machine-made, and is classified like typed text. A transcript staff typed is never replaced."""
+
+    url: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// address, or empty (off)")
+        return value
+
+
 class Config(_Strict):
     data_dir: Path = Path("data")
     rules_dir: Path = Path("rules")
@@ -256,6 +286,7 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     retention: RetentionConfig = RetentionConfig()
+    speech: SpeechConfig = SpeechConfig()
     templates: dict[str, str] = Field(default_factory=dict)
     category_names: dict[str, str] = Field(default_factory=dict)
 

@@ -58,6 +58,13 @@ def health_handler(
         if services.classifiers.current.model is None:
             # The bot still works, on the rules alone; staff should know the trained model is not deciding.
             warnings.append(f"分类模型不可用,仅用规则判定:{services.classifiers.current.model_error or '没有模型文件'}")
+        today = services.clock.now().astimezone(services.workflow.service.tz).date()
+        for year in services.workflow.service.calendar.unknown_years(today):
+            # Deadlines in that year would count Monday to Friday and miss the official holidays.
+            warnings.append(
+                f"{year}年的法定节假日和调休安排尚未知道,办理期限暂按周一至周五计算;"
+                "请在配置文件 [deadlines] 的 holidays 和 workdays 中补上"
+            )
         body = {
             # a failed rule reload is a warning, not an outage: the last good rules keep working
             "status": ("warning" if warnings else "ok") if ok else "degraded",

@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import CHINA, Clock
 from bot.directory import Directory
+from bot.errors import InputError
 from bot.media import MediaStore
 from bot.messages import IncomingMessage, MessageKind
 from bot.stats import Stats
+from bot.voice import VoiceStore
 from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
 from classifiers.banquet import extract as extract_banquet
 from classifiers.model import RED_FLAGS
 from storage.engine import SessionFactory
-from storage.models import Flag, Group, Member, Message
+from storage.models import Classification, Flag, Group, Member, Message
 from storage.repos import banquets as banquets_repo
+from storage.repos import history as history_repo
+from storage.repos import media_notes as notes_repo
 from storage.repos import messages as messages_repo
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ _IDENTITY = ("account", "platform_id", "at", "raw", "media_path", "text", "kind"
 """Columns of a kept-raw row a re-run leaves as they were stored."""
 
 Downloader = Callable[[IncomingMessage], Awaitable[bytes]]
+WITH_NOTES = frozenset({MessageKind.VOICE, MessageKind.LINK, MessageKind.FILE})
+"""Kinds stored with a row of their own beside the message (a voice note, a card): never batched."""
 
 
 @dataclass(slots=True)
@@ -167,6 +174,30 @@ async def store_banquet(session: AsyncSession, message: Message) -> None:
     await banquets_repo.add(session, message_id=message.id, values=values)
 
 
+def url_host(url: str) -> str:
+    """The host of a shared link's address, for its card ('' for anything but http(s): never a live link)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https"):
+        return ""
+    return (parts.hostname or "")[:200]
+
+
+MAX_TRANSCRIPT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Transcribed:
+    message_id: int
+    changed: bool
+    """False when a machine transcript was not taken (staff had typed one)."""
+    handled: bool
+    """The workflow saw the message (its first transcript): a demand's ticket was opened then."""
+    labels: tuple[str, ...] = ()
+
+
 class Ingest:
     def __init__(
         self,
@@ -178,8 +209,13 @@ class Ingest:
         media: MediaStore,
         clock: Clock,
         stats: Stats | None = None,
+        voice: VoiceStore | None = None,
     ) -> None:
         self._sessions = session_factory
+        self.voice = voice or VoiceStore(media)
+        self.after_voice: Callable[[int, str | None], Coroutine[Any, Any, None]] | None = None
+        """Called beside handling for each new voice message (the speech-recognition hook), if set."""
+        self._background: set[asyncio.Task[None]] = set()
         self._classifiers = classifiers
         self._directory = directory
         self._workflow = workflow
@@ -199,7 +235,12 @@ class Ingest:
             try:
                 if attempt == 1:
                     media_path = await self._fetch_media(incoming, download)
-                return await self._store_and_handle(incoming, media_path)
+                stored = await self._store_and_handle(incoming, media_path)
+                if stored is not None and incoming.kind == MessageKind.VOICE and self.after_voice is not None:
+                    task = asyncio.create_task(self.after_voice(stored, media_path))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                return stored
             except Exception as exc:
                 if attempt < ATTEMPTS:
                     log.warning(
@@ -236,7 +277,10 @@ class Ingest:
                 return None
         if not data:
             return None
-        return self._media.save(data, name=incoming.attachment_name)
+        relative = self._media.save(data, name=incoming.attachment_name)
+        if incoming.kind == MessageKind.VOICE:
+            await asyncio.to_thread(self.voice.decode, relative)  # decoded once, before the transaction
+        return relative
 
     async def _store_and_handle(self, incoming: IncomingMessage, media_path: str | None) -> int | None:
         async with self._sessions() as session:
@@ -252,6 +296,11 @@ class Ingest:
                 self.forget_uncommitted()
                 raise
             return message_id
+
+    async def drain(self) -> None:
+        """Wait for the background work started for stored messages (speech recognition)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     def forget_uncommitted(self) -> None:
         """After a rollback, cached groups or people created in it may not exist: drop the cache."""
@@ -279,7 +328,7 @@ class Ingest:
         values, inbound = await self._resolve(session, incoming, media_path)
         result, sender, message = inbound.result, inbound.sender, inbound.message
         red = any(label in RED_FLAGS for label in result.labels + result.review)
-        if batch is not None and not red and not self._workflow.wants(inbound):
+        if batch is not None and not red and incoming.kind not in WITH_NOTES and not self._workflow.wants(inbound):
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
@@ -327,6 +376,7 @@ class Ingest:
             batch.classifications.append(row)
         else:
             await messages_repo.add_classifications(session, [row])
+        await self._store_notes(session, message_id, inbound.incoming, values.get("media_path"))
         flag = build_flag(message, result)
         if flag is not None:
             await messages_repo.add_flag(session, flag)
@@ -337,6 +387,41 @@ class Ingest:
         self.stats.count("handled")
         self._log(message_id, message, sender, result)
         return message_id
+
+    async def _store_notes(
+        self, session: AsyncSession, message_id: int, incoming: IncomingMessage, media_path: str | None
+    ) -> None:
+        """A voice message's note (its decoded audio, or why there is none) and a link's or a file's card."""
+        if incoming.kind == MessageKind.VOICE:
+            audio = await asyncio.to_thread(self.voice.decode, media_path)  # a cache hit: decoded on fetch
+            if audio.status != "ok":
+                self.stats.count("voice_undecodable")
+            await notes_repo.add_voice(
+                session,
+                message_id=message_id,
+                status=audio.status,
+                duration_ms=audio.duration_ms,
+                audio_path=audio.audio_path,
+                error=audio.error,
+            )
+        elif incoming.kind == MessageKind.LINK and incoming.card is not None:
+            card = incoming.card
+            await notes_repo.add_card(
+                session,
+                message_id=message_id,
+                values={
+                    "kind": "mini_program" if card.mini_program else "link",
+                    "title": card.title[:500],
+                    "description": card.description[:2000],
+                    "host": url_host(card.url),
+                },
+            )
+        elif incoming.kind == MessageKind.FILE:
+            size = len(incoming.media) if incoming.media is not None else self._media.size(media_path)
+            name = incoming.attachment_name or incoming.text or ""
+            await notes_repo.add_card(
+                session, message_id=message_id, values={"kind": "file", "file_name": name[:500], "size_bytes": size}
+            )
 
     async def store_batch(self, session: AsyncSession, batch: Batch) -> None:
         """Write the batch: its waiting chat and the classifications of messages already stored."""
@@ -469,6 +554,67 @@ class Ingest:
                 raise
         self.stats.count("rerun")
         return True
+
+    async def transcribe(self, message_id: int, text: str, *, by: str, machine: bool = False) -> Transcribed:
+        """What was said in a voice message, typed by staff (``by``) or returned by a speech service
+        (``machine``): it becomes the message's text and goes through the pipeline as typed text would.
+
+        The classification is replaced; a red flag enters the digest (with banquet details); the workflow
+        (a demand's ticket and its acknowledgement, a cadre's ``#12`` command, an alert) runs only while no
+        ticket came of the message and it had no flag, so editing a transcript never opens a second ticket.
+        A machine transcript never replaces one staff typed. Raises InputError (Chinese) on a bad request.
+        """
+        text = text.strip()
+        if not text:
+            raise InputError("转写内容不能为空")
+        if len(text) > MAX_TRANSCRIPT:
+            raise InputError(f"转写内容太长(不能超过 {MAX_TRANSCRIPT} 字)")
+        async with self._sessions() as session:
+            try:
+                outcome = await self._transcribe(session, message_id, text, by=by, machine=machine)
+                await session.commit()
+            except BaseException:
+                self.forget_uncommitted()
+                raise
+        log.info("voice message %s transcribed by %s (%s)", message_id, by, "machine" if machine else "staff")
+        return outcome
+
+    async def _transcribe(
+        self, session: AsyncSession, message_id: int, text: str, *, by: str, machine: bool
+    ) -> Transcribed:
+        stored = await messages_repo.get_message(session, message_id)
+        if stored is None or stored.kind != MessageKind.VOICE or stored.kept_raw:
+            raise InputError("找不到这条语音消息")
+        note = await notes_repo.get_voice(session, message_id)
+        if machine and note is not None and note.transcript_source == "staff":
+            return Transcribed(message_id, changed=False, handled=False)
+        had_flag = await messages_repo.get_flag(session, message_id) is not None
+        had_ticket = await notes_repo.has_ticket(session, message_id)
+        incoming = replace(await self._incoming_from(session, stored), text=text)
+        values, inbound = await self._resolve(session, incoming, stored.media_path)
+        await notes_repo.set_transcript(
+            session,
+            message_id=message_id,
+            text=text,
+            source="machine" if machine else "staff",
+            by=by,
+            at=self._clock.now(),
+        )
+        await messages_repo.set_text(session, message_id, text)
+        result = inbound.result
+        message = Message.model_construct(id=message_id, **{**values, "text": text})
+        inbound = replace(inbound, message=message)
+        flag = build_flag(message, result)
+        await history_repo.replace_classification(
+            session, classification=Classification(**classification_row(message_id, result)), flag=flag
+        )
+        if flag is not None and "banquet" in flag.labels and not await banquets_repo.by_message(session, [message_id]):
+            await store_banquet(session, message)
+        handled = not had_flag and not had_ticket
+        if handled:
+            await self._workflow.handle(session, inbound)
+        self._log(message_id, message, inbound.sender, result)
+        return Transcribed(message_id, changed=True, handled=handled, labels=tuple(result.labels))
 
     async def _incoming_from(self, session: AsyncSession, stored: Message) -> IncomingMessage:
         """The message as an adapter would have handed it on, rebuilt from its raw row."""

@@ -108,6 +108,15 @@ class MediaStore:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
+    def size(self, relative: str | None) -> int | None:
+        """The stored file's size in bytes, None when there is none."""
+        if not relative:
+            return None
+        try:
+            return self.path(relative).stat().st_size
+        except OSError:
+            return None
+
     async def real_photo(self, relative: str | None) -> str | None:
         """``relative`` if the stored file there is a real photo (see check_image), else None; decoded in a
         worker thread, so a large photo never stalls the event loop."""

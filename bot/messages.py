@@ -21,6 +21,21 @@ class MessageKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LinkCard:
+    """A shared article, link or mini-program as the platform describes it."""
+
+    title: str = ""
+    description: str = ""
+    url: str = ""
+    mini_program: bool = False
+
+    @property
+    def text(self) -> str:
+        """What the classifier reads: the title and the description (never the address)."""
+        return "\n".join(part for part in (self.title.strip(), self.description.strip()) if part)
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One message the bot received, in a group (``group_id`` set) or privately.
 
@@ -46,6 +61,8 @@ class IncomingMessage:
     attachment_name: str | None = None
     media: bytes | None = field(default=None, repr=False)
     raw: str | None = field(default=None, repr=False)
+    card: LinkCard | None = None
+    """A link or mini-program's card (kind LINK); its text is the message's text."""
 
     @property
     def is_private(self) -> bool:

@@ -24,7 +24,7 @@ from bot.clock import CHINA, SimulatedClock
 from bot.config import Config
 from bot.directory import RosterEntry
 from bot.errors import InputError
-from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, RoomMember
+from bot.messages import IncomingMessage, LinkCard, MessageKind, OutgoingMessage, RoomMember
 from bot.services import Services, build_services
 from storage.repos import state
 
@@ -49,6 +49,15 @@ class MemberLine(_Line):
     head: bool = False
 
 
+class LinkLine(_Line):
+    """A shared article, link or mini-program card."""
+
+    title: str = ""
+    description: str = ""
+    url: str = ""
+    mini_program: bool = False
+
+
 class MessageLine(_Line):
     kind: Literal["message"]
     at: datetime
@@ -57,6 +66,10 @@ class MessageLine(_Line):
     private: bool = False
     text: str | None = None
     image: str | None = None
+    voice: str | None = None
+    """A voice message: a SILK file, relative to the script's folder."""
+    file: str | None = None
+    link: LinkLine | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MessageLine:
@@ -66,8 +79,11 @@ class MessageLine(_Line):
             raise ValueError('a message needs a group, or "private": true')
         if self.group is not None and self.private:
             raise ValueError('a message has either a group or "private": true, not both')
-        if self.text is None and self.image is None:
-            raise ValueError("a message needs text or image")
+        attachments = [name for name in ("image", "voice", "file", "link") if getattr(self, name) is not None]
+        if self.text is None and not attachments:
+            raise ValueError("a message needs text or image (or voice, file, link)")
+        if len(attachments) > 1:
+            raise ValueError(f"a message carries one of image, voice, file and link, not {' and '.join(attachments)}")
         return self
 
 
@@ -200,17 +216,31 @@ def _incoming(script: Path, line: ParsedLine, item: MessageLine, account: str) -
     media: bytes | None = None
     ref: str | None = None
     name: str | None = None
-    if item.image is not None:
-        image_path = (script.parent / item.image).resolve()
-        ref, name = str(image_path), image_path.name
-        # A missing file stands for a photo that failed to download: the pipeline must cope.
-        media = image_path.read_bytes() if image_path.is_file() else None
+    kind = MessageKind.TEXT
+    text = item.text or ""
+    card: LinkCard | None = None
+    attachments = ((item.image, MessageKind.IMAGE), (item.voice, MessageKind.VOICE), (item.file, MessageKind.FILE))
+    for attached, attached_kind in attachments:
+        if attached is None:
+            continue
+        kind = attached_kind
+        file_path = (script.parent / attached).resolve()
+        ref, name = str(file_path), file_path.name
+        # A missing file stands for one that failed to download: the pipeline must cope.
+        media = file_path.read_bytes() if file_path.is_file() else None
+        if kind == MessageKind.FILE and not text:
+            text = name  # a file is classified by its name
+    if item.link is not None:
+        kind = MessageKind.LINK
+        card = LinkCard(item.link.title, item.link.description, item.link.url, item.link.mini_program)
+        text = card.text or text
     return IncomingMessage(
         platform_id=_platform_id(script, line),
         account=account,
         at=item.at,
-        kind=MessageKind.IMAGE if item.image is not None else MessageKind.TEXT,
-        text=item.text or "",
+        kind=kind,
+        card=card,
+        text=text,
         sender_id=item.sender,
         sender_name=item.sender,
         group_id=item.group,

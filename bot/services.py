@@ -19,6 +19,7 @@ from bot.media import MediaStore
 from bot.outbox import OutboxService
 from bot.retention import Retention
 from bot.scheduler import Scheduler
+from bot.speech import SpeechHook
 from bot.stats import Stats
 from bot.templates import Templates
 from bot.tickets import TicketWorkflow
@@ -44,6 +45,7 @@ class Services:
     stats: Stats
 
     async def close(self) -> None:
+        await self.ingest.drain()
         self.stats.flush()
         await self.engine.dispose()
 
@@ -101,6 +103,8 @@ async def build_services(
         clock=clock,
         stats=stats,
     )
+    if config.speech.url:
+        ingest.after_voice = SpeechHook(config.speech, ingest)
     banquet_alerts = BanquetAlerts(
         session_factory=sessions, service=workflow.service, config=config.banquets, timezone=config.schedule.timezone
     )

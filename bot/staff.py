@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from bot.errors import InputError
 from bot.media import NotAnImage, check_image
 from bot.services import Services
 from bot.tickets import TicketActions, TicketNotFound, TicketStateError
 from classifiers import describe_rules, restore, set_rule_shadow
 from classifiers.model import RED_FLAGS
-from dashboards.ports import ActionRefused, RerunOutcome
+from dashboards.ports import ActionRefused, RerunOutcome, TranscriptOutcome
 from storage.repos import broadcasts as broadcasts_repo
 from storage.repos import directory as directory_repo
 from storage.repos import messages as messages_repo
@@ -206,3 +208,17 @@ class StaffPipeline:
     async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
         result = await self._services.ingest.rerun_kept_raw()
         return RerunOutcome(handled=result.handled, failed=result.failed, remaining=result.remaining)
+
+    async def transcribe(self, message_id: int, *, text: str, actor: str) -> TranscriptOutcome:
+        try:
+            done = await self._services.ingest.transcribe(message_id, text, by=actor)
+        except InputError as exc:
+            raise ActionRefused(str(exc)) from exc
+        return TranscriptOutcome(handled=done.handled, labels=done.labels)
+
+    async def voice_audio(self, media_path: str | None) -> Path | None:
+        root = self._services.media.root.resolve()
+        if not media_path or not (root / media_path).resolve().is_relative_to(root):
+            return None  # only files of the media store, decoded into it
+        audio = await asyncio.to_thread(self._services.ingest.voice.decode, media_path)
+        return self._services.media.path(audio.audio_path) if audio.audio_path else None

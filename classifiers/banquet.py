@@ -28,7 +28,21 @@ from lunar_python import Lunar, LunarMonth, LunarYear, Solar
 WEEKDAYS = "一二三四五六日"
 """Chinese weekday names, Monday first (``周日``)."""
 
-_DIGITS = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "○": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN = "零〇○一二三四五六七八九十两廿卅百千"
 
 
@@ -124,34 +138,64 @@ _YEAR = r"(?P<year>20\d\d|[二〇零]{2}[〇零一二三四五六七八九]{2})\
 
 # 2026年12月8日, 2026.12.8, 2026-12-08
 _FULL_SOLAR = re.compile(
-    r"(?P<year>20\d\d)\s*(?:年|[./-])\s*(?P<month>" + _NUM_MONTH + r")\s*(?:月|[./-])\s*(?P<day>" + _NUM_DAY
+    r"(?P<year>20\d\d)\s*(?:年|[./-])\s*(?P<month>"
+    + _NUM_MONTH
+    + r")\s*(?:月|[./-])\s*(?P<day>"
+    + _NUM_DAY
     + r")(?!\d)\s*[日号]?"
 )
 # [农历][2026年][农历](闰)十月初十 | 12月8日 | 十二月八号 ; the calendar decided after the match
 _MONTH_DAY = re.compile(
-    r"(?P<cal>" + _LUNAR_CAL + "|" + _SOLAR_CAL + r")?\s*(?:" + _YEAR + r")?\s*(?P<cal2>" + _LUNAR_CAL + "|"
-    + _SOLAR_CAL + r")?\s*(?P<leap>闰)?(?P<month>" + _CN_MONTH + "|" + _NUM_MONTH + r")\s*月\s*(?:份\s*)?(?P<day>"
-    + _CN_DAY + "|" + _NUM_DAY + r")(?![\d十])\s*(?P<suffix>[日号]?)"
+    r"(?P<cal>"
+    + _LUNAR_CAL
+    + "|"
+    + _SOLAR_CAL
+    + r")?\s*(?:"
+    + _YEAR
+    + r")?\s*(?P<cal2>"
+    + _LUNAR_CAL
+    + "|"
+    + _SOLAR_CAL
+    + r")?\s*(?P<leap>闰)?(?P<month>"
+    + _CN_MONTH
+    + "|"
+    + _NUM_MONTH
+    + r")\s*月\s*(?:份\s*)?(?P<day>"
+    + _CN_DAY
+    + "|"
+    + _NUM_DAY
+    + r")(?![\d十])\s*(?P<suffix>[日号]?)"
 )
 # 12.8 / 12/8 (not a price, a decimal or a time)
-_DOTTED = re.compile(r"(?<![\d.:/])(?P<month>" + _NUM_MONTH + r")[./](?P<day>" + _NUM_DAY + r")(?![\d.:/%元万千斤块个米])")
+_DOTTED = re.compile(
+    r"(?<![\d.:/])(?P<month>" + _NUM_MONTH + r")[./](?P<day>" + _NUM_DAY + r")(?![\d.:/%元万千斤块个米])"
+)
 # 本月18号, 下个月8号, 18号, 二十八号
 _DAY_ONLY = re.compile(
-    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?P<day>" + _NUM_DAY + r"|二十[一二三四五六七八九]?|三十一?|十[一二三四五六七八九]?|[一二三四五六七八九])\s*[号日](?!子|本|报|常|期|人|楼|桌|房|厅|包|床)"
+    r"(?P<which>本月|这个月|这月|下个月|下月)?\s*(?<![巷路街弄栋幢座排门\d一二三四五六七八九十])(?P<day>"
+    + _NUM_DAY
+    + r"|二十[一二三四五六七八九]?|三十一?|十[一二三四五六七八九]?|[一二三四五六七八九])\s*[号日](?!子|本|报|常|期|人|楼|桌|房|厅|包|床)"
 )
 # 初八, 农历十八, 下个月初六 (lunar day only)
 _LUNAR_DAY = re.compile(
-    r"(?P<which>下个月|下月|本月|这个月)?(?:(?P<cal>" + _LUNAR_CAL + r")\s*(?P<day>" + _CN_DAY + "|" + _NUM_DAY
+    r"(?P<which>下个月|下月|本月|这个月)?(?:(?P<cal>"
+    + _LUNAR_CAL
+    + r")\s*(?P<day>"
+    + _CN_DAY
+    + "|"
+    + _NUM_DAY
     + r")|(?P<chu>初[一二三四五六七八九十]))(?![一二三四五六七八九十\d])"
 )
 _WEEKDAY = re.compile(
-    r"(?P<pre>本|这个|这|今|下个|下一个|下一|下|上个|上)?\s*(?:周|星期|礼拜|週|禮拜)(?P<wd>[一二三四五六日天七])"
+    r"(?P<pre>本|这个|这|今|下下个|下下|下个|下一个|下一|下|上上个|上上|上个|上)?\s*(?:周|星期|礼拜|週|禮拜)(?P<wd>[一二三四五六日天七])"
 )
-_WEEKEND = re.compile(r"(?P<pre>本|这个|这|下个|下一个|下|上个|上)?\s*(?:周末|双休日?)")
-_RELATIVE = re.compile(r"大后天|后儿个|后儿|后天|后日|今天|今日|今儿|今晚|今早|今中午|明天|明日|明儿个|明儿|明晚|明早|明中午|昨天|昨日|前天")
+_WEEKEND = re.compile(r"(?P<pre>本|这个|这|下下个|下下|下个|下一个|下|上个|上)?\s*(?:周末|双休日?)")
+_RELATIVE = re.compile(
+    r"大后天|后儿个|后儿|后天|后日|今天|今日|今儿|今晚|今早|今中午|明天|明日|明儿个|明儿|明晚|明早|明中午|昨天|昨日|前天"
+)
 _RELATIVE_DAYS = {"大后天": 3, "后儿个": 2, "后儿": 2, "后天": 2, "后日": 2, "昨天": -1, "昨日": -1, "前天": -2}
 _MONTH_END = re.compile(r"(?P<pre>本|这个|这|下个|下)?\s*月(?P<part>底|末|初)")
-_PAST = re.compile(r"办了|摆了|吃了|请了|办过|已经办|已办|昨天|前天|上周|上个礼拜|上礼拜|上星期|刚办完|刚吃完")
+_PAST = re.compile(r"办了|摆了|吃了|办过|已经办|已办|昨天|前天|上周|上个礼拜|上礼拜|上星期|刚办完|刚吃完")
 
 
 def _lunar_month(text: str) -> int:
@@ -215,12 +259,39 @@ def _valid(year: int, month: int, day: int) -> date | None:
 # ------------------------------------------------------------------------------------------- fields
 
 _PERIODS = {
-    "早上": "上午", "早晨": "上午", "上午": "上午", "中午": "中午", "午宴": "中午", "午饭": "中午", "午餐": "中午",
-    "晌午": "中午", "午时": "午时", "下午": "下午", "傍晚": "晚上", "晚上": "晚上", "晚宴": "晚上", "晚饭": "晚上",
-    "晚餐": "晚上", "今晚": "晚上", "明晚": "晚上", "夜里": "晚上", "晚间": "晚上", "今早": "上午", "明早": "上午",
-    "今中午": "中午", "明中午": "中午",
+    "早上": "上午",
+    "早晨": "上午",
+    "上午": "上午",
+    "中午": "中午",
+    "午宴": "中午",
+    "午饭": "中午",
+    "午餐": "中午",
+    "晌午": "中午",
+    "晏昼": "中午",
+    "晏晝": "中午",
+    "中饭": "中午",
+    "夜饭": "晚上",
+    "午时": "午时",
+    "下午": "下午",
+    "傍晚": "晚上",
+    "晚上": "晚上",
+    "晚宴": "晚上",
+    "晚饭": "晚上",
+    "晚餐": "晚上",
+    "今晚": "晚上",
+    "明晚": "晚上",
+    "夜里": "晚上",
+    "晚间": "晚上",
+    "今早": "上午",
+    "明早": "上午",
+    "今中午": "中午",
+    "明中午": "中午",
 }
 _PERIOD_RE = re.compile("|".join(sorted(_PERIODS, key=len, reverse=True)))
+_SHORT_PERIOD = re.compile(
+    r"(?<![今明昨])(?P<p>[早晚])\s*(?=(?:[01]?\d|2[0-3]|十[一二]?|[一二三四五六七八九两])\s*(?:[:：]|点|时))"
+)
+"""晚6点, 早8:30: a one-character part of the day that only counts right before a clock time."""
 _CLOCK_RE = re.compile(
     r"(?<![\d.])(?P<h>[01]?\d|2[0-3])\s*[:：]\s*(?P<m>[0-5]\d)(?!\d)"
     r"|(?P<h2>[01]?\d|2[0-3]|十[一二]?|[一二三四五六七八九两])\s*(?:点|時|时)(?!钟?前)\s*(?:钟)?\s*(?P<m2>半|整|[0-5]?\d分?|[一二三四五]十[一二三四五六七八九]?分?|一刻)?"
@@ -231,15 +302,20 @@ _PLACE_SUFFIX = (
     "村委会旁边|村委会旁|村委会|村部|文化礼堂|礼堂|祠堂|宗祠|老屋|老宅|老家|家中|家里|寒舍|舍下|屋里|屋头|"
     "大院|院子|院坝|广场|家门口|门口|屋门口|屋场|晒场|稻场|活动中心"
 )
-_PLACE_ADDRESS = re.compile(r"(?:(?:地址|地点|宴址|席设|宴设)\s*[:：]|席设|宴设|设宴于)\s*(?P<place>[^,，。!！;；\s]{2,30})")
+_PLACE_ADDRESS = re.compile(
+    r"(?:(?:地址|地点|宴址|席设|宴设)\s*[:：]|席设|宴设|设宴于)\s*(?P<place>[^,，。!！;；\s]{2,30})"
+)
 _PLACE_AT = re.compile(
-    r"(?:在|于|假座|设在|摆在|定在|到)(?P<place>[^在于到,，。!！;；\s]{0,12}(?:" + _PLACE_SUFFIX + r")(?:[一二三四五六七八九十\d]+楼)?(?:[^,，。!！;；\s在]{0,6}?(?:厅|包厢|号))?)"
+    r"(?:在|于|假座|设在|摆在|定在|到)(?P<place>[^在于到,，。!！;；\s]{0,12}(?:"
+    + _PLACE_SUFFIX
+    + r")(?:[一二三四五六七八九十\d]+楼)?(?:[^,，。!！;；\s在]{0,6}?(?:厅|包厢|号))?)"
 )
 _PLACE_BARE = re.compile(
     r"(?P<place>[\u4e00-\u9fa5A-Za-z0-9]{1,10}?(?:大酒店|大酒楼|大饭店|酒店|酒楼|饭店|饭庄|酒家|宾馆|食府|农家乐|山庄)(?:[一二三四五六七八九十\d]+楼)?)"
 )
 _PLACE_HOME = re.compile(
-    r"(?P<place>寒舍|舍下|家中|家里|老家|老屋|老宅|祠堂|宗祠|屋头|屋里|新居|新房)(?=\s*(?:设宴|略备|备|摆|办|整|吃|坐席|请|过事))"
+    r"(?P<place>寒舍|舍下|家中|家里|老家|老屋|老宅|祠堂|宗祠|屋头|屋里|新居|新房|(?<=在)家)"
+    r"(?=\s*(?:设宴|设答谢宴|略备|备|摆|办|整|做|吃|呷|恰|坐席|请|过事))"
 )
 _PLACE_NOISE = re.compile(
     r"^(?:[本这下上]个?(?:周|星期|礼拜)[一二三四五六日天七]|周末|今天|明天|后天|大后天|今晚|明晚|"
@@ -247,19 +323,104 @@ _PLACE_NOISE = re.compile(
 )
 
 _RELATIONS = {
-    "家父": "父亲", "家严": "父亲", "先父": "父亲", "老父亲": "父亲", "老父": "父亲", "父亲": "父亲", "我爸": "父亲",
-    "我爹": "父亲", "老爹": "父亲", "老爷子": "父亲", "爸爸": "父亲",
-    "家母": "母亲", "家慈": "母亲", "先母": "母亲", "老母亲": "母亲", "老母": "母亲", "母亲": "母亲", "我妈": "母亲",
-    "我娘": "母亲", "老娘": "母亲", "老妈": "母亲", "妈妈": "母亲",
-    "犬子": "儿子", "小儿子": "儿子", "大儿子": "儿子", "二儿子": "儿子", "小儿": "儿子", "小犬": "儿子",
-    "儿子": "儿子", "我儿": "儿子", "小子": "儿子", "长子": "儿子", "次子": "儿子", "公子": "儿子",
-    "小女": "女儿", "千金": "女儿", "女儿": "女儿", "闺女": "女儿", "姑娘": "女儿", "长女": "女儿", "丫头": "女儿",
-    "小孙子": "孙子", "长孙": "孙子", "孙子": "孙子", "大孙子": "孙子", "孙儿": "孙子",
-    "孙女": "孙女", "外孙女": "外孙女", "外孙": "外孙",
-    "本人": "本人", "鄙人": "本人", "在下": "本人",
-    "家兄": "哥哥", "哥哥": "哥哥", "舍弟": "弟弟", "弟弟": "弟弟", "侄子": "侄子", "侄儿": "侄子", "侄女": "侄女",
-    "祖父": "祖父", "爷爷": "祖父", "祖母": "祖母", "奶奶": "祖母", "岳父": "岳父", "岳母": "岳母",
-    "公公": "公公", "婆婆": "婆婆", "老伴": "配偶", "爱人": "配偶", "内人": "配偶",
+    "家父": "父亲",
+    "家严": "父亲",
+    "先父": "父亲",
+    "老父亲": "父亲",
+    "老父": "父亲",
+    "父亲": "父亲",
+    "我爸": "父亲",
+    "我爹": "父亲",
+    "老爹": "父亲",
+    "老爷子": "父亲",
+    "爸爸": "父亲",
+    "家母": "母亲",
+    "家慈": "母亲",
+    "先母": "母亲",
+    "老母亲": "母亲",
+    "老母": "母亲",
+    "母亲": "母亲",
+    "我妈": "母亲",
+    "我娘": "母亲",
+    "老娘": "母亲",
+    "老妈": "母亲",
+    "妈妈": "母亲",
+    "俺娘": "母亲",
+    "俺妈": "母亲",
+    "阿妈": "母亲",
+    "姆妈": "母亲",
+    "阿母": "母亲",
+    "阿爸": "父亲",
+    "阿爹": "父亲",
+    "俺爹": "父亲",
+    "俺爸": "父亲",
+    "我老汉": "父亲",
+    "我屋崽": "儿子",
+    "屋崽": "儿子",
+    "俺崽": "儿子",
+    "我崽": "儿子",
+    "满崽": "儿子",
+    "幺儿": "儿子",
+    "细伢子": "儿子",
+    "幺女": "女儿",
+    "满女": "女儿",
+    "阿嫲": "祖母",
+    "阿嬷": "祖母",
+    "娭毑": "祖母",
+    "阿公": "祖父",
+    "阿爷": "祖父",
+    "我妹": "妹妹",
+    "妹妹": "妹妹",
+    "我姐": "姐姐",
+    "姐姐": "姐姐",
+    "犬子": "儿子",
+    "小儿子": "儿子",
+    "大儿子": "儿子",
+    "二儿子": "儿子",
+    "小儿": "儿子",
+    "小犬": "儿子",
+    "儿子": "儿子",
+    "我儿": "儿子",
+    "小子": "儿子",
+    "长子": "儿子",
+    "次子": "儿子",
+    "公子": "儿子",
+    "小女": "女儿",
+    "千金": "女儿",
+    "女儿": "女儿",
+    "闺女": "女儿",
+    "姑娘": "女儿",
+    "长女": "女儿",
+    "丫头": "女儿",
+    "小孙子": "孙子",
+    "长孙": "孙子",
+    "孙子": "孙子",
+    "大孙子": "孙子",
+    "孙儿": "孙子",
+    "孙女": "孙女",
+    "外孙女": "外孙女",
+    "外孙": "外孙",
+    "本人": "本人",
+    "鄙人": "本人",
+    "在下": "本人",
+    "家兄": "哥哥",
+    "哥哥": "哥哥",
+    "舍弟": "弟弟",
+    "弟弟": "弟弟",
+    "侄子": "侄子",
+    "侄儿": "侄子",
+    "侄女": "侄女",
+    "祖父": "祖父",
+    "爷爷": "祖父",
+    "祖母": "祖母",
+    "奶奶": "祖母",
+    "岳父": "岳父",
+    "岳母": "岳母",
+    "公公": "公公",
+    "婆婆": "婆婆",
+    "老伴": "配偶",
+    "爱人": "配偶",
+    "内人": "配偶",
 }
 _RELATION_RE = re.compile("|".join(sorted(_RELATIONS, key=len, reverse=True)))
 
@@ -271,7 +432,7 @@ _EVENTS: list[tuple[str, str]] = [
     ("满月", "满月|弥月|百日|百天|洗三"),
     ("周岁", "周岁|抓周"),
     ("婚宴", "婚宴|喜酒|结婚|新婚|大婚|婚礼|完婚|出嫁|出阁|嫁|娶媳妇|娶亲|喜宴|成婚|于归|迎娶|喜结良缘|办喜事|新人"),
-    ("寿宴", "大寿|寿宴|寿辰|寿诞|过寿|做寿|祝寿|整寿|寿酒|暖寿"),
+    ("寿宴", "大寿|寿宴|寿辰|寿诞|过寿|做寿|祝寿|整寿|寿酒|暖寿|做[五六七八九]十"),
     ("乔迁", "乔迁|新居|落成|进宅|进火|入宅|上梁|暖房|搬新家|新屋|新房"),
     ("开业", "开业|开张|开门大吉|开业大吉"),
     ("参军", "参军|入伍|当兵|送兵|光荣入伍"),
@@ -280,8 +441,14 @@ _EVENTS: list[tuple[str, str]] = [
 _EVENT_RES = [(name, re.compile(words)) for name, words in _EVENTS]
 
 _NUM = r"[\d零〇一二三四五六七八九十两百]+"
-_TABLES_RE = re.compile(r"(?P<n>" + _NUM + r"|几十|十几|几)\s*(?P<approx>来|多|余|几|把)?\s*(?:张)?\s*(?:桌|席)(?!子上|布)")
-_PEOPLE_RE = re.compile(r"(?P<n>百十|几十|上百|近百|上千|" + _NUM + r")\s*(?P<approx>来|多|余|几)?\s*(?:号人|个人|口人|人)(?!家|民|员|情|生)")
+_TABLES_RE = re.compile(
+    r"(?P<n>" + _NUM + r"|几十|十几|几)\s*(?P<approx>来|多|余|几|把)?\s*(?:张)?\s*(?:桌|席)(?!子上|布)"
+)
+_PEOPLE_RE = re.compile(
+    r"(?P<n>百十|几十|上百|近百|上千|"
+    + _NUM
+    + r")\s*(?P<approx>来|多|余|几)?\s*(?:号人|个人|口人|人)(?!家|民|员|情|生)"
+)
 
 _SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
@@ -292,7 +459,11 @@ _SURNAMES = (
 )
 _NAME = r"[" + _SURNAMES + r"][\u4e00-\u9fa5]{1,2}?"
 _HOST_RES = [
-    re.compile(r"(?:主家|东家|主人|宴请人|邀请人)\s*[:：]\s*(?P<name>[" + _SURNAMES + r"][\u4e00-\u9fa5]{1,2})(?![\u4e00-\u9fa5])"),
+    re.compile(
+        r"(?:主家|东家|主人|宴请人|邀请人)\s*[:：]\s*(?P<name>["
+        + _SURNAMES
+        + r"][\u4e00-\u9fa5]{1,2})(?![\u4e00-\u9fa5])"
+    ),
     re.compile(
         r"(?P<name>" + _NAME + r")\s*(?:先生|女士)?\s*(?:携全家|携家人|率全家|携妻|携夫人|偕夫人|阖家|全家)?\s*"
         r"(?:敬邀|谨邀|恭候|敬约|谨订|敬上|谨上|拜上|鞠躬|恭请|敬请|叩请|谨启|敬启)"
@@ -354,9 +525,65 @@ def _pick(candidates: list[date], today: date, past: bool) -> date | None:
 Found = tuple[date, str, str, bool]
 
 
+_FESTIVALS: dict[str, tuple[str, int, int]] = {
+    # name → (calendar, month, day); day 0 is the last day of the lunar year's twelfth month (除夕)
+    "元旦": ("solar", 1, 1),
+    "国庆": ("solar", 10, 1),
+    "劳动节": ("solar", 5, 1),
+    "五一": ("solar", 5, 1),
+    "除夕": ("lunar", 12, 0),
+    "大年三十": ("lunar", 12, 0),
+    "年三十": ("lunar", 12, 0),
+    "大年夜": ("lunar", 12, 0),
+    "大年初一": ("lunar", 1, 1),
+    "正月初一": ("lunar", 1, 1),
+    "春节": ("lunar", 1, 1),
+    "元宵": ("lunar", 1, 15),
+    "正月十五": ("lunar", 1, 15),
+    "端午": ("lunar", 5, 5),
+    "七夕": ("lunar", 7, 7),
+    "中秋": ("lunar", 8, 15),
+    "重阳": ("lunar", 9, 9),
+    "小年": ("lunar", 12, 23),
+}
+_FESTIVAL = re.compile("|".join(sorted(_FESTIVALS, key=len, reverse=True)))
+
+
+def _festival(text: str, today: date, past: bool) -> Found | None:
+    """元旦, 除夕 / 大年三十 (the last day of 腊月, 29 or 30), 元宵, 中秋 …: the next one (or the last, if past)."""
+    m = _FESTIVAL.search(text)
+    if m is None:
+        return None
+    kind, month, day = _FESTIVALS[m.group(0)]
+    if kind == "solar":
+        found = _solar_date(month, day, today, past, year=None)
+    elif day == 0:
+        base = Solar.fromYmd(today.year, today.month, today.day).getLunar().getYear()
+        eves = [d for y in (base - 1, base) if (d := _lunar_new_year(y + 1)) is not None]
+        found = _pick([d - timedelta(days=1) for d in eves], today, past)
+    else:
+        found = _lunar_date(month, day, today, past, year=None)
+    return (found, kind, m.group(0), False) if found is not None else None
+
+
+def _lunar_new_year(year: int) -> date | None:
+    return lunar_to_solar(year, 1, 1)
+
+
 def _date(text: str, today: date) -> Found | None:
     past = bool(_PAST.search(text))
-    for finder in (_full_solar, _month_day, _dotted, _lunar_day_only, _day_only, _weekday, _relative, _weekend, _month_end_):
+    for finder in (
+        _full_solar,
+        _month_day,
+        _dotted,
+        _lunar_day_only,
+        _day_only,
+        _weekday,
+        _relative,
+        _festival,
+        _weekend,
+        _month_end_,
+    ):
         found = finder(text, today, past)
         if found is not None:
             return found
@@ -449,9 +676,7 @@ def _lunar_day_only(text: str, today: date, past: bool) -> Found | None:
         if m["which"] in ("下个月", "下月"):
             months = months[1:]
         candidates = [
-            d
-            for y, signed in months
-            if (d := lunar_to_solar(y, abs(signed), number, leap=signed < 0)) is not None
+            d for y, signed in months if (d := lunar_to_solar(y, abs(signed), number, leap=signed < 0)) is not None
         ]
         if m["which"] in ("下个月", "下月", "本月", "这个月"):
             day = candidates[0] if candidates else None
@@ -486,6 +711,10 @@ def _day_only(text: str, today: date, past: bool) -> Found | None:
 def _week_start(today: date, pre: str) -> date | None:
     """Monday of the week that ``pre`` (本/下/上…) names; None for no prefix."""
     monday = today - timedelta(days=today.weekday())
+    if pre.startswith("下下"):
+        return monday + timedelta(days=14)
+    if pre.startswith("上上"):
+        return monday - timedelta(days=14)
     if pre.startswith("下"):
         return monday + timedelta(days=7)
     if pre.startswith("上"):
@@ -501,6 +730,8 @@ def _weekday(text: str, today: date, past: bool) -> Found | None:
         start = _week_start(today, m["pre"] or "")
         if start is not None:
             day = start + timedelta(days=index)
+            if day < today and not past and not (m["pre"] or "").startswith("上"):
+                day += timedelta(days=7)  # 本周六 said on a Sunday: nobody invites to yesterday
         else:
             ahead = (index - today.weekday()) % 7
             day = today - timedelta(days=(7 - ahead) % 7) if past else today + timedelta(days=ahead)
@@ -548,6 +779,8 @@ def _time(text: str) -> tuple[str | None, str | None]:
     periods = _preferred(text, list(_PERIOD_RE.finditer(text)))
     pm = periods[0] if periods else None
     period = _PERIODS[pm.group(0)] if pm else None
+    if period is None and (short := _SHORT_PERIOD.search(text)) is not None:
+        period = "晚上" if short["p"] == "晚" else "上午"
     clock: str | None = None
     for m in _CLOCK_RE.finditer(text):
         if m["h"] is not None:

@@ -23,6 +23,7 @@ from dashboards import (
     views_stats,
     views_tickets,
     views_users,
+    views_voice,
 )
 from dashboards.context import (
     BROADCASTER,
@@ -139,6 +140,8 @@ def create_app(
             web.get("/messages/{message_id:\\d{1,9}}/photo", views_digest.message_photo),
             web.get("/messages/{message_id:\\d{1,9}}/label", views_model.label_message_page),
             web.post("/messages/{message_id:\\d{1,9}}/label", views_model.label_message),
+            web.get("/messages/{message_id:\\d{1,9}}/voice", views_voice.voice_audio),
+            web.post("/messages/{message_id:\\d{1,9}}/transcript", views_voice.save_transcript),
             web.get("/model", views_model.model_page),
             web.post("/model/retrain", views_model.retrain),
             web.get("/banquets", views_banquets.banquets_page),

@@ -114,3 +114,23 @@ def duration(seconds: float | None) -> str:
     if hours:
         return f"{hours}小时{mins}分" if mins else f"{hours}小时"
     return f"{mins}分钟"
+
+
+def voice_length(milliseconds: int | None) -> str:
+    """A voice message's length: ``8秒``, ``1分05秒``; ``—`` for none."""
+    if milliseconds is None:
+        return "—"
+    seconds = max(1, round(milliseconds / 1000)) if milliseconds > 0 else 0
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}分{rest:02d}秒" if minutes else f"{rest}秒"
+
+
+def file_size(size: int | None) -> str:
+    """A file's size: ``512 字节``, ``3.4 KB``, ``1.2 MB``; ``大小未知`` for none."""
+    if size is None:
+        return "大小未知"
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"

@@ -71,6 +71,13 @@ EVENTS = {
 }
 BROADCAST_KINDS = {"notice": "通知", "clarification": "澄清"}
 OUTBOX_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "发送失败"}
+VOICE_STATUSES = {
+    "ok": "",
+    "undecodable": "语音无法解码，原文件已保存",
+    "missing": "语音文件没有收到",
+}
+TRANSCRIPT_SOURCES = {"staff": "人工转写", "machine": "机器识别"}
+CARD_KINDS = {"link": "链接", "mini_program": "小程序", "file": "文件"}
 MESSAGE_KINDS = {"image": "图片", "voice": "语音", "link": "链接", "file": "文件", "video": "视频", "other": "其他消息"}
 AUDIT_ACTIONS = {
     "login": "登录",
@@ -89,6 +96,7 @@ AUDIT_ACTIONS = {
     "rule_shadow": "切换规则试运行",
     "rule_dry_run": "规则试算",
     "rerun_kept_raw": "重新处理失败消息",
+    "transcribe_voice": "转写语音",
     "export_tickets": "导出工单台账",
     "export_flags": "导出网巡台账",
     "broadcast_notice": "群发通知",

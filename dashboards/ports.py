@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -116,10 +117,29 @@ class RerunOutcome:
     """Messages still kept raw after the run."""
 
 
+@dataclass(frozen=True)
+class TranscriptOutcome:
+    handled: bool
+    """The transcript went through the ticket workflow (its first one): a demand's ticket opened then."""
+    labels: tuple[str, ...]
+    """What the classifier made of it."""
+
+
 class Pipeline(Protocol):
     async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
         """Run every message kept raw after a failure through the whole inbound pipeline again:
         classification, flags, tickets and the bot's replies, as if each had just arrived."""
+        ...
+
+    async def transcribe(self, message_id: int, *, text: str, actor: str) -> TranscriptOutcome:
+        """What a staff member heard in a voice message: it becomes the message's text and is classified,
+        flagged and ticketed as typed text would be (a second edit opens no second ticket). Raises
+        ActionRefused (Chinese) for an empty or too long text or a message that is not a voice message."""
+        ...
+
+    async def voice_audio(self, media_path: str | None) -> Path | None:
+        """The playable WAV of a stored voice file, decoded on first use and cached on disk; None when the
+        file is missing or does not decode."""
         ...
 
 

@@ -58,6 +58,9 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     env.filters["ago"] = ago
     env.filters["due"] = due
     env.filters["dur"] = humanize.duration
+    env.filters["voice_len"] = humanize.voice_length
+    env.filters["filesize"] = humanize.file_size
+    env.filters["has_numbers"] = lambda text: bool(text) and mask_numbers(text) != text
     env.filters["show"] = show
     env.filters["rule_group"] = labels.rule_group
     env.globals.update(

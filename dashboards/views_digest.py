@@ -34,6 +34,7 @@ from dashboards.templating import qs
 from dashboards.views_tickets import parse_day
 from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
+from storage.repos import media_notes as notes_repo
 from storage.repos import messages as messages_repo
 from storage.repos import users as users_repo
 
@@ -79,7 +80,8 @@ def digest_filter(request: web.Request) -> repo.FlagFilter:
 
 
 async def card_context(session: AsyncSession, rows: Sequence[RowMapping], scope: repo.Scope) -> dict[str, Any]:
-    """What the digest's cards show besides the flag itself: context lines, banquet details, verdict notes."""
+    """What the digest's cards show besides the flag itself: context lines, banquet details, verdict notes
+    (``review_notes``, by flag), voice transcripts and link cards (``notes``, by message)."""
     context = await repo.message_context(
         session,
         anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows],
@@ -88,8 +90,12 @@ async def card_context(session: AsyncSession, rows: Sequence[RowMapping], scope:
         scope=scope,
     )
     banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
-    notes = await repo.review_notes(session, flag_ids=[r["id"] for r in rows])
-    return {"context": context, "banquets": banquets, "notes": notes}
+    review_notes = await repo.review_notes(session, flag_ids=[r["id"] for r in rows])
+    # voice transcripts and link/file cards of the flagged messages and their context (media_note.html)
+    notes = await notes_repo.for_messages(
+        session, [r["message_id"] for r in rows] + [m["id"] for ms in context.values() for m in ms]
+    )
+    return {"context": context, "banquets": banquets, "review_notes": review_notes, "notes": notes}
 
 
 async def digest(request: web.Request) -> web.StreamResponse:
@@ -114,6 +120,8 @@ async def digest(request: web.Request) -> web.StreamResponse:
         places = await repo.places(session, scope=me.scope)
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
+        pending_voices = await notes_repo.pending_voices(session, scope=me.scope)
+        pending = await notes_repo.for_messages(session, [m["id"] for m in pending_voices])
     filtered = filt != repo.FlagFilter()
     query = {k: v for k, v in request.query.items() if k != "rerun"}
     if "unreviewed" in query:  # the old link's "only unjudged" is the verdict filter now
@@ -126,7 +134,8 @@ async def digest(request: web.Request) -> web.StreamResponse:
         kept_raw=kept_raw,
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
-        **cards,
+        **{**cards, "notes": {**cards["notes"], **pending}},
+        pending_voices=pending_voices,
         counts=counts,
         count_cap=repo.FILTERED_COUNT_CAP if filtered else 2**62,
         upto=upto,
@@ -168,6 +177,8 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         )
         reviews = await repo.flag_reviews(session, flag_id=flag_id)
         banquet = (await banquets_repo.by_message(session, [row["message_id"]])).get(row["message_id"])
+        around = context.get(row["message_id"], [])
+        notes = await notes_repo.for_messages(session, [row["message_id"]] + [m["id"] for m in around])
     await audit(request, "view_flag", target=f"flag:{flag_id}")
     return render(
         request,
@@ -176,6 +187,7 @@ async def flag_page(request: web.Request) -> web.StreamResponse:
         context=context.get(row["message_id"], []),
         reviews=reviews,
         banquet=banquet,
+        notes=notes,
         verdicts=VERDICTS,
         request_taught=request.query.get("taught") == "1",
     )

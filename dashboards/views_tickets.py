@@ -24,6 +24,7 @@ from dashboards.context import (
 )
 from dashboards.ports import ActionRefused
 from storage.repos import dashboard as repo
+from storage.repos import media_notes as notes_repo
 
 IMAGE_TYPES = media.IMAGE_TYPES
 
@@ -179,6 +180,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     ticket = await _visible_ticket(request, ticket_id)
     async with request.app[SESSION_FACTORY]() as session:
         details = await repo.ticket_details(session, ticket_id=ticket_id)
+        notes = await notes_repo.for_messages(session, [m["id"] for m in details["messages"]])
     await audit(request, "view_ticket", target=f"ticket:{ticket_id}")
     return render(
         request,
@@ -191,6 +193,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         events=details["events"],
         messages=details["messages"],
         photos=details["photos"],
+        notes=notes,
     )
 
 

@@ -150,6 +150,41 @@ class Banquet(SQLModel, table=True):
     people: int | None = None
 
 
+class VoiceNote(SQLModel, table=True):
+    """A voice message's audio as the dashboard plays it, and what staff (or a speech service) heard in it.
+
+    ``status``: ``ok`` (decoded; ``audio_path`` is the WAV in the media store), ``undecodable`` (kept as it
+    came, ``error`` says why) or ``missing`` (the file never arrived). A transcript replaces the message's
+    text, so it is classified, flagged and ticketed like typed text; ``transcript_source`` is ``staff`` or
+    ``machine``.
+    """
+
+    __tablename__ = "voice_notes"
+    message_id: int = Field(primary_key=True, foreign_key="messages.id")
+    status: str = "ok"
+    duration_ms: int | None = None
+    audio_path: str | None = None
+    error: str | None = None
+    transcript: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    transcript_source: str | None = None
+    transcript_by: str | None = None
+    transcript_at: datetime | None = _dt()
+
+
+class MessageCard(SQLModel, table=True):
+    """What a shared link, mini-program or file shows on a page: title, description and host, or the file's
+    name and size. The address itself is kept only as its host (a page never links to it)."""
+
+    __tablename__ = "message_cards"
+    message_id: int = Field(primary_key=True, foreign_key="messages.id")
+    kind: str = "link"
+    title: str = ""
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    host: str = ""
+    file_name: str = ""
+    size_bytes: int | None = None
+
+
 class FlagReview(SQLModel, table=True):
     __tablename__ = "flag_reviews"
     id: int | None = Field(default=None, primary_key=True)

@@ -258,6 +258,10 @@ class SimAdapter:
         chat = str(form.get("chat", "")).strip()
         text = str(form.get("text", "")).strip()
         upload: Any = form.get("image")
+        voice: Any = form.get("voice")  # a voice message (SILK), e.g. from a test or a script
+        is_voice = upload is None and voice is not None and hasattr(voice, "file")
+        if is_voice:
+            upload = voice
         if not sender or not chat:
             raise web.HTTPBadRequest(text="sender and chat are required")
         is_private = chat.startswith("private:")
@@ -277,14 +281,15 @@ class SimAdapter:
         image_url = f"/media/{ref}" if ref else None
         # Shown at once, so the bot's answer comes below it; a message sent again by id is shown once.
         if client_id is None or client_id not in self._shown_ids:
+            shown, shown_image = ("[语音]", None) if is_voice else (text, image_url)
             await self._append(
-                f"private:{sender}" if is_private else chat, sender, role, text, image_url, False, [], key=client_id
+                f"private:{sender}" if is_private else chat, sender, role, shown, shown_image, False, [], key=client_id
             )
         incoming = IncomingMessage(
             platform_id=f"sim-id-{client_id}" if client_id else f"sim-{uuid.uuid4().hex}",
             account=self.account,
             at=self._clock.now(),
-            kind=MessageKind.IMAGE if data is not None else MessageKind.TEXT,
+            kind=MessageKind.VOICE if is_voice else MessageKind.IMAGE if data is not None else MessageKind.TEXT,
             text=text,
             sender_id=sender,
             sender_name=sender,

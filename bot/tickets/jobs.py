@@ -57,7 +57,9 @@ class TicketJobs:
     async def _remind(self, session: AsyncSession, now: datetime, today: date) -> int:
         deadlines = self._config.deadlines
         horizon = calendar.end_of_day(
-            calendar.add_working_days(today, deadlines.remind_days_before), deadlines.end_of_day, self._service.tz
+            self._service.calendar.add_working_days(today, deadlines.remind_days_before),
+            deadlines.end_of_day,
+            self._service.tz,
         )
         rows = await repo.due_for_reminder(
             session, now=now, until=horizon, stages=states.names(states.stages_allowing(states.Op.ESCALATE))

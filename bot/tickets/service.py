@@ -128,12 +128,13 @@ class TicketService:
         self.config = config
         self.clock = clock
         self.tz = clock.tz
+        self.calendar = calendar.WorkCalendar.of(config.deadlines.holidays, config.deadlines.workdays)
 
     # --- small helpers ------------------------------------------------------------------------------
 
     def deadline_for(self, kind: str, received: datetime) -> datetime:
         days = self.config.deadlines.working_days.get(kind, 10)  # type: ignore[call-overload]
-        return calendar.deadline_after(received, days, at=self.config.deadlines.end_of_day, tz=self.tz)
+        return self.calendar.deadline_after(received, days, at=self.config.deadlines.end_of_day, tz=self.tz)
 
     def fmt(self, moment: datetime | None) -> str:
         return calendar.format_deadline(moment, self.tz) if moment is not None else "—"
@@ -511,7 +512,7 @@ class TicketService:
         if current is None:
             return states.Refusal(states.Reason.UNKNOWN)
         base = current.deadline or self.deadline_for(current.kind, at)
-        new = calendar.extend_deadline(base, working_days, at=self.config.deadlines.end_of_day, tz=self.tz)
+        new = self.calendar.extend_deadline(base, working_days, at=self.config.deadlines.end_of_day, tz=self.tz)
         action = states.Action(states.Op.EXTEND, at, deadline=new if working_days >= 1 else None)
         result = await self.apply(session, ticket_id, action, actor.role)
         if isinstance(result, Applied):

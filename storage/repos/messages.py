@@ -93,6 +93,21 @@ async def set_media_path(session: AsyncSession, message_id: int, path: str) -> N
         session.add(message)
 
 
+async def set_text(session: AsyncSession, message_id: int, text: str) -> None:
+    """Replace a message's text (a voice message's transcript)."""
+    statement = (
+        update(Message)
+        .where(col(Message.id) == message_id)
+        .values(text=text)
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(statement)
+
+
+async def get_flag(session: AsyncSession, message_id: int) -> Flag | None:
+    return (await session.exec(select(Flag).where(Flag.message_id == message_id))).first()
+
+
 async def add_classifications(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Classification rows (their values) in one multi-row Core INSERT: adding ORM objects would make the
     next statement flush the unit of work, which costs more than the rest of handling a chat message."""

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Flag, Message, Outbox, Ticket
+from storage.models import Flag, Message, MessageCard, Outbox, Ticket, VoiceNote
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +65,25 @@ async def flag_labels_since(session: AsyncSession, *, since: datetime) -> Counte
 async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
     """Blank the text and raw payload of messages older than ``before``; returns how many changed.
 
-    Only ``messages`` is touched: tickets (their text and events), flags, reviews and the audit log keep
-    what they recorded."""
+    What a message said goes with it: a voice message's transcript, a link card's title and description, a
+    file's name. Tickets (their text and events), flags, reviews and the audit log keep what they recorded."""
     result = await session.exec(
         update(Message)
         .where(col(Message.at) < before, or_(col(Message.text) != "", col(Message.raw).is_not(None)))
         .values(text="", raw=None)
+        .execution_options(synchronize_session=False)
+    )
+    old = select(Message.id).where(col(Message.at) < before)
+    await session.exec(
+        update(VoiceNote)
+        .where(col(VoiceNote.message_id).in_(old), col(VoiceNote.transcript).is_not(None))
+        .values(transcript="")  # blank, not NULL: the digest lists NULL as waiting for a transcript
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(
+        update(MessageCard)
+        .where(col(MessageCard.message_id).in_(old))
+        .values(title="", description="", file_name="")
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)

@@ -23,6 +23,8 @@ import pytest
 from bot.adapters.base import Adapter, AdapterError, AdapterState
 from bot.adapters.wechaty import WechatyAdapter, WechatyConnectError
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage
+from bot.voice import silk_to_wav
+from tests.voice.samples import silk_voice
 from tests.wechaty.service import GAO, LI_CADRE, PEOPLE, ROOM_ID, ROOM_TOPIC, WANG, ZHANG, Inbox, WechatyService
 
 pytestmark = [pytest.mark.wechaty]
@@ -222,16 +224,20 @@ async def test_voice_file_link_and_quote_messages(live) -> None:
     adapter = live.adapter
     inbox = live.inbox
     service = live.service
-    voice = b"#!SILK_V3" + os.urandom(3000)
+    voice = silk_voice(1.5)  # a real SILK file, as WeChat writes it
     await service.say(GAO, file=voice, name="语音.silk", voice=True)
     message = await inbox.next()
     assert message.kind == MessageKind.VOICE and message.attachment_ref
-    assert await adapter.download(message) == voice
+    downloaded = await adapter.download(message)
+    assert downloaded == voice
+    wav = silk_to_wav(downloaded)  # what the dashboard plays
+    assert wav[:4] == b"RIFF" and 1.4 < (len(wav) - 44) / 48_000 < 1.6
 
     document = b"%PDF-1.4\n" + os.urandom(5000)
     await service.say(ZHANG, file=document, name="低保申请表.pdf", room=False)
     message = await inbox.next()
     assert message.kind == MessageKind.FILE and message.attachment_name == "低保申请表.pdf"
+    assert message.text == "低保申请表.pdf"  # a file is classified by its name
     assert message.is_private
     assert await adapter.download(message) == document
 
@@ -240,7 +246,13 @@ async def test_voice_file_link_and_quote_messages(live) -> None:
     )
     message = await inbox.next()
     assert message.kind == MessageKind.LINK
-    assert "关于农村低保的通知" in message.text and "https://example.gov.cn/dibao" in message.text
+    assert message.text == "关于农村低保的通知\n县民政局"  # classified by title and description
+    assert message.card is not None and message.card.url == "https://example.gov.cn/dibao"
+
+    await service.say(GAO, mini_program={"title": "石桥村红白喜事登记", "description": "", "appid": "wx1"})
+    message = await inbox.next()
+    assert message.kind == MessageKind.LINK and message.text == "石桥村红白喜事登记"
+    assert message.card is not None and message.card.mini_program
 
     await service.say(LI_CADRE, "「高某林：村口路灯坏了」\n- - - - - - - - - - - - - - -\n#12 已安排电工今天下午维修")
     message = await inbox.next()

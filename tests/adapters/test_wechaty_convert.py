@@ -43,6 +43,7 @@ def payload(**fields: object) -> pb.MessagePayloadResponse:
         (Wire.IMAGE, MessageKind.IMAGE),
         (Wire.AUDIO, MessageKind.VOICE),
         (Wire.URL, MessageKind.LINK),
+        (Wire.MINI_PROGRAM, MessageKind.LINK),
         (Wire.ATTACHMENT, MessageKind.FILE),
         (Wire.VIDEO, MessageKind.FILE),
         (Wire.RED_ENVELOPE, MessageKind.OTHER),
@@ -112,14 +113,31 @@ def test_an_image_keeps_its_message_id_for_download() -> None:
     assert (message.attachment_ref, message.attachment_name) == ("m9", "photo.jpg")
 
 
-def test_a_link_card_reads_as_title_description_and_url() -> None:
+def test_a_link_card_reads_as_title_and_description_and_keeps_its_address() -> None:
     card = json.dumps({"title": "停水通知", "description": "明日检修", "url": "https://example.org/n"})
     message = convert.to_incoming(
         payload(type=int(Wire.URL), text="[链接]"), account="a", message_id="m1", received_at=NOW, url_link=card
     )
     assert message.kind == MessageKind.LINK
-    assert message.text == "停水通知\n明日检修\nhttps://example.org/n"
+    assert message.text == "停水通知\n明日检修"  # classified by what it says, not by its address
+    assert message.card is not None and message.card.url == "https://example.org/n"
     assert json.loads(message.raw or "")["urlLink"]["title"] == "停水通知"
+    mini = convert.to_incoming(
+        payload(type=int(Wire.MINI_PROGRAM), text=""),
+        account="a",
+        message_id="m2",
+        received_at=NOW,
+        mini_program=json.dumps({"title": "石桥村红白喜事登记", "description": "", "pagePath": "pages/index"}),
+    )
+    assert mini.kind == MessageKind.LINK and mini.text == "石桥村红白喜事登记"
+    assert mini.card is not None and mini.card.mini_program and mini.card.url == ""
+    named = convert.to_incoming(
+        payload(type=int(Wire.ATTACHMENT), text="", filename="低保名单.xlsx"),
+        account="a",
+        message_id="m3",
+        received_at=NOW,
+    )
+    assert named.kind == MessageKind.FILE and named.text == "低保名单.xlsx"  # a file is classified by its name
     broken = convert.to_incoming(
         payload(type=int(Wire.URL), text="[链接]"), account="a", message_id="m1", received_at=NOW, url_link="{"
     )

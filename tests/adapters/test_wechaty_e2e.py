@@ -153,3 +153,35 @@ async def test_metrics_show_the_wechaty_account(running: Running, wechaty_servic
     assert values[("villagewatch_account_connected", (("account", "shiqiao"),))] == 1
     assert values[("villagewatch_messages_received_total", (("account", "shiqiao"),))] >= 1
     assert values[("villagewatch_messages_sent_total", (("account", "shiqiao"),))] >= 1
+
+
+async def test_voice_message_is_decoded_and_its_transcript_acknowledged_in_the_group(
+    running: Running, wechaty_service: WechatyService
+) -> None:
+    """A real SILK voice message through the puppet service: stored, decoded for the dashboard, a broken one
+    kept and marked; the transcript staff type opens the ticket, acknowledged in the room through Wechaty."""
+    from sqlmodel import select
+
+    from storage.models import Message, VoiceNote
+    from tests.voice.samples import silk_voice
+
+    service = wechaty_service
+    await service.say(GAO, file=silk_voice(1.5), name="语音.silk", voice=True)
+    await service.say(GAO, file=b"#!SILK_V3" + b"\x00" * 64, name="语音2.silk", voice=True)
+    services = running.services
+    deadline = time.monotonic() + 20
+    while True:
+        async with services.sessions() as session:
+            rows = (await session.exec(select(Message, VoiceNote).join(VoiceNote).order_by(Message.id))).all()  # type: ignore[arg-type]
+        if len(rows) == 2:
+            break
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.1)
+    (good, good_note), (_bad, bad_note) = rows
+    assert good.kind == "voice" and good_note.status == "ok" and 1400 <= (good_note.duration_ms or 0) <= 1600
+    assert bad_note.status == "undecodable" and _bad.media_path  # kept as it came
+    assert good.id is not None
+    done = await services.ingest.transcribe(good.id, "村口的路灯坏了一个多月了没人修", by="liuganshi")
+    assert done.handled
+    ack = await service.wait_sent(lambda item: item["kind"] == "text" and "【工单 #" in item["text"], timeout=20)
+    assert ack["conversationId"] == ROOM_ID and ack["inRoom"]

@@ -40,6 +40,16 @@ def message(at: str, sender: str, text: str) -> dict[str, object]:
         ({"kind": "message", "at": "2026-09-07T06:48:00", "group": GROUP, "sender": "a", "text": "x"}, "time zone"),
         ({"kind": "message", "at": "2026-09-07T06:48:00+08:00", "sender": "a", "text": "x"}, "private"),
         ({"kind": "message", "at": "2026-09-07T06:48:00+08:00", "group": GROUP, "sender": "a"}, "text or image"),
+        (
+            {"kind": "message", "at": "2026-09-07T06:48:00+08:00", "group": GROUP, "sender": "a", "voice": "v.silk",
+             "image": "p.png"},
+            "not image and voice",
+        ),
+        (
+            {"kind": "message", "at": "2026-09-07T06:48:00+08:00", "group": GROUP, "sender": "a",
+             "link": {"href": "x"}},
+            "link.href",
+        ),
         ({"kind": "dance", "at": "2026-09-07T06:48:00+08:00"}, r"s\.jsonl:2:"),
         ({"kind": "member", "name": "x", "role": "king"}, "role"),
         ({"kind": "tick", "at": "2026-09-01T06:48:00+08:00"}, "before the line above"),

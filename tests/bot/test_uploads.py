@@ -148,3 +148,27 @@ async def test_health_shows_a_failed_rule_reload(tmp_path: Path) -> None:
             assert pack.name in body["rules_reload_error"] and "重新加载失败" in body["warnings"][0]
     finally:
         await services.close()
+
+
+@pytest.mark.parametrize("configured", [False, True])
+async def test_health_warns_of_a_coming_year_without_holidays_until_they_are_configured(
+    tmp_path: Path, configured: bool
+) -> None:
+    # chinesecalendar 1.11 stops at 2026: in December, the coming January's deadlines would be guessed.
+    deadlines = {"holidays": ["2031-01-01"], "workdays": []} if configured else {}
+    config = scenario_config(tmp_path / "data", deadlines=deadlines)
+    services = await build_services(
+        config,
+        clock=SimulatedClock(datetime(2030, 12, 1, 8, 0, tzinfo=CHINA)),
+        db_url=f"sqlite+aiosqlite:///{tmp_path / 'h.db'}",
+    )
+    app = web.Application()
+    app.router.add_get("/health", health_handler(services, {"demo": RecordingAdapter()}))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            body = await (await client.get("/health")).json()
+        years = [w for w in body["warnings"] if "法定节假日" in w]
+        assert [w[:5] for w in years] == (["2030年"] if configured else ["2030年", "2031年"])
+        assert all("[deadlines]" in w for w in years)
+    finally:
+        await services.close()

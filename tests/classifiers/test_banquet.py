@@ -21,6 +21,11 @@ from classifiers.banquet import BanquetDetails, clean, cn_number, extract, lunar
 DATA = Path(__file__).with_name("data") / "banquet_dates.jsonl"
 HOLDOUT = DATA.with_name("banquet_dates_holdout.jsonl")
 """30 phrasings written after the extractor was tuned on DATA, and never tuned on."""
+OTHER_WRITER = DATA.with_name("banquet_dates_h3.jsonl")
+"""150 phrasings by a writer who never saw the extractor, in many regional voices: 0.907 of the dates exact
+before anything was changed for them; 0.960 after the general fixes they showed (下下周, festivals, 本周六 said
+on a Sunday, a house number read as a day, 请了 read as the past). Their fields follow the writer's own
+conventions (升学 for 升学宴, the place as written), so only the dates are held to the aim here."""
 DATE_AIM = 0.90
 FIELD_AIM = 0.85
 FIELDS = ("event", "relation", "place", "tables", "people", "period", "time", "host", "approximate")
@@ -90,6 +95,27 @@ def test_accuracy_on_phrasings_it_was_not_tuned_on() -> None:
     assert report["field_accuracy"] >= FIELD_AIM, "\n".join(report["misses"])
 
 
+def test_dates_written_by_another_writer() -> None:
+    report = evaluate(load(OTHER_WRITER))
+    assert report["rows"] >= 150
+    assert report["date_accuracy"] >= DATE_AIM, "\n".join(report["misses"])
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "day"),
+    [
+        ("元旦那天中午我家孙子满月", "2026-12-20T10:00:00+08:00", date(2027, 1, 1)),
+        ("大年三十中午给老母亲做寿", "2026-12-20T10:00:00+08:00", date(2027, 2, 5)),  # 腊月 has 29 days
+        ("元宵节晚上孙子满月酒", "2026-12-20T10:00:00+08:00", date(2027, 2, 20)),
+        ("本周六俺家小子结婚", "2026-12-06T10:00:00+08:00", date(2026, 12, 12)),  # said on a Sunday
+        ("大后天晚上乔迁 地址新村三巷十号", "2026-12-24T18:00:00+08:00", date(2026, 12, 27)),
+        ("腊月初六我家儿子结婚 全村都请了", "2026-12-13T12:00:00+08:00", date(2027, 1, 13)),
+    ],
+)
+def test_festivals_sundays_addresses_and_invitations(text: str, at: str, day: date) -> None:
+    assert extract(text, datetime.fromisoformat(at)).date == day
+
+
 def test_lunar_conversion_matches_the_official_calendar() -> None:
     # 春节 (正月初一) of the coming years, from the published calendars
     assert lunar_to_solar(2026, 1, 1) == date(2026, 2, 17)
@@ -120,6 +146,32 @@ def test_the_next_occurrence_is_taken_when_no_year_is_given() -> None:
     assert extract("3月8日 小女出嫁", after_the_tenth).date == date(2027, 3, 8)
     # a banquet said to have happened looks back, not forward
     assert extract("上周六办了二十桌", after_the_tenth).date == date(2026, 11, 14)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("下下周六 犬子结婚", date(2026, 9, 26)),
+        ("下下个礼拜天办满月酒", date(2026, 9, 27)),
+        ("下周六 犬子结婚", date(2026, 9, 19)),
+        ("上上周六已经办过了", date(2026, 8, 29)),
+    ],
+)
+def test_weeks_after_next_and_before_last(text: str, day: date) -> None:
+    assert extract(text, MONDAY).date == day
+
+
+@pytest.mark.parametrize(
+    ("text", "time", "period"),
+    [("晚6点在家摆酒", "18:00", "晚上"), ("早8点半开席", "08:30", "上午"), ("明晚六点", "18:00", "晚上")],
+)
+def test_a_one_character_part_of_the_day_before_a_clock_time(text: str, time: str, period: str) -> None:
+    got = extract(text, MONDAY)
+    assert (got.time, got.period) == (time, period)
+
+
+def test_a_lone_evening_word_is_not_a_part_of_the_day() -> None:
+    assert extract("晚了 下周六 孙子满月", MONDAY).period is None
 
 
 def test_approximate_dates_are_marked_so() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from dashboards.ports import ActionRefused, ModelStatus, RerunOutcome
+from dashboards.ports import ActionRefused, ModelStatus, RerunOutcome, TranscriptOutcome
 
 
 @dataclass
@@ -165,11 +166,23 @@ class RecordingPipeline:
 
     calls: list[str] = field(default_factory=list)
     clear: Any = None
+    transcripts: list[tuple[int, str, str]] = field(default_factory=list)
+    audio: Path | None = None
+    """What ``voice_audio`` answers for any stored voice file (None: it does not decode)."""
 
     async def rerun_kept_raw(self, *, actor: str) -> RerunOutcome:
         self.calls.append(actor)
         handled = await self.clear() if self.clear is not None else 0
         return RerunOutcome(handled=handled, failed=0, remaining=0)
+
+    async def transcribe(self, message_id: int, *, text: str, actor: str) -> TranscriptOutcome:
+        if not text.strip():
+            raise ActionRefused("转写内容不能为空")
+        self.transcripts.append((message_id, text, actor))
+        return TranscriptOutcome(handled=len(self.transcripts) == 1, labels=("demand",))
+
+    async def voice_audio(self, media_path: str | None) -> Path | None:
+        return self.audio if media_path else None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from bot.messages import IncomingMessage, MessageKind
 from bot.retention import Retention
 from bot.services import build_services
 from storage.engine import make_session_factory
-from storage.models import Flag, Message, Ticket, TicketEvent
+from storage.models import Flag, Message, MessageCard, Ticket, TicketEvent, VoiceNote
 from storage.repos import ops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,15 +83,27 @@ async def test_no_retention_job_by_default(tmp_path: Path) -> None:
 async def test_ops_queries_on_both_backends(engine: AsyncEngine) -> None:
     sessions = make_session_factory(engine)
     async with sessions() as session:
-        session.add(Message(account="a", platform_id="1", at=NOW - timedelta(days=9), text="旧", raw="{}"))
-        session.add(Message(account="a", platform_id="2", at=NOW, text="新"))
+        old = Message(account="a", platform_id="1", at=NOW - timedelta(days=9), kind="voice", text="旧", raw="{}")
+        new = Message(account="a", platform_id="2", at=NOW, kind="voice", text="新")
+        link = Message(account="a", platform_id="3", at=NOW - timedelta(days=9), kind="link", text="停水通知")
+        session.add_all([old, new, link])
+        await session.flush()
+        assert old.id and new.id and link.id
+        session.add(VoiceNote(message_id=old.id, transcript="旧"))
+        session.add(VoiceNote(message_id=new.id, transcript="新"))
+        session.add(MessageCard(message_id=link.id, title="停水通知", description="明天检修", host="mp.weixin.qq.com"))
         await session.commit()
+        ids = (old.id, new.id, link.id)
     async with sessions() as session:
-        assert await ops.blank_message_text(session, before=NOW - timedelta(days=1)) == 1
+        assert await ops.blank_message_text(session, before=NOW - timedelta(days=1)) == 2
         await session.commit()
     async with sessions() as session:
         texts = sorted(m.text for m in (await session.exec(select(Message))).all())
-        assert texts == ["", "新"]
+        assert texts == ["", "", "新"]
+        transcripts = {n.message_id: n.transcript for n in (await session.exec(select(VoiceNote))).all()}
+        assert transcripts == {ids[0]: "", ids[1]: "新"}
+        card = await session.get(MessageCard, ids[2])
+        assert card is not None and (card.title, card.description, card.host) == ("", "", "mp.weixin.qq.com")
         assert await ops.tickets_by_status(session) == {}
         assert await ops.outbox_by_account(session) == []
         assert not await ops.flag_labels_since(session, since=NOW - timedelta(days=1))

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.clock import CHINA
-from bot.tickets import calendar
+from bot.tickets.calendar import OFFICIAL, WorkCalendar
 from bot.tickets.commands import Action, Rating, parse_command, parse_rating, requested_days, ticket_refs
 from bot.tickets.merge import objects, places, same_problem
 
@@ -19,32 +19,64 @@ END = time(17, 30)
 
 def test_deadline_over_national_day_and_make_up_saturday() -> None:
     received = datetime(2026, 9, 28, 10, 0, tzinfo=CHINA)
-    assert calendar.deadline_after(received, 10, at=END, tz=CHINA) == datetime(2026, 10, 16, 17, 30, tzinfo=CHINA)
+    assert OFFICIAL.deadline_after(received, 10, at=END, tz=CHINA) == datetime(2026, 10, 16, 17, 30, tzinfo=CHINA)
 
 
 def test_day_of_receipt_is_not_counted_even_late_at_night() -> None:
     # Monday 2026-09-07 23:59 → Tuesday is the first working day; Sunday 09-20 is a make-up workday
     received = datetime(2026, 9, 7, 23, 59, tzinfo=CHINA)
-    assert calendar.deadline_after(received, 1, at=END, tz=CHINA).date() == date(2026, 9, 8)
-    assert calendar.deadline_after(received, 10, at=END, tz=CHINA).date() == date(2026, 9, 20)
+    assert OFFICIAL.deadline_after(received, 1, at=END, tz=CHINA).date() == date(2026, 9, 8)
+    assert OFFICIAL.deadline_after(received, 10, at=END, tz=CHINA).date() == date(2026, 9, 20)
 
 
 def test_received_on_a_holiday_counts_from_the_next_working_day() -> None:
     received = datetime(2026, 10, 3, 9, 0, tzinfo=CHINA)  # National Day holiday
-    assert calendar.deadline_after(received, 1, at=END, tz=CHINA).date() == date(2026, 10, 8)
+    assert OFFICIAL.deadline_after(received, 1, at=END, tz=CHINA).date() == date(2026, 10, 8)
 
 
 def test_years_without_official_data_fall_back_to_weekdays() -> None:
-    assert calendar.add_working_days(date(2031, 1, 3), 1) == date(2031, 1, 6)  # Friday → Monday
+    assert OFFICIAL.add_working_days(date(2031, 1, 3), 1) == date(2031, 1, 6)  # Friday → Monday
+
+
+def test_configured_holidays_and_make_up_days_win_over_the_weekday_guess() -> None:
+    # 2031 is unknown to the package: New Year's Day (Wednesday) off, Sunday 2031-01-05 a make-up workday
+    cal = WorkCalendar.of(holidays=[date(2031, 1, 1)], workdays=[date(2031, 1, 5)])
+    assert not cal.is_workday(date(2031, 1, 1))
+    assert cal.is_workday(date(2031, 1, 5))
+    assert cal.add_working_days(date(2030, 12, 31), 1) == date(2031, 1, 2)
+    assert cal.add_working_days(date(2031, 1, 3), 1) == date(2031, 1, 5)
+    assert cal.subtract_working_days(date(2031, 1, 2), 1) == date(2030, 12, 31)
+
+
+def test_configured_days_override_the_package_too() -> None:
+    cal = WorkCalendar.of(holidays=[date(2026, 12, 1)])  # a Tuesday the package counts as a working day
+    assert OFFICIAL.is_workday(date(2026, 12, 1))
+    assert not cal.is_workday(date(2026, 12, 1))
+
+
+def test_unknown_years_are_named_ahead_of_time_until_configured() -> None:
+    assert OFFICIAL.unknown_years(date(2030, 12, 1)) == [2030, 2031]
+    assert WorkCalendar.of(holidays=[date(2031, 1, 1)]).unknown_years(date(2030, 12, 20), ahead_days=30) == [2030]
+    assert OFFICIAL.unknown_years(date(2026, 6, 1)) == []
+
+
+def test_a_day_both_off_and_on_is_refused_in_config() -> None:
+    from pydantic import ValidationError
+
+    from bot.config import DeadlineConfig
+
+    DeadlineConfig(holidays=[date(2031, 1, 1)], workdays=[date(2031, 1, 5)])
+    with pytest.raises(ValidationError, match="2031-01-01"):
+        DeadlineConfig(holidays=[date(2031, 1, 1)], workdays=[date(2031, 1, 1)])
 
 
 @given(st.dates(min_value=date(2024, 1, 1), max_value=date(2026, 12, 20)), st.integers(min_value=1, max_value=20))
 def test_n_working_days_later_lands_on_a_working_day_after_exactly_n(start: date, n: int) -> None:
-    end = calendar.add_working_days(start, n)
-    assert calendar.is_workday(end)
-    assert calendar.subtract_working_days(end, n) <= start
+    end = OFFICIAL.add_working_days(start, n)
+    assert OFFICIAL.is_workday(end)
+    assert OFFICIAL.subtract_working_days(end, n) <= start
     between = [start.fromordinal(o) for o in range(start.toordinal() + 1, end.toordinal() + 1)]
-    assert sum(calendar.is_workday(d) for d in between) == n
+    assert sum(OFFICIAL.is_workday(d) for d in between) == n
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,9 @@ const puppet = new PuppetMock({ mocker })
 
 /* ------------------------------------------------------- patches over the mock */
 
-/** Extra per-message data the stock mock does not keep: URL-link payloads. */
+/** Extra per-message data the stock mock does not keep: URL-link and mini-program payloads. */
 const urlPayloads = new Map()
+const miniProgramPayloads = new Map()
 /** Everything the bot sent, oldest first. */
 const sent = []
 
@@ -88,13 +89,16 @@ const sent = []
  * does, but with the type, mentions and id under our control (the stock `say()` guesses the type from
  * the file name and only accepts FileBoxes it can `toJSON()`: Base64 or URL).
  */
-function emitMessage ({ talkerId, roomId, listenerId, text, type, mentionIdList, fileBox, urlLink }) {
+function emitMessage ({ talkerId, roomId, listenerId, text, type, mentionIdList, fileBox, urlLink, miniProgram }) {
   const id = 'msg_' + crypto.randomUUID().replace(/-/g, '')
   if (fileBox) {
     mocker.cacheFileBoxPayload.set(id, fileBox.toJSON())
   }
   if (urlLink) {
     urlPayloads.set(id, urlLink)
+  }
+  if (miniProgram) {
+    miniProgramPayloads.set(id, miniProgram)
   }
   const payload = {
     id,
@@ -172,6 +176,8 @@ puppet.messageImage = async (messageId, _imageType) => puppet.messageFile(messag
 // Stock messageUrl returns a fixed mock link: return the link the contact sent.
 const stockMessageUrl = puppet.messageUrl.bind(puppet)
 puppet.messageUrl = async (messageId) => urlPayloads.get(messageId) ?? stockMessageUrl(messageId)
+const stockMessageMiniProgram = puppet.messageMiniProgram.bind(puppet)
+puppet.messageMiniProgram = async (messageId) => miniProgramPayloads.get(messageId) ?? stockMessageMiniProgram(messageId)
 
 /* ------------------------------------------------------------ the puppet service */
 
@@ -228,6 +234,7 @@ function say (body) {
   let type = MessageType.Text
   let fileBox
   let urlLink
+  let miniProgram
   if (body.image_base64 !== undefined) {
     type = MessageType.Image
     fileBox = FileBox.fromBase64(body.image_base64, body.name || 'photo.jpg')
@@ -237,6 +244,9 @@ function say (body) {
   } else if (body.url) {
     type = MessageType.Url
     urlLink = body.url
+  } else if (body.mini_program) {
+    type = MessageType.MiniProgram
+    miniProgram = body.mini_program
   }
   if (body.type !== undefined) {
     type = body.type
@@ -249,6 +259,7 @@ function say (body) {
     mentionIdList: body.mentions,
     fileBox,
     urlLink,
+    miniProgram,
   })
 }
 

@@ -212,6 +212,7 @@ class WechatyService:
         name: str | None = None,
         voice: bool = False,
         url: dict[str, str] | None = None,
+        mini_program: dict[str, str] | None = None,
         type: int | None = None,
     ) -> str:
         """Make a contact speak, in the room (default) or privately (`room=False`, to the bot by default).
@@ -232,6 +233,8 @@ class WechatyService:
             body["name"] = name
         if url is not None:
             body["url"] = url
+        if mini_program is not None:
+            body["mini_program"] = mini_program
         if type is not None:
             body["type"] = type
         return str((await self.call("POST", "/say", body))["id"])

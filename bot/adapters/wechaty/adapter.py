@@ -30,6 +30,7 @@ from bot.adapters.wechaty.wire import (
     TOKEN_OK,
     Transient,
     WechatyConnectError,
+    Wire,
     parse_endpoint,
 )
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, RoomMember
@@ -321,7 +322,13 @@ class WechatyAdapter:
             return None
         room_id = payload.room_id or None
         url_link: str | None = None
-        if convert.message_kind(int(payload.type)) == MessageKind.LINK:
+        mini_program: str | None = None
+        if convert.wire_type(int(payload.type)) == Wire.MINI_PROGRAM:
+            mini = await self._link.best_effort(
+                lambda stub: stub.message_mini_program(id=message_id), f"mini-program of {message_id}"
+            )
+            mini_program = mini.mini_program if mini is not None else None
+        elif convert.message_kind(int(payload.type)) == MessageKind.LINK:
             link = await self._link.best_effort(lambda stub: stub.message_url(id=message_id), f"link of {message_id}")
             url_link = link.url_link if link is not None else None
         topic = await self._names.room_topic(room_id) if room_id else None
@@ -338,6 +345,7 @@ class WechatyAdapter:
             sender_name=sender_name,
             mention_names=mention_names,
             url_link=url_link,
+            mini_program=mini_program,
         )
 
     def _unreadable(self, message_id: str, exc: BaseException) -> IncomingMessage:

@@ -16,13 +16,14 @@ from typing import Any
 from wechaty_grpc.wechaty import puppet as pb
 
 from bot.adapters.wechaty.wire import Wire
-from bot.messages import IncomingMessage, MessageKind
+from bot.messages import IncomingMessage, LinkCard, MessageKind
 
 KINDS = {
     Wire.TEXT: MessageKind.TEXT,
     Wire.IMAGE: MessageKind.IMAGE,
     Wire.AUDIO: MessageKind.VOICE,
     Wire.URL: MessageKind.LINK,
+    Wire.MINI_PROGRAM: MessageKind.LINK,
     Wire.ATTACHMENT: MessageKind.FILE,
     Wire.VIDEO: MessageKind.FILE,
 }
@@ -70,12 +71,34 @@ def link_details(url_link: str) -> dict[str, Any] | None:
     return None
 
 
-def link_text(details: dict[str, Any] | None, fallback: str) -> str:
-    """Title, description and address of a link card, one per line; ``fallback`` when it has none."""
+def link_card(details: dict[str, Any] | None, *, mini_program: bool = False) -> LinkCard | None:
+    """The card of a shared link or mini-program payload (title, description, address), None without one.
+
+    A mini-program's payload names its page ``pagePath``; its description is often empty and its title is
+    what the sharer sees."""
     if not details:
-        return fallback
-    parts = [details.get("title"), details.get("description"), details.get("url")]
-    return "\n".join(str(part) for part in parts if part) or fallback
+        return None
+
+    def field(*names: str) -> str:
+        for name in names:
+            value = details.get(name)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return ""
+
+    card = LinkCard(
+        title=field("title"),
+        description=field("description", "desc"),
+        url=field("url") if not mini_program else "",
+        mini_program=mini_program,
+    )
+    return card if card.title or card.description or card.url else None
+
+
+def link_text(card: LinkCard | None, fallback: str) -> str:
+    """What a link card is classified by: its title and description, one per line (never its address);
+    ``fallback`` when it has neither."""
+    return (card.text if card is not None else "") or fallback
 
 
 def raw_payload(payload: pb.MessagePayloadResponse) -> dict[str, Any]:
@@ -113,23 +136,29 @@ def to_incoming(
     sender_name: str = "",
     mention_names: tuple[str, ...] = (),
     url_link: str | None = None,
+    mini_program: str | None = None,
 ) -> IncomingMessage:
     """Our ``IncomingMessage`` for a message payload and the names the adapter looked up.
 
-    ``url_link`` is the JSON the service gave for a link card (``MessageUrl``), if any; ``received_at``
-    stands in for a missing timestamp.
+    ``url_link`` is the JSON the service gave for a link card (``MessageUrl``), ``mini_program`` that of a
+    mini-program (``MessageMiniProgram``), if any; ``received_at`` stands in for a missing timestamp. A file
+    is classified by its name.
     """
     kind = message_kind(int(payload.type))
     raw = raw_payload(payload)
     text = payload.text or ""
     quote_text: str | None = None
+    card: LinkCard | None = None
     if kind == MessageKind.TEXT:
         quote_text, text = split_quote(text)
-    elif kind == MessageKind.LINK and url_link:
-        details = link_details(url_link)
+    elif kind == MessageKind.LINK and (url_link or mini_program):
+        details = link_details(url_link or mini_program or "")
         if details is not None:
-            raw["urlLink"] = details
-        text = link_text(details, text)
+            raw["miniProgram" if mini_program else "urlLink"] = details
+        card = link_card(details, mini_program=bool(mini_program))
+        text = link_text(card, text)
+    elif kind == MessageKind.FILE and payload.filename:
+        text = payload.filename
     with_attachment = kind in WITH_ATTACHMENT
     return IncomingMessage(
         platform_id=payload.id or message_id,
@@ -147,6 +176,7 @@ def to_incoming(
         attachment_ref=message_id if with_attachment else None,
         attachment_name=(payload.filename or None) if with_attachment else None,
         raw=json.dumps(raw, ensure_ascii=False),
+        card=card,
     )
 
 

@@ -5,7 +5,7 @@ with a verdict are most of a year's flags); with them the count and the page rea
 scope level as the digest's other indexes (0002).
 
 Revision ID: 0017
-Revises: 0011 (to be renumbered after the migrations merged before it)
+Revises: 0013 (re-chained after main merged 0013; renumber if others land first)
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0011"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
