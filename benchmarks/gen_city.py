@@ -79,6 +79,19 @@ TICKET_TEXTS = [
     ("今年什么时候征兵？", "village_affairs"),
     ("卫生室没有医生", "education_health"),
 ]
+TICKET_KEYWORDS = {
+    "连续三天停水了，老人小孩怎么办": ["连续", "停水", "老人", "小孩"],
+    "路灯都坏一个礼拜了，有人管没有": ["路灯", "礼拜", "有人管"],
+    "路堵了一上午没人管": ["路堵", "上午", "没人管"],
+    "垃圾堆在路边没人清": ["垃圾", "路边", "没人"],
+    "桥边护栏断了很危险": ["桥边", "护栏", "危险"],
+    "祠堂那边天天打麻将到半夜": ["祠堂", "天天", "麻将", "半夜"],
+    "宅基地审批一直没消息": ["宅基地", "审批", "消息"],
+    "低保申请交了两个月了": ["低保", "申请", "两个月"],
+    "今年什么时候征兵？": ["今年", "征兵"],
+    "卫生室没有医生": ["卫生室", "医生"],
+}
+"""The content words the classifier stores on such tickets (what merging and the hot spots compare)."""
 NAMES = [f"{s}{g}" for s in "张王李赵刘陈杨黄周吴" for g in ("某林", "大爷", "阿姨", "小明", "建国", "秀英")]
 
 
@@ -254,7 +267,7 @@ def _ticket(rnd: random.Random, tid: int, at: datetime, end: datetime, p: Place,
         rating,
         text,
         text,
-        "[]",
+        json.dumps(TICKET_KEYWORDS.get(text, []), ensure_ascii=False),
         0,
         False,
         _STAGE[status],

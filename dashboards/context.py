@@ -121,14 +121,20 @@ async def audit(request: web.Request, action: str, target: str = "", detail: str
         )
 
 
-def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+def render_fragment(request: web.Request, template: str, **context: Any) -> str:
+    """A template rendered as text with what every page gets (viewer, CSRF token, settings, path, clock)."""
     env = request.app[JINJA]
     found = request.get(VIEWER_KEY)
     context.setdefault("viewer", found if isinstance(found, Viewer) else None)
     context.setdefault("csrf", found.csrf if isinstance(found, Viewer) else "")
     context.setdefault("settings", request.app[SETTINGS])
     context.setdefault("path", request.path)
-    body = env.get_template(template).render(**context)
+    context.setdefault("now", now(request))
+    return env.get_template(template).render(**context)
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    body = render_fragment(request, template, **context)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +12,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from classifiers.masking import mask_numbers
-from dashboards import labels
+from dashboards import humanize, labels
 from dashboards.settings import DashboardSettings
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -29,13 +29,37 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
     tz = timezone(timedelta(hours=settings.tz_hours))
     categories = {**labels.CATEGORIES, **dict(settings.category_names)}
 
-    def dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-        return value.astimezone(tz).strftime(fmt) if value is not None else ""
+    def clock(context: jinja2.runtime.Context) -> datetime:
+        found = context.get("now")
+        return found if isinstance(found, datetime) else datetime.now(UTC)
+
+    @jinja2.pass_context
+    def dt(context: jinja2.runtime.Context, value: datetime | None, style: str = "minute") -> str:
+        """``12月1日 15:30``; ``dt('day')``: ``12月1日``; ``dt('second')``: with seconds (see humanize.when)."""
+        return humanize.when(value, now=clock(context), tz=tz, style=style if style in humanize.STYLES else "minute")
+
+    @jinja2.pass_context
+    def ago(context: jinja2.runtime.Context, value: datetime | None) -> str:
+        """``刚刚``, ``5分钟前``, ``昨天 15:30``, then the date."""
+        return humanize.ago(value, now=clock(context), tz=tz)
+
+    @jinja2.pass_context
+    def due(context: jinja2.runtime.Context, value: datetime | None) -> tuple[str, str]:
+        """(``3天后到期`` / ``已超期2天``, its colour class)."""
+        return humanize.due(value, now=clock(context), tz=tz)
+
+    @jinja2.pass_context
+    def day(context: jinja2.runtime.Context, value: date | None) -> str:
+        """A calendar day: ``12月8日`` (the year when it is not this one)."""
+        return humanize.calendar_day(value, today=humanize.local(clock(context), tz).date())
 
     env.filters["dt"] = dt
-    env.filters["dur"] = duration
-    env.filters["voice_len"] = voice_length
-    env.filters["filesize"] = file_size
+    env.filters["day"] = day
+    env.filters["ago"] = ago
+    env.filters["due"] = due
+    env.filters["dur"] = humanize.duration
+    env.filters["voice_len"] = humanize.voice_length
+    env.filters["filesize"] = humanize.file_size
     env.filters["has_numbers"] = lambda text: bool(text) and mask_numbers(text) != text
     env.filters["show"] = show
     env.filters["rule_group"] = labels.rule_group
@@ -49,38 +73,6 @@ def make_env(settings: DashboardSettings) -> jinja2.Environment:
         name_of=lambda table, code: table.get(code, code) if code else "",
     )
     return env
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes = int(seconds // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}天{hours}小时"
-    if hours:
-        return f"{hours}小时{mins}分"
-    return f"{mins}分钟"
-
-
-def voice_length(milliseconds: int | None) -> str:
-    """A voice message's length as a person reads it: 8秒, 1分05秒."""
-    if milliseconds is None:
-        return "—"
-    seconds = max(1, round(milliseconds / 1000)) if milliseconds > 0 else 0
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes}分{rest:02d}秒" if minutes else f"{rest}秒"
-
-
-def file_size(size: int | None) -> str:
-    if size is None:
-        return "大小未知"
-    if size < 1024:
-        return f"{size} 字节"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
 
 
 def pct(num: float | None, den: float | None) -> str:

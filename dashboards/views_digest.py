@@ -7,12 +7,29 @@ their own village (a cadre opening /digest by URL is refused).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import RowMapping
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from dashboards.context import MAX_ID, PIPELINE, SESSION_FACTORY, SETTINGS, audit, now, render, require, viewer
+from dashboards.context import (
+    MAX_ID,
+    PIPELINE,
+    SESSION_FACTORY,
+    SETTINGS,
+    audit,
+    now,
+    render,
+    render_fragment,
+    require,
+    viewer,
+)
 from dashboards.labels import VERDICTS
+from dashboards.templating import qs
+from dashboards.views_tickets import parse_day
 from storage.repos import banquets as banquets_repo
 from storage.repos import dashboard as repo
 from storage.repos import image_texts as images_repo
@@ -32,11 +49,62 @@ def _cursor(value: str) -> tuple[int, int] | None:
     return cursor if 0 <= cursor[0] <= 9 and 0 <= cursor[1] <= MAX_ID else None
 
 
+FLAG_LABELS = ("banquet", "clue", "gambling", "abuse", "spam", "demand", "consult")
+"""The labels a digest can be filtered by (those a flag carries)."""
+TIERS = {"confirmed": "确认", "review": "请核查"}
+JUDGED = ("confirmed", "false_alarm", "follow_up")
+"""Verdicts a flag keeps (a note leaves the verdict as it was)."""
+
+
+def digest_filter(request: web.Request) -> repo.FlagFilter:
+    """The digest's filters from the query string; an unknown value is ignored, a bad date is a clear 400."""
+    q = request.query
+    until = parse_day(request, q.get("until"))
+    verdict = q.get("verdict") or ("none" if q.get("unreviewed") == "1" else "")
+
+    def pick(name: str, allowed: Iterable[str]) -> str | None:
+        value = q.get(name) or ""
+        return value if value in allowed else None
+
+    return repo.FlagFilter(
+        township=(q.get("township") or "").strip()[:64] or None,
+        village=(q.get("village") or "").strip()[:64] or None,
+        label=pick("label", FLAG_LABELS),
+        severity=pick("severity", repo.SEVERITIES),
+        tier=pick("tier", TIERS),
+        verdict=verdict if verdict in (*JUDGED, repo.UNJUDGED) else None,
+        since=parse_day(request, q.get("since")),
+        until=until + timedelta(days=1) if until else None,
+    )
+
+
+async def card_context(session: AsyncSession, rows: Sequence[RowMapping], scope: repo.Scope) -> dict[str, Any]:
+    """What the digest's cards show besides the flag itself: context lines, banquet details, verdict notes
+    (``review_notes``, by flag), voice transcripts and link cards (``notes``, by message), text read from
+    images (``images``, by message)."""
+    context = await repo.message_context(
+        session,
+        anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows],
+        before=2,
+        after=2,
+        scope=scope,
+    )
+    banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
+    review_notes = await repo.review_notes(session, flag_ids=[r["id"] for r in rows])
+    # voice transcripts and link/file cards of the flagged messages and their context (media_note.html)
+    notes = await notes_repo.for_messages(
+        session, [r["message_id"] for r in rows] + [m["id"] for ms in context.values() for m in ms]
+    )
+    # what was read from the flagged images (image_text.html)
+    images = await images_repo.by_message(session, [r["message_id"] for r in rows if r["message_kind"] == "image"])
+    return {"context": context, "banquets": banquets, "review_notes": review_notes, "notes": notes, "images": images}
+
+
 async def digest(request: web.Request) -> web.StreamResponse:
     me = viewer(request)
     require(request, me.discipline)
     show_all = request.query.get("all") == "1"
-    unreviewed = request.query.get("unreviewed") == "1"
+    filt = digest_filter(request)
     after_id = 0 if show_all else me.patrolled_to_flag_id
     cursor = _cursor(request.query.get("cursor", ""))
     async with request.app[SESSION_FACTORY]() as session:
@@ -47,43 +115,41 @@ async def digest(request: web.Request) -> web.StreamResponse:
             after_id=after_id,
             cursor=cursor,
             limit=request.app[SETTINGS].page_size,
-            unreviewed_only=unreviewed,
+            filt=filt,
         )
-        counts = await repo.count_flags_after(session, scope=me.scope, after_id=after_id)
-        context = await repo.message_context(
-            session,
-            anchors=[(r["message_id"], r["group_name"], r["at"]) for r in rows],
-            before=2,
-            after=2,
-            scope=me.scope,
-        )
+        counts = await repo.count_flags_after(session, scope=me.scope, after_id=after_id, filt=filt)
+        cards = await card_context(session, rows, me.scope)
+        places = await repo.places(session, scope=me.scope)
         # Kept-raw messages have no place yet (that is what failed), so discipline staff see them all.
         kept_raw = await messages_repo.count_kept_raw(session) if me.discipline else 0
-        banquets = await banquets_repo.by_message(session, [r["message_id"] for r in rows])
         pending_voices = await notes_repo.pending_voices(session, scope=me.scope)
-        notes = await notes_repo.for_messages(
-            session,
-            [r["message_id"] for r in rows]
-            + [m["id"] for ms in context.values() for m in ms]
-            + [m["id"] for m in pending_voices],
-        )
-        images = await images_repo.by_message(session, [r["message_id"] for r in rows if r["message_kind"] == "image"])
+        pending = await notes_repo.for_messages(session, [m["id"] for m in pending_voices])
+    filtered = filt != repo.FlagFilter()
+    query = {k: v for k, v in request.query.items() if k != "rerun"}
+    if "unreviewed" in query:  # the old link's "only unjudged" is the verdict filter now
+        query.pop("unreviewed")
+        if filt.verdict == repo.UNJUDGED:
+            query["verdict"] = repo.UNJUDGED
     return render(
         request,
         "digest.html",
-        images=images,
         kept_raw=kept_raw,
         rerun=_rerun_outcome(request.query.get("rerun", "")),
         rows=rows,
-        banquets=banquets,
-        notes=notes,
+        **{**cards, "notes": {**cards["notes"], **pending}},
         pending_voices=pending_voices,
-        context=context,
         counts=counts,
+        count_cap=repo.FILTERED_COUNT_CAP if filtered else 2**62,
         upto=upto,
         show_all=show_all,
-        unreviewed=unreviewed,
-        query=dict(request.query),
+        filtered=filtered,
+        query=query,
+        back_base="/digest" + (qs(query) if query else ""),
+        townships=sorted({t for t, _ in places if t}),
+        places=[(t, v) for t, v in places if v],
+        flag_labels=FLAG_LABELS,
+        tiers=TIERS,
+        judged=JUDGED,
         next_cursor=f"{next_cursor[0]}.{next_cursor[1]}" if next_cursor else None,
         verdicts=VERDICTS,
     )
@@ -151,7 +217,20 @@ async def record_verdict(request: web.Request) -> web.StreamResponse:
     back = str(form.get("back", ""))
     if not back.startswith("/") or back.startswith("//"):
         back = f"/flags/{flag_id}"
+    if "application/json" in request.headers.get("Accept", ""):
+        # the digest's keyboard and buttons (fetch): the card as it is now, to replace in place
+        return web.json_response({"ok": True, "html": await _card_html(request, flag_id, back.split("#", 1)[0])})
     raise web.HTTPFound(back)
+
+
+async def _card_html(request: web.Request, flag_id: int, back_base: str) -> str:
+    me = viewer(request)
+    async with request.app[SESSION_FACTORY]() as session:
+        row = await repo.get_flag(session, flag_id=flag_id, scope=me.scope)
+        if row is None:
+            raise web.HTTPNotFound(text="未找到")
+        cards = await card_context(session, [row], me.scope)
+    return render_fragment(request, "digest/card.html", f=row, back_base=back_base, verdicts=VERDICTS, **cards)
 
 
 async def mark_patrolled(request: web.Request) -> web.StreamResponse:

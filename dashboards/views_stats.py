@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from dashboards import charts
-from dashboards.context import SESSION_FACTORY, SETTINGS, now, render, viewer
+from dashboards import charts, hotspots, humanize
+from dashboards.context import SESSION_FACTORY, SETTINGS, now, query_int, render, viewer
 from dashboards.labels import CATEGORIES, KINDS
 from dashboards.views_tickets import parse_day
 from storage.repos import dashboard as repo
@@ -16,6 +16,7 @@ from storage.repos import dashboard as repo
 DIMENSIONS = {"township": "乡镇", "village": "村", "category": "类别", "kind": "类型"}
 MAX_ROWS = 300
 GRANULARITIES = {"month": "按月", "week": "按周", "day": "按日"}
+HOT_WEEKS = {2: "近2周", 4: "近4周", 8: "近8周", 12: "近12周"}
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -43,8 +44,14 @@ async def stats(request: web.Request) -> web.StreamResponse:
     township = q.get("township") or None
     if township and scope.township is None:
         scope = replace(scope, township=township)
+    weeks = query_int(request, "weeks", default=4) or 4
+    weeks = weeks if weeks in HOT_WEEKS else 4
+    moment = now(request)
+    rank_by = "village" if scope.township is not None else "township"
     async with request.app[SESSION_FACTORY]() as session:
         places = await repo.places(session, scope=me.scope)
+        recent = await repo.hot_spot_tickets(session, scope=scope, since=moment - timedelta(weeks=weeks), until=moment)
+        ranking = await repo.place_ranking(session, scope=scope, since=since, until=end, by=rank_by)
         by_dim, total = await repo.ticket_stats(
             session, scope=scope, since=since, until=end, dimension=dimension, tz_hours=settings.tz_hours
         )
@@ -63,10 +70,20 @@ async def stats(request: web.Request) -> web.StreamResponse:
     top = sorted(by_dim, key=lambda r: r["received"], reverse=True)[:20]
     # Thousands of villages make an unreadable (and slow) table: show the busiest, say so.
     shown = by_dim if len(by_dim) <= MAX_ROWS else sorted(by_dim, key=lambda r: r["received"], reverse=True)[:MAX_ROWS]
-    labels = [str(r["key"]) for r in by_time]
+    for r in by_time:
+        r["label"] = humanize.bucket(str(r["key"]), granularity)
+    labels = [r["label"] for r in by_time]
+    spots = hotspots.hot_spots(recent, places=[p for pair in places for p in pair])
     return render(
         request,
         "stats.html",
+        request_query=dict(request.query),
+        hot_spots=spots,
+        hot_weeks=weeks,
+        hot_week_choices=HOT_WEEKS,
+        hot_capped=len(recent) >= repo.HOT_SPOT_ROWS,
+        ranking=ranking,
+        rank_by=rank_by,
         rows=shown,
         hidden_rows=len(by_dim) - len(shown),
         townships=sorted({t for t, _ in places}),

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dashboards import humanize, media
 from dashboards.context import (
     SESSION_FACTORY,
     SETTINGS,
@@ -26,13 +27,7 @@ from storage.repos import dashboard as repo
 from storage.repos import image_texts as images_repo
 from storage.repos import media_notes as notes_repo
 
-IMAGE_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-}
+IMAGE_TYPES = media.IMAGE_TYPES
 
 
 def parse_day(request: web.Request, value: str | None) -> datetime | None:
@@ -93,18 +88,10 @@ def queue_filter(request: web.Request, me: Viewer) -> tuple[str, repo.TicketFilt
 
 
 def days_left(request: web.Request, deadline: datetime | None, status: str) -> tuple[str, str]:
-    """A ticket's days to its deadline for people (剩 3 天, 今天到期, 逾期 2 天) and its colour class."""
-    if deadline is None or status not in repo.ACTIVE:
+    """An open ticket's days to its deadline for people (3天后到期, 今天到期, 已超期2天) and its colour class."""
+    if status not in repo.ACTIVE:
         return "", ""
-    tz = timezone(timedelta(hours=request.app[SETTINGS].tz_hours))
-    today = now(request).astimezone(tz).date()
-    days = (deadline.astimezone(tz).date() - today).days
-    if deadline <= now(request):
-        late = max(days * -1, 0)
-        return (f"逾期 {late} 天" if late else "今天已逾期"), "dl-over"
-    if days == 0:
-        return "今天到期", "dl-soon"
-    return f"剩 {days} 天", "dl-soon" if days <= 2 else "dl-ok"
+    return humanize.due(deadline, now=now(request), tz=timezone(timedelta(hours=request.app[SETTINGS].tz_hours)))
 
 
 async def board(request: web.Request) -> web.StreamResponse:
@@ -335,8 +322,7 @@ async def ticket_photo(request: web.Request) -> web.StreamResponse:
         photo = await repo.get_photo(session, photo_id=int(request.match_info["photo_id"]))
     if photo is None or photo["ticket_id"] != ticket_id or media_dir is None:
         raise web.HTTPNotFound(text="未找到")
-    root = media_dir.resolve()
-    path = (root / photo["path"]).resolve()
-    if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() not in IMAGE_TYPES:
+    path = media.photo_path(media_dir, photo["path"])
+    if path is None:
         raise web.HTTPNotFound(text="未找到")
     return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[path.suffix.lower()]})

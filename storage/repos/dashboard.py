@@ -8,7 +8,7 @@ of one row takes the scope too, so out-of-scope and absent look the same.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -46,6 +46,7 @@ from storage.models import (
     Member,
     Message,
     Outbox,
+    StaffUser,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -66,6 +67,7 @@ photos: Any = TicketPhoto.__table__  # type: ignore[attr-defined]
 broadcasts: Any = Broadcast.__table__  # type: ignore[attr-defined]
 outbox: Any = Outbox.__table__  # type: ignore[attr-defined]
 members: Any = Member.__table__  # type: ignore[attr-defined]
+staff_users: Any = StaffUser.__table__  # type: ignore[attr-defined]
 
 SEVERITIES = ("high", "normal", "low")
 DONE = ("resolved", "closed")
@@ -161,7 +163,47 @@ _FLAG_COLS = [
     flags.c.from_image,
     messages.c.text,
     messages.c.kind.label("message_kind"),
+    messages.c.media_path,
 ]
+
+LAST_ID = 2**31 - 1
+"""A cursor id above every row (PostgreSQL integer ids): the next page starts at the top of a section."""
+
+UNJUDGED = "none"
+"""The verdict filter value of flags nobody judged yet (未判)."""
+
+
+@dataclass(frozen=True)
+class FlagFilter:
+    """The digest's filters; each None means "any". ``verdict`` is a verdict code or :data:`UNJUDGED`."""
+
+    township: str | None = None
+    village: str | None = None
+    label: str | None = None
+    severity: str | None = None
+    tier: str | None = None
+    verdict: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _flag_conds(scope: Scope, filt: FlagFilter) -> list[ColumnElement[bool]]:
+    conds = _where_scope(flags, scope)
+    for col, value in ((flags.c.township, filt.township), (flags.c.village, filt.village), (flags.c.tier, filt.tier)):
+        if value:
+            conds.append(col == value)
+    if filt.label:
+        # labels are a JSON list of plain codes: '["banquet", "clue"]' (the clue rule above reads it the same way)
+        conds.append(cast(flags.c.labels, Text).like(f'%"{filt.label}"%'))
+    if filt.verdict == UNJUDGED:
+        conds.append(flags.c.verdict.is_(None))
+    elif filt.verdict:
+        conds.append(flags.c.verdict == filt.verdict)
+    if filt.since is not None:
+        conds.append(flags.c.at >= filt.since)
+    if filt.until is not None:
+        conds.append(flags.c.at < filt.until)
+    return conds
 
 
 async def digest_page(
@@ -172,28 +214,30 @@ async def digest_page(
     cursor: tuple[int, int] | None,
     limit: int,
     unreviewed_only: bool = False,
+    filt: FlagFilter = FlagFilter(),
 ) -> tuple[list[RowMapping], tuple[int, int] | None]:
-    """Flags with id > ``after_id``: high severity first, then newest first.
+    """Flags with id > ``after_id`` that pass ``filt``: high severity first, then newest first.
 
     ``cursor`` is (severity index, last id shown); the second value returned is the cursor of the next
     page, or None. One indexed query per severity keeps this fast at city scale.
     """
+    if unreviewed_only and filt.verdict is None:
+        filt = replace(filt, verdict=UNJUDGED)
     conn = await session.connection()
     start_sev, before_id = cursor if cursor else (0, None)
+    wanted = [i for i, sev in enumerate(SEVERITIES) if filt.severity in (None, sev)]
+    conds = _flag_conds(scope, filt)
     out: list[RowMapping] = []
-    next_cursor: tuple[int, int] | None = None
-    for sev_index in range(start_sev, len(SEVERITIES)):
+    for sev_index in [i for i in wanted if i >= start_sev]:
         want = limit - len(out)
         stmt = (
             select(*_FLAG_COLS)
             .select_from(flags.join(messages, messages.c.id == flags.c.message_id))
-            .where(flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *_where_scope(flags, scope))
+            .where(flags.c.severity == SEVERITIES[sev_index], flags.c.id > after_id, *conds)
             .order_by(flags.c.id.desc())
             .limit(want + 1)
         )
-        if unreviewed_only:
-            stmt = stmt.where(flags.c.verdict.is_(None))
-        if sev_index == start_sev and before_id is not None:
+        if sev_index == start_sev and before_id is not None and before_id < LAST_ID:
             stmt = stmt.where(flags.c.id < before_id)
         rows = list((await conn.execute(stmt)).mappings().all())
         if len(rows) > want:
@@ -202,32 +246,42 @@ async def digest_page(
         out.extend(rows)
         if len(out) == limit:
             # the page is full exactly at a section's end: is there anything after it?
-            for later in range(sev_index + 1, len(SEVERITIES)):
+            for later in [i for i in wanted if i > sev_index]:
                 probe = (
                     select(flags.c.id)
-                    .where(
-                        flags.c.severity == SEVERITIES[later],
-                        flags.c.id > after_id,
-                        *_where_scope(flags, scope),
-                    )
+                    .where(flags.c.severity == SEVERITIES[later], flags.c.id > after_id, *conds)
                     .limit(1)
                 )
                 if (await conn.execute(probe)).first() is not None:
-                    next_cursor = (later, 2**62)
-                    break
-            return out, next_cursor
+                    return out, (later, LAST_ID)  # "from the top" of that section
+            return out, None
     return out, None
 
 
-async def count_flags_after(session: AsyncSession, *, scope: Scope, after_id: int) -> dict[str, int]:
+FILTERED_COUNT_CAP = 1000
+"""A filtered digest counts at most this many flags per severity (shown as "1000+"): a filter no index serves
+(a label, a verdict) would otherwise read every flag of a city to count them."""
+
+
+async def count_flags_after(
+    session: AsyncSession, *, scope: Scope, after_id: int, filt: FlagFilter = FlagFilter()
+) -> dict[str, int]:
+    """Flags with id > ``after_id`` per severity; exact without a filter (an index count), at most
+    :data:`FILTERED_COUNT_CAP` with one."""
     conn = await session.connection()
+    conds = _flag_conds(scope, filt)
+    capped = filt != FlagFilter()
     out = {}
     for sev in SEVERITIES:
-        stmt = (
-            select(func.count())
-            .select_from(flags)
-            .where(flags.c.severity == sev, flags.c.id > after_id, *_where_scope(flags, scope))
-        )
+        if filt.severity not in (None, sev):
+            out[sev] = 0
+            continue
+        where = [flags.c.severity == sev, flags.c.id > after_id, *conds]
+        if capped:
+            inner = select(flags.c.id).where(*where).limit(FILTERED_COUNT_CAP).subquery()
+            stmt = select(func.count()).select_from(inner)
+        else:
+            stmt = select(func.count()).select_from(flags).where(*where)
         out[sev] = int((await conn.execute(stmt)).scalar_one())
     return out
 
@@ -264,7 +318,7 @@ def _context_sql(count: int, hidden: bool) -> TextualSelect:
     per page and stalled the garbage collector.
     """
     extra = _CONTEXT_HIDDEN if hidden else ""
-    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text"
+    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text, m.media_path"
     parts = []
     binds: list[BindParameter[Any]] = []
     for i in range(count):
@@ -292,7 +346,7 @@ def _context_sql_pg(hidden: bool) -> TextualSelect:
     planned once per connection (prepared), not once per page: planning 100 UNION branches cost more than
     running them at city scale (bench_morning)."""
     extra = _CONTEXT_HIDDEN if hidden else ""
-    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text"
+    cols = "m.id, m.at, m.sender_name, m.role, m.kind, m.text, m.media_path"
     anchors = (
         "unnest(CAST(:anchors AS INTEGER[]), CAST(:groups AS VARCHAR[]), CAST(:ats AS TIMESTAMP WITHOUT TIME ZONE[]))"
         " AS a(anchor, g, t)"
@@ -354,9 +408,43 @@ async def record_verdict(
         await conn.execute(update(flags).where(flags.c.id == flag_id).values(verdict=verdict))
 
 
-async def flag_reviews(session: AsyncSession, *, flag_id: int) -> Sequence[RowMapping]:
+async def review_notes(
+    session: AsyncSession, *, flag_ids: Sequence[int], per_flag: int = 3
+) -> dict[int, list[RowMapping]]:
+    """The latest reviews with a note of each flag (newest first, at most ``per_flag``), with the reviewer's
+    display name: what the digest's cards show under a flag."""
+    if not flag_ids:
+        return {}
     conn = await session.connection()
-    stmt = select(reviews).where(reviews.c.flag_id == flag_id).order_by(reviews.c.id)
+    stmt = (
+        select(
+            reviews.c.flag_id,
+            reviews.c.at,
+            reviews.c.verdict,
+            reviews.c.note,
+            func.coalesce(staff_users.c.display_name, "").label("reviewer"),
+        )
+        .select_from(reviews.outerjoin(staff_users, staff_users.c.username == reviews.c.username))
+        .where(reviews.c.flag_id.in_(list(flag_ids)), reviews.c.note != "")
+        .order_by(reviews.c.id.desc())
+    )
+    out: dict[int, list[RowMapping]] = {}
+    for row in (await conn.execute(stmt)).mappings():
+        found = out.setdefault(row["flag_id"], [])
+        if len(found) < per_flag:
+            found.append(row)
+    return out
+
+
+async def flag_reviews(session: AsyncSession, *, flag_id: int) -> Sequence[RowMapping]:
+    """Every review of a flag, oldest first, with the reviewer's display name (``reviewer``, may be empty)."""
+    conn = await session.connection()
+    stmt = (
+        select(reviews, func.coalesce(staff_users.c.display_name, "").label("reviewer"))
+        .select_from(reviews.outerjoin(staff_users, staff_users.c.username == reviews.c.username))
+        .where(reviews.c.flag_id == flag_id)
+        .order_by(reviews.c.id)
+    )
     return (await conn.execute(stmt)).mappings().all()
 
 
@@ -788,6 +876,69 @@ def _median(values: list[float]) -> float | None:
     values.sort()
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+HOT_SPOT_ROWS = 20000
+"""The most recent tickets a hot-spot analysis reads: a city's few weeks of demands, bounded."""
+
+
+async def hot_spot_tickets(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, limit: int = HOT_SPOT_ROWS
+) -> list[RowMapping]:
+    """Demands and consultations opened in [since, until) in ``scope``, newest first, at most ``limit``: their
+    category, place, stored key words (the classifier's content words, as merging uses them) and reporter count.
+    Confidential and clue tickets never count (a hot spot names villages)."""
+    conn = await session.connection()
+    stmt = (
+        select(
+            tickets.c.id,
+            tickets.c.category,
+            tickets.c.township,
+            tickets.c.village,
+            tickets.c.keywords,
+            select(func.count())
+            .select_from(reporters)
+            .where(reporters.c.ticket_id == tickets.c.id)
+            .correlate(tickets)
+            .scalar_subquery()
+            .label("reporter_count"),
+        )
+        .where(
+            *_where_scope(tickets, scope),
+            tickets.c.opened_at >= since,
+            tickets.c.opened_at < until,
+            tickets.c.kind.in_(["demand", "consult"]),
+            tickets.c.confidential == false(),
+        )
+        .order_by(tickets.c.opened_at.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def place_ranking(
+    session: AsyncSession, *, scope: Scope, since: datetime, until: datetime, by: str = "township", limit: int = 50
+) -> list[RowMapping]:
+    """Townships (or villages, ``by="village"``) of ``scope`` ranked by their open overdue tickets, then by
+    tickets rated 不满意, among tickets opened in [since, until); with what they received. One grouped query."""
+    conn = await session.connection()
+    key = tickets.c.township if by == "township" else tickets.c.township + literal(" / ") + tickets.c.village
+    overdue = func.sum(case((and_(tickets.c.overdue == true(), tickets.c.status.in_(ACTIVE)), 1), else_=0))
+    unsatisfied = func.sum(case((tickets.c.rating == "unsatisfied", 1), else_=0))
+    stmt = (
+        select(
+            key.label("key"),
+            func.count().label("received"),
+            overdue.label("overdue"),
+            unsatisfied.label("unsatisfied"),
+        )
+        .where(*_where_scope(tickets, scope), tickets.c.opened_at >= since, tickets.c.opened_at < until)
+        .group_by(key)
+        .having(or_(overdue > 0, unsatisfied > 0))
+        .order_by(overdue.desc(), unsatisfied.desc(), func.count().desc(), key)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
 
 
 # ---------------------------------------------------------------- broadcasts

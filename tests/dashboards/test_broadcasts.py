@@ -152,7 +152,7 @@ async def test_preview_and_confirmation_come_before_anything_is_queued(world: Wo
     adapter = RecordingAdapter()
     assert await world.services.outbox.send_due({"demo": adapter}, pace=False) == 2
     page = await (await world.client.get("/broadcasts/1")).text()
-    assert "已发送 <b>2</b>" in page and "09-08 09:00" in page and 'http-equiv="refresh"' not in page
+    assert "已发送 <b>2</b>" in page and "9月8日 09:00" in page and 'http-equiv="refresh"' not in page
     async with world.services.sessions() as session:
         record = await session.get(Broadcast, 1)
         audits = list((await session.exec(select(AuditLog).where(AuditLog.action == "broadcast_notice"))).all())
@@ -206,11 +206,11 @@ async def test_a_scheduled_broadcast_goes_once_at_its_time_even_after_a_restart(
     assert bad.status == 400 and "格式不对" in await bad.text()
     draft = [*NOTICE, ("send_at", "2026-09-08T18:30")]
     page = await (await world.post("/broadcasts/preview", draft)).text()
-    assert "于 <b>2026-09-08 18:30</b>" in page and "确认定时发送到 2 个群" in page
+    assert "于 <b>9月8日 18:30</b>" in page and "确认定时发送到 2 个群" in page
     resp = await world.post("/broadcasts", [*draft, ("confirm", "2")])
     assert resp.headers["Location"] == "/broadcasts/1?sent=1"
     page = await (await world.client.get("/broadcasts/1?sent=1")).text()
-    assert "将于 2026-09-08 18:30 开始逐群发送" in page and "取消这次定时群发" in page
+    assert "将于 9月8日 18:30 开始逐群发送" in page and "取消这次定时群发" in page
     adapter = RecordingAdapter()
     assert await world.services.outbox.send_due({"demo": adapter}, pace=False) == 0  # not yet
     async with world.services.sessions() as session:  # not a late outbox for the metrics while it waits

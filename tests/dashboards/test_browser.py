@@ -79,7 +79,9 @@ async def test_staff_patrols_reviews_and_exports_in_a_real_browser(served: Any, 
     flag = page.locator(f"#flag-{world.flags['banquet']}")
     await flag.locator("input[name=note]").fill("已核实")
     await flag.locator("button[value=confirmed]").click()
-    await page.wait_for_load_state()
+    # recorded in place (digest.js), the card comes back with the verdict and the note
+    await page.wait_for_selector(f"#flag-{world.flags['banquet']} .verdict-tag.v-confirmed")
+    assert "已核实" in await page.locator(f"#flag-{world.flags['banquet']}").inner_text()
     assert await page.locator(f"#flag-{world.flags['banquet']} .verdict-tag").inner_text() == "属实"
 
     await page.click("nav >> text=工单")

@@ -43,7 +43,7 @@ async def test_waiting_for_me_is_my_level_overdue_and_extension_requests_overdue
     await dash.login("town_a")
     page = await (await dash.client.get("/tickets?view=todo")).text()
     assert _ids(page) == [t["xss"], t["road"], t["clue"]]  # overdue first, then the nearest deadline (then number)
-    assert "逾期 3 天" in page and 'class="left dl-over"' in page
+    assert "已超期3天" in page and 'class="left dl-over"' in page
     await dash.login("cadre_a")
     page = await (await dash.client.get("/tickets?view=todo")).text()
     assert _ids(page) == [t["xss"]]  # the village's open tickets; road is at the township now
@@ -61,9 +61,9 @@ async def test_the_board_shows_days_left_in_colour_reporter_counts_and_sorts_by_
     ids = _ids(page)
     assert ids.index(t["road"]) < ids.index(t["xss"])
     road = page.split(f'id="ticket-{t["road"]}"')[1].split("</tr>")[0]
-    assert "剩 1 天" in road and "dl-soon" in road and "1 人" in road
+    assert "明天到期" in road and "dl-soon" in road and "1 人" in road
     xss = page.split(f'id="ticket-{t["xss"]}"')[1].split("</tr>")[0]
-    assert "3 人" in xss and "优先" in xss and "剩 " in xss and "dl-ok" in xss
+    assert "3 人" in xss and "优先" in xss and "天后到期" in xss and "dl-ok" in xss
     water = page.split(f'id="ticket-{t["water"]}"')[1].split("</tr>")[0]
     assert "剩" not in water and "逾期" not in water  # a resolved ticket has no days left
     assert _ids(await (await dash.client.get("/tickets?sort=reporters")).text())[0] == t["xss"]

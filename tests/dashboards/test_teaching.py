@@ -81,7 +81,7 @@ async def test_other_townships_and_cadres_cannot_teach(dash: Dash) -> None:
 async def test_model_page_and_background_retraining(dash: Dash) -> None:
     await dash.login("town_a")
     page = await (await dash.client.get("/model")).text()
-    assert "abc123def456" in page and "2026-11-30" in page and "只有管理员可以重新训练" in page
+    assert "abc123def456" in page and "11月30日 16:00" in page and "只有管理员可以重新训练" in page
     assert (await dash.post("/model/retrain")).status == 403
     await dash.login("admin")
     resp = await dash.post("/model/retrain")

@@ -94,11 +94,11 @@ async def test_party_members_banquet_details_page_and_alert(engine: AsyncEngine,
     )
     status, page = await _page_as(engine, "chengguan")
     assert status == 200
-    assert "近期宴席" in page and "2026-11-18" in page and "5天后" in page and "党员" in page
+    assert "近期宴席" in page and "11月18日" in page and "5天后" in page and "党员" in page
     assert "村委会旁" in page and "二十桌" in page and "家父七十大寿" in page
     status, page = await _page_as(engine, "other")
     assert status == 200 and "家父七十大寿" not in page
     status, page = await _page_as(engine, "lishuji")
     assert status == 403 and "家父七十大寿" not in page
     status, page = await _page_as(engine, "chengguan", "/digest?all=1")
-    assert status == 200 and "农历十月初十 → 公历 2026-11-18 周三" in page and "规模" in page
+    assert status == 200 and "农历十月初十 → 公历 11月18日 周三" in page and "规模" in page
