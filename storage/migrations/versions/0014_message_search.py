@@ -1,0 +1,56 @@
+"""message_search: the search index of messages (FTS5 on SQLite, a tsvector with a GIN index on PostgreSQL),
+filled for the messages already stored
+
+Revision ID: 0014
+Revises: 0011 (to be re-chained at merge)
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from storage.repos.search import index_rows
+
+revision: str = "0014"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+BATCH = 5000
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    dialect = bind.dialect.name
+    if dialect == "postgresql":
+        op.execute(
+            "CREATE TABLE message_search ("
+            " message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+            " terms TSVECTOR NOT NULL)"
+        )
+        insert = sa.text("INSERT INTO message_search (message_id, terms) VALUES (:id, CAST(:terms AS tsvector))")
+    else:
+        # Terms are separated by spaces; unicode61 keeps each term whole (Chinese characters are letters to it).
+        op.execute("CREATE VIRTUAL TABLE message_search USING fts5(terms, tokenize = 'unicode61')")
+        insert = sa.text("INSERT INTO message_search (rowid, terms) VALUES (:id, :terms)")
+    # Backfill before the GIN index exists (one build instead of millions of index updates).
+    last = 0
+    while True:
+        rows = bind.execute(
+            sa.text(
+                "SELECT id, text, county, township, village FROM messages WHERE id > :last ORDER BY id LIMIT :n"
+            ),
+            {"last": last, "n": BATCH},
+        ).all()
+        if not rows:
+            break
+        values = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "") for r in rows]
+        bind.execute(insert, index_rows(dialect, values))
+        last = rows[-1][0]
+    if dialect == "postgresql":
+        op.execute("CREATE INDEX ix_message_search_terms ON message_search USING gin (terms)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS message_search")

@@ -1,0 +1,224 @@
+"""Search across stored messages (and the tickets and flags they belong to) within a viewer's scope.
+
+The index is one row per message in ``message_search`` (migration 0014): an FTS5 table on SQLite, a
+``tsvector`` with a GIN index on PostgreSQL; its terms come from :mod:`storage.search`. Messages are indexed
+as they are stored (``index_messages``, called by the message repository), old ones by the migration or
+``villagewatch search reindex``.
+
+A search returns a page of hits, newest first, and a cursor for the next page; it never counts the hits
+(a common word has millions at city scale). Visibility is the dashboard's one scope rule
+(``dashboard._where_scope`` on the message, the private-chat and confidential-clue exclusions of
+``message_context``), checked on the messages themselves whatever the index says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    exists,
+    false,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import search as terms_of
+from storage.repos.common import dialect_name
+from storage.repos.dashboard import Scope, _where_scope, flags, messages, ticket_messages, tickets
+
+KINDS = ("messages", "tickets", "flags")
+_PG_INDEX = table("message_search", column("message_id", Integer()), column("terms"))
+_FTS_INDEX = table("message_search", column("rowid", Integer()), column("terms"))
+
+# A table that is not a model: FTS5 on SQLite, (message_id, terms tsvector) on PostgreSQL.
+_PG_INSERT = text(
+    "INSERT INTO message_search (message_id, terms) VALUES (:id, CAST(:terms AS tsvector))"
+    " ON CONFLICT (message_id) DO UPDATE SET terms = EXCLUDED.terms"
+).bindparams(bindparam("id", type_=Integer()), bindparam("terms", type_=String()))
+_SQLITE_DELETE = text("DELETE FROM message_search WHERE rowid = :id").bindparams(bindparam("id", type_=Integer()))
+_SQLITE_INSERT = text("INSERT INTO message_search (rowid, terms) VALUES (:id, :terms)").bindparams(
+    bindparam("id", type_=Integer()), bindparam("terms", type_=String())
+)
+
+
+def index_rows(dialect: str, rows: Sequence[tuple[int, str, str, str, str]]) -> list[dict[str, Any]]:
+    """The index rows of (message id, text, county, township, village) for ``dialect``."""
+    build = terms_of.pg_vector if dialect == "postgresql" else terms_of.fts_document
+    return [
+        {
+            "id": message_id,
+            "terms": build(body, terms_of.place_terms(county=county, township=township, village=village)),
+        }
+        for message_id, body, county, township, village in rows
+    ]
+
+
+async def index_messages(session: AsyncSession, rows: Sequence[tuple[int, str, str, str, str]]) -> None:
+    """Index (or index again) messages: (id, text, county, township, village), in the caller's transaction."""
+    if not rows:
+        return
+    dialect = dialect_name(session)
+    params = index_rows(dialect, rows)
+    connection = await session.connection()
+    if dialect == "postgresql":
+        await connection.execute(_PG_INSERT, params)
+    else:
+        await connection.execute(_SQLITE_DELETE, [{"id": p["id"]} for p in params])
+        await connection.execute(_SQLITE_INSERT, params)
+
+
+async def reindex(session: AsyncSession, *, after_id: int, limit: int) -> int:
+    """Index the next ``limit`` messages after ``after_id`` (by id); returns the last id done, 0 at the end."""
+    connection = await session.connection()
+    stmt = (
+        select(messages.c.id, messages.c.text, messages.c.county, messages.c.township, messages.c.village)
+        .where(messages.c.id > after_id)
+        .order_by(messages.c.id)
+        .limit(limit)
+    )
+    rows = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "") for r in (await connection.execute(stmt)).all()]
+    await index_messages(session, rows)
+    return rows[-1][0] if rows else 0
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    text: str
+    kind: str = "messages"
+    """messages (every message), tickets (messages of a ticket), flags (flagged messages)."""
+    township: str | None = None
+    village: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    """Exclusive."""
+
+
+_HIT_COLS = [
+    messages.c.id,
+    messages.c.at,
+    messages.c.group_name,
+    messages.c.private,
+    messages.c.sender_name,
+    messages.c.role,
+    messages.c.kind,
+    messages.c.text,
+    messages.c.county,
+    messages.c.township,
+    messages.c.village,
+]
+
+
+def _hidden_from(scope: Scope) -> list[ColumnElement[bool]]:
+    """Without confidential access: no private chats, no message of a clue/confidential flag or ticket (the
+    rule of ``dashboard.message_context``)."""
+    if scope.confidential:
+        return []
+    hf, htm, ht = flags.alias("hf"), ticket_messages.alias("htm"), tickets.alias("ht")
+    hidden_flag = exists().where(
+        hf.c.message_id == messages.c.id,
+        or_(hf.c.confidential, cast(hf.c.labels, Text).like('%"clue"%')),
+    )
+    hidden_ticket = exists().where(
+        htm.c.message_id == messages.c.id,
+        ht.c.id == htm.c.ticket_id,
+        or_(ht.c.confidential, ht.c.kind == "clue"),
+    )
+    return [messages.c.private == false(), ~hidden_flag, ~hidden_ticket]
+
+
+def _places(scope: Scope, filt: SearchFilter) -> dict[str, str]:
+    """The place terms a search can require: the viewer's scope narrowed by the filter."""
+    places = {"county": scope.county or "", "township": filt.township or scope.township or "", "village": ""}
+    places["village"] = filt.village or scope.village or ""
+    return terms_of.place_terms(**places)
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    filt: SearchFilter,
+    cursor: tuple[datetime, int] | None,
+    limit: int,
+) -> tuple[list[RowMapping], tuple[datetime, int] | None]:
+    """A page of messages matching ``filt`` inside ``scope``, newest first, and the next page's cursor.
+
+    Rows carry the message's columns and, for ``tickets``/``flags``, ``ticket_id``/``ticket_status`` or
+    ``flag_id``/``flag_labels``. An empty query finds nothing.
+    """
+    query = terms_of.parse_query(filt.text)
+    if query.empty:
+        return [], None
+    dialect = dialect_name(session)
+    places = _places(scope, filt)
+    if dialect == "postgresql":
+        tsquery = cast(bindparam("tsq", terms_of.pg_query(query, places), type_=String()), TSQUERY)
+        match = _PG_INDEX.c.terms.op("@@")(tsquery)
+        source: Any = _PG_INDEX
+        join_on = _PG_INDEX.c.message_id == messages.c.id
+    else:
+        match = literal_column("message_search").op("MATCH")(
+            bindparam("ftsq", terms_of.fts_query(query, places), type_=String())
+        )
+        source = _FTS_INDEX
+        join_on = _FTS_INDEX.c.rowid == messages.c.id
+    cols: list[Any] = list(_HIT_COLS)
+    conds: list[ColumnElement[bool]] = [match, *_where_scope(messages, scope), *_hidden_from(scope)]
+    if filt.township:
+        conds.append(messages.c.township == filt.township)
+    if filt.village:
+        conds.append(messages.c.village == filt.village)
+    if filt.since is not None:
+        conds.append(messages.c.at >= filt.since)
+    if filt.until is not None:
+        conds.append(messages.c.at < filt.until)
+    if cursor is not None:
+        at = bindparam("c_at", cursor[0], type_=messages.c.at.type)
+        conds.append(tuple_(messages.c.at, messages.c.id) < tuple_(at, bindparam("c_id", cursor[1], type_=Integer())))
+    from_: Any = messages.join(source, join_on)
+    if filt.kind == "tickets":
+        from_ = from_.join(ticket_messages, ticket_messages.c.message_id == messages.c.id).join(
+            tickets, tickets.c.id == ticket_messages.c.ticket_id
+        )
+        cols += [tickets.c.id.label("ticket_id"), tickets.c.status.label("ticket_status")]
+        conds += _where_scope(tickets, scope)
+    elif filt.kind == "flags":
+        from_ = from_.join(flags, flags.c.message_id == messages.c.id)
+        cols += [flags.c.id.label("flag_id"), flags.c.labels.label("flag_labels")]
+        conds += _where_scope(flags, scope)
+    stmt = (
+        select(*cols)
+        .select_from(from_)
+        .where(and_(*conds))
+        .order_by(messages.c.at.desc(), messages.c.id.desc())
+        .limit(limit + 1)
+    )
+    connection = await session.connection()
+    rows = list((await connection.execute(stmt)).mappings().all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, (rows[-1]["at"], rows[-1]["id"])
+    return rows, None
+
+
+def highlight_words(text: str) -> list[str]:
+    """What to mark in a hit: the query's runs as typed (normalised)."""
+    return list(terms_of.parse_query(text).words)
