@@ -150,3 +150,65 @@ async def test_reindex_fills_the_index_for_messages_stored_without_it(engine: As
         assert await _texts(session, ALL, "垃圾") == ["垃圾没人清理"]
         conn = await session.connection()
         assert (await conn.execute(text("SELECT count(*) FROM message_search"))).scalar_one() == 1
+
+
+async def test_the_migration_indexes_the_messages_already_stored(engine: AsyncEngine) -> None:
+    from alembic import command
+
+    from storage.migrate import alembic_config, upgrade
+
+    def _downgrade(sync_connection: object) -> None:
+        cfg = alembic_config(str(engine.url))
+        cfg.attributes["connection"] = sync_connection
+        command.downgrade(cfg, "0011")
+
+    sessions = make_session_factory(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(_downgrade)
+    async with sessions() as session, session.begin():
+        for n in range(7):
+            old = Message(account="a", platform_id=f"old{n}", at=T0, text=f"老消息{n}:水渠堵了", township="城关镇")
+            session.add(old)
+    await upgrade(engine)
+    async with sessions() as session:
+        assert len(await _texts(session, ALL, "水渠")) == 7
+        assert len(await _texts(session, Scope(township="城关镇"), "堵了")) == 7
+
+
+def test_the_command_indexes_every_message_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from storage.engine import make_engine
+    from storage.migrate import upgrade
+    from tests.cli import run_cli
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vw.db'}"
+
+    async def _prepare() -> None:
+        engine = make_engine(url)
+        await upgrade(engine)
+        async with make_session_factory(engine)() as session, session.begin():
+            for n in range(12):
+                session.add(Message(account="a", platform_id=f"p{n}", at=T0, text=f"第{n}条:垃圾没人清理"))
+        await engine.dispose()
+
+    async def _found() -> int:
+        engine = make_engine(url)
+        async with make_session_factory(engine)() as session:
+            found = len(await _texts(session, ALL, "垃圾"))
+        await engine.dispose()
+        return found
+
+    import threading
+
+    def _in_thread(coro_factory):  # type: ignore[no-untyped-def]
+        out: list[object] = []
+        thread = threading.Thread(target=lambda: out.append(asyncio.run(coro_factory())))
+        thread.start()
+        thread.join()
+        return out[0] if out else None
+
+    _in_thread(_prepare)
+    assert _in_thread(_found) == 0
+    assert run_cli("db", "reindex-search", "--db", url, "--batch", "5") == 0
+    assert _in_thread(_found) == 12
