@@ -111,7 +111,7 @@ class Builder:
         self.base = [terms_of.terms(t) for t in texts]
         self._vector_cache: dict[int, str] = {}
 
-    def vector(self, index: int, extra: list[str], places: dict[str, str]) -> str:
+    def vector(self, index: int, extra: list[str], places: dict[str, str], at: datetime) -> str:
         base = self._vector_cache.get(index)
         if base is None:
             base = " ".join(f"{terms_of._pg_quote(t)}:{i}" for i, t in enumerate(self.base[index], start=1))
@@ -120,6 +120,7 @@ class Builder:
         parts = [base] if base else []
         parts += [f"{terms_of._pg_quote(t)}:{offset + i}" for i, t in enumerate(extra, start=1)]
         parts += [terms_of._pg_quote(terms_of._PLACE_PREFIX[level] + name) for level, name in places.items()]
+        parts.append(terms_of.week_term(terms_of.week_of(at)))
         return " ".join(parts)
 
 
@@ -177,7 +178,7 @@ def generate(args: argparse.Namespace) -> Iterator[tuple[list[str], list[str]]]:
             False,
         ]
         messages.append("\t".join(_copy_text(v) for v in row))
-        vector = builder.vector(k, extra, {"county": county, "township": township, "village": village})
+        vector = builder.vector(k, extra, {"county": county, "township": township, "village": village}, at)
         index.append(f"{i}\t{_copy_text(vector)}")
         if len(messages) >= 50_000:
             yield messages, index

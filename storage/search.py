@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -114,19 +115,42 @@ def _pg_quote(term: str) -> str:
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def pg_vector(text: str, places: dict[str, str]) -> str:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def week_of(at: datetime) -> int:
+    """The week (seven days from the Unix epoch, UTC) a message was sent in: its ``@w:`` term, so a search
+    with millions of hits reads the newest week's hits first instead of sorting them all."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - _EPOCH).days // 7
+
+
+def week_start(week: int) -> datetime:
+    return _EPOCH + timedelta(days=7 * week)
+
+
+def week_term(week: int) -> str:
+    return _pg_quote(f"@w:{week}")
+
+
+def pg_vector(text: str, places: dict[str, str], at: datetime | None = None) -> str:
     """A tsvector literal (lexemes with positions; no text-search parser, so no locale is involved)."""
     parts = [f"{_pg_quote(t)}:{min(i, 16383)}" for i, t in enumerate(terms(text), start=1)]
     parts += [_pg_quote(_PLACE_PREFIX[level] + name) for level, name in places.items()]
+    if at is not None:
+        parts.append(week_term(week_of(at)))
     return " ".join(parts)
 
 
-def pg_query(query: Query, places: dict[str, str]) -> str:
-    """A tsquery literal: every phrase and prefix, and the place terms, all required."""
+def pg_query(query: Query, places: dict[str, str], week: int | None = None) -> str:
+    """A tsquery literal: every phrase and prefix, and the place terms (and a week), all required."""
     parts = [" <-> ".join(_pg_quote(t) for t in phrase) for phrase in query.phrases]
     parts = [f"({p})" if " <-> " in p else p for p in parts]
     parts += [f"{_pg_quote(p)}:*" for p in query.prefixes]
     parts += [_pg_quote(_PLACE_PREFIX[level] + name) for level, name in places.items()]
+    if week is not None:
+        parts.append(week_term(week))
     return " & ".join(parts)
 
 

@@ -11,16 +11,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
 from storage.repos.common import dialect_module, dialect_name, insert_ignore
-from storage.repos.search import index_messages
+from storage.repos.search import IndexRow, index_messages
 
 
-def _search_row(message_id: int, values: dict[str, Any]) -> tuple[int, str, str, str, str]:
+def _search_row(message_id: int, values: dict[str, Any]) -> IndexRow:
     return (
         message_id,
         values.get("text") or "",
         values.get("county") or "",
         values.get("township") or "",
         values.get("village") or "",
+        values["at"],
     )
 
 

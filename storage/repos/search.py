@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +28,7 @@ from sqlalchemy import (
     column,
     exists,
     false,
+    func,
     literal_column,
     or_,
     select,
@@ -59,20 +60,23 @@ _SQLITE_INSERT = text("INSERT INTO message_search (rowid, terms) VALUES (:id, :t
 )
 
 
-def index_rows(dialect: str, rows: Sequence[tuple[int, str, str, str, str]]) -> list[dict[str, Any]]:
-    """The index rows of (message id, text, county, township, village) for ``dialect``."""
-    build = terms_of.pg_vector if dialect == "postgresql" else terms_of.fts_document
-    return [
-        {
-            "id": message_id,
-            "terms": build(body, terms_of.place_terms(county=county, township=township, village=village)),
-        }
-        for message_id, body, county, township, village in rows
-    ]
+IndexRow = tuple[int, str, str, str, str, datetime]
+"""What a message is indexed by: id, text, county, township, village, time."""
 
 
-async def index_messages(session: AsyncSession, rows: Sequence[tuple[int, str, str, str, str]]) -> None:
-    """Index (or index again) messages: (id, text, county, township, village), in the caller's transaction."""
+def index_rows(dialect: str, rows: Sequence[IndexRow]) -> list[dict[str, Any]]:
+    """The index rows of ``rows`` for ``dialect``."""
+    out = []
+    for message_id, body, county, township, village, at in rows:
+        places = terms_of.place_terms(county=county, township=township, village=village)
+        pg = dialect == "postgresql"
+        terms = terms_of.pg_vector(body, places, at) if pg else terms_of.fts_document(body, places)
+        out.append({"id": message_id, "terms": terms})
+    return out
+
+
+async def index_messages(session: AsyncSession, rows: Sequence[IndexRow]) -> None:
+    """Index (or index again) messages, in the caller's transaction."""
     if not rows:
         return
     dialect = dialect_name(session)
@@ -89,12 +93,15 @@ async def reindex(session: AsyncSession, *, after_id: int, limit: int) -> int:
     """Index the next ``limit`` messages after ``after_id`` (by id); returns the last id done, 0 at the end."""
     connection = await session.connection()
     stmt = (
-        select(messages.c.id, messages.c.text, messages.c.county, messages.c.township, messages.c.village)
+        select(
+            messages.c.id, messages.c.text, messages.c.county, messages.c.township, messages.c.village, messages.c.at
+        )
         .where(messages.c.id > after_id)
         .order_by(messages.c.id)
         .limit(limit)
     )
-    rows = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "") for r in (await connection.execute(stmt)).all()]
+    found = (await connection.execute(stmt)).all()
+    rows = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", r[5]) for r in found]
     await index_messages(session, rows)
     return rows[-1][0] if rows else 0
 
@@ -151,6 +158,127 @@ def _places(scope: Scope, filt: SearchFilter) -> dict[str, str]:
     return terms_of.place_terms(**places)
 
 
+PROBE = 2000
+"""Up to this many hits are fetched by id from the index and sorted; a query with more reads week by week."""
+
+
+def _conditions(scope: Scope, filt: SearchFilter, cursor: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
+    """What every hit must satisfy, checked on the message itself: the scope rule, the filter, the cursor."""
+    conds: list[ColumnElement[bool]] = [*_where_scope(messages, scope), *_hidden_from(scope)]
+    if filt.township:
+        conds.append(messages.c.township == filt.township)
+    if filt.village:
+        conds.append(messages.c.village == filt.village)
+    if filt.since is not None:
+        conds.append(messages.c.at >= filt.since)
+    if filt.until is not None:
+        conds.append(messages.c.at < filt.until)
+    if cursor is not None:
+        at = bindparam("c_at", cursor[0], type_=messages.c.at.type)
+        conds.append(tuple_(messages.c.at, messages.c.id) < tuple_(at, bindparam("c_id", cursor[1], type_=Integer())))
+    return conds
+
+
+def _page_statement(
+    scope: Scope, filt: SearchFilter, conds: list[ColumnElement[bool]], source: Any, join_on: Any, limit: int
+) -> Any:
+    cols: list[Any] = list(_HIT_COLS)
+    conds = list(conds)
+    from_: Any = messages.join(source, join_on) if source is not None else messages
+    if filt.kind == "tickets":
+        from_ = from_.join(ticket_messages, ticket_messages.c.message_id == messages.c.id).join(
+            tickets, tickets.c.id == ticket_messages.c.ticket_id
+        )
+        cols += [tickets.c.id.label("ticket_id"), tickets.c.status.label("ticket_status")]
+        conds += _where_scope(tickets, scope)
+    elif filt.kind == "flags":
+        from_ = from_.join(flags, flags.c.message_id == messages.c.id)
+        cols += [flags.c.id.label("flag_id"), flags.c.labels.label("flag_labels")]
+        conds += _where_scope(flags, scope)
+    newest_first = (messages.c.at.desc(), messages.c.id.desc())
+    return select(*cols).select_from(from_).where(and_(*conds)).order_by(*newest_first).limit(limit)
+
+
+def _tsquery(text_value: str) -> Any:
+    return cast(bindparam("tsq", text_value, type_=String()), TSQUERY)
+
+
+async def _pg_ids(connection: Any, tsquery: str, cap: int) -> list[int]:
+    """Up to ``cap`` ids of messages whose index matches (the GIN index, in no order)."""
+    stmt = select(_PG_INDEX.c.message_id).where(_PG_INDEX.c.terms.op("@@")(_tsquery(tsquery))).limit(cap)
+    return [int(r[0]) for r in (await connection.execute(stmt)).all()]
+
+
+async def _pg_search(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    filt: SearchFilter,
+    cursor: tuple[datetime, int] | None,
+    limit: int,
+    query: terms_of.Query,
+    places: dict[str, str],
+) -> list[RowMapping]:
+    """Never one statement that the planner could turn into "scan the newest messages until enough match"
+    (a rare name then reads every message) or "sort every hit" (a common word then sorts millions):
+
+    1. up to PROBE matching ids from the GIN index; fewer means that is all of them: fetch those by id,
+       check, sort;
+    2. otherwise week by week from the newest (the ``@w:`` term narrows the index to one week), each week
+       the same way, until the page is full; a week with more than PROBE hits is read newest first with the
+       week's time range.
+    """
+    connection = await session.connection()
+    await connection.execute(text("SET LOCAL enable_seqscan = off"))
+    try:
+        return await _pg_pages(connection, scope=scope, filt=filt, cursor=cursor, limit=limit, query=query, places=places)
+    finally:
+        await connection.execute(text("RESET enable_seqscan"))
+
+
+async def _pg_pages(
+    connection: Any,
+    *,
+    scope: Scope,
+    filt: SearchFilter,
+    cursor: tuple[datetime, int] | None,
+    limit: int,
+    query: terms_of.Query,
+    places: dict[str, str],
+) -> list[RowMapping]:
+    conds = _conditions(scope, filt, cursor)
+    ids = await _pg_ids(connection, terms_of.pg_query(query, places), PROBE)
+    if len(ids) < PROBE:
+        stmt = _page_statement(scope, filt, [messages.c.id.in_(ids), *conds], None, None, limit + 1)
+        return list((await connection.execute(stmt)).mappings().all()) if ids else []
+    bounds = [d for d in (cursor[0] if cursor else None, filt.until) if d is not None]
+    newest = min(bounds) if bounds else None
+    if newest is None:
+        newest = (await connection.execute(select(func.max(messages.c.at)))).scalar_one()
+    oldest = filt.since or (await connection.execute(select(func.min(messages.c.at)))).scalar_one()
+    if newest is None or oldest is None:
+        return []
+    out: list[RowMapping] = []
+    for week in range(terms_of.week_of(newest), terms_of.week_of(oldest) - 1, -1):
+        want = limit + 1 - len(out)
+        tsquery = terms_of.pg_query(query, places, week)
+        ids = await _pg_ids(connection, tsquery, PROBE)
+        if not ids:
+            continue
+        if len(ids) < PROBE:
+            stmt = _page_statement(scope, filt, [messages.c.id.in_(ids), *conds], None, None, want)
+        else:
+            start = terms_of.week_start(week)
+            in_week = [messages.c.at >= start, messages.c.at < start + timedelta(days=7)]
+            match = _PG_INDEX.c.terms.op("@@")(_tsquery(tsquery))
+            join_on = _PG_INDEX.c.message_id == messages.c.id
+            stmt = _page_statement(scope, filt, [match, *in_week, *conds], _PG_INDEX, join_on, want)
+        out += list((await connection.execute(stmt)).mappings().all())
+        if len(out) > limit:
+            break
+    return out
+
+
 async def search(
     session: AsyncSession,
     *,
@@ -167,52 +295,17 @@ async def search(
     query = terms_of.parse_query(filt.text)
     if query.empty:
         return [], None
-    dialect = dialect_name(session)
     places = _places(scope, filt)
-    if dialect == "postgresql":
-        tsquery = cast(bindparam("tsq", terms_of.pg_query(query, places), type_=String()), TSQUERY)
-        match = _PG_INDEX.c.terms.op("@@")(tsquery)
-        source: Any = _PG_INDEX
-        join_on = _PG_INDEX.c.message_id == messages.c.id
+    if dialect_name(session) == "postgresql":
+        rows = await _pg_search(session, scope=scope, filt=filt, cursor=cursor, limit=limit, query=query, places=places)
     else:
         match = literal_column("message_search").op("MATCH")(
             bindparam("ftsq", terms_of.fts_query(query, places), type_=String())
         )
-        source = _FTS_INDEX
         join_on = _FTS_INDEX.c.rowid == messages.c.id
-    cols: list[Any] = list(_HIT_COLS)
-    conds: list[ColumnElement[bool]] = [match, *_where_scope(messages, scope), *_hidden_from(scope)]
-    if filt.township:
-        conds.append(messages.c.township == filt.township)
-    if filt.village:
-        conds.append(messages.c.village == filt.village)
-    if filt.since is not None:
-        conds.append(messages.c.at >= filt.since)
-    if filt.until is not None:
-        conds.append(messages.c.at < filt.until)
-    if cursor is not None:
-        at = bindparam("c_at", cursor[0], type_=messages.c.at.type)
-        conds.append(tuple_(messages.c.at, messages.c.id) < tuple_(at, bindparam("c_id", cursor[1], type_=Integer())))
-    from_: Any = messages.join(source, join_on)
-    if filt.kind == "tickets":
-        from_ = from_.join(ticket_messages, ticket_messages.c.message_id == messages.c.id).join(
-            tickets, tickets.c.id == ticket_messages.c.ticket_id
-        )
-        cols += [tickets.c.id.label("ticket_id"), tickets.c.status.label("ticket_status")]
-        conds += _where_scope(tickets, scope)
-    elif filt.kind == "flags":
-        from_ = from_.join(flags, flags.c.message_id == messages.c.id)
-        cols += [flags.c.id.label("flag_id"), flags.c.labels.label("flag_labels")]
-        conds += _where_scope(flags, scope)
-    stmt = (
-        select(*cols)
-        .select_from(from_)
-        .where(and_(*conds))
-        .order_by(messages.c.at.desc(), messages.c.id.desc())
-        .limit(limit + 1)
-    )
-    connection = await session.connection()
-    rows = list((await connection.execute(stmt)).mappings().all())
+        stmt = _page_statement(scope, filt, [match, *_conditions(scope, filt, cursor)], _FTS_INDEX, join_on, limit + 1)
+        connection = await session.connection()
+        rows = list((await connection.execute(stmt)).mappings().all())
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, (rows[-1]["at"], rows[-1]["id"])

@@ -212,3 +212,44 @@ def test_the_command_indexes_every_message_again(tmp_path) -> None:  # type: ign
     assert _in_thread(_found) == 0
     assert run_cli("db", "reindex-search", "--db", url, "--batch", "5") == 0
     assert _in_thread(_found) == 12
+
+
+async def test_many_hits_are_read_week_by_week_in_the_same_order(engine: AsyncEngine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A query with more hits than the probe reads the newest week first (PostgreSQL); pages are the same as
+    when every hit is sorted at once."""
+    sessions = make_session_factory(engine)
+    async with sessions() as session, session.begin():
+        n = 0
+        for week in range(6):
+            for k in range(week % 3 + 1):  # 1–3 messages a week, some weeks dense
+                n += 1
+                at = T0 - timedelta(days=7 * week, hours=k)
+                await messages.insert_message(session, values=_message(n, f"水渠堵了{week}周{k}", at=at))
+        await messages.insert_message(session, values=_message(99, "水渠堵了城东", township="城东镇", village="东村"))
+
+    async def pages(limit: int) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            async with sessions() as session:
+                rows, cursor = await repo.search(
+                    session, scope=CITY_GUAN, filt=repo.SearchFilter(text="水渠"), cursor=cursor, limit=limit
+                )
+            seen += [r["text"] for r in rows]
+            if cursor is None:
+                return seen
+
+    everything = await pages(50)
+    assert len(everything) == 12 and everything[0] == "水渠堵了0周0" and everything[-1] == "水渠堵了5周2"
+    monkeypatch.setattr(repo, "PROBE", 2)  # every query now "has many hits", and dense weeks have more than 2
+    assert await pages(5) == everything
+    assert await pages(1) == everything
+    async with sessions() as session:
+        rows, _ = await repo.search(
+            session,
+            scope=CITY_GUAN,
+            filt=repo.SearchFilter(text="水渠", since=T0 - timedelta(days=15), until=T0 - timedelta(days=6)),
+            cursor=None,
+            limit=50,
+        )
+    assert [r["text"] for r in rows] == ["水渠堵了1周0", "水渠堵了1周1", "水渠堵了2周0", "水渠堵了2周1", "水渠堵了2周2"]

@@ -39,13 +39,14 @@ def upgrade() -> None:
     while True:
         rows = bind.execute(
             sa.text(
-                "SELECT id, text, county, township, village FROM messages WHERE id > :last ORDER BY id LIMIT :n"
+                "SELECT id, text, county, township, village, at FROM messages WHERE id > :last ORDER BY id LIMIT :n"
             ),
             {"last": last, "n": BATCH},
         ).all()
         if not rows:
             break
-        values = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "") for r in rows]
+        # the time only places a PostgreSQL row in its week (SQLite returns it as text; FTS5 has no week term)
+        values = [(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", r[5]) for r in rows]
         bind.execute(insert, index_rows(dialect, values))
         last = rows[-1][0]
     if dialect == "postgresql":
