@@ -42,7 +42,11 @@ from storage.repos.dashboard import Scope
 
 TRAIN = Path(__file__).resolve().parent.parent / "classifiers" / "data" / "train"
 SYLLABLES = "石桥河东西南北山水林田湖塘口坝湾岗岭坪冲庄店集铺寨坊堡溪沟洼营圩埠港"
-SURNAMES = "张王李赵刘陈杨黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+SURNAMES = (
+    "张王李赵刘陈杨黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
+    "余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+    ""
+)
 GIVEN = "秀英华玉兰桂芳明国建军平志强伟海林春梅云霞红福德生荣金宝山成正光德胜文杰丽敏静"
 COLUMNS = [
     "id",
@@ -218,7 +222,8 @@ async def build(args: argparse.Namespace) -> None:
         await con.execute("ALTER TABLE message_search DROP CONSTRAINT message_search_message_id_fkey")
         total = 0
         for messages, index in generate(args):
-            await con.copy_to_table("messages", source=io.BytesIO(("\n".join(messages) + "\n").encode()), columns=COLUMNS)
+            rows = io.BytesIO(("\n".join(messages) + "\n").encode())
+            await con.copy_to_table("messages", source=rows, columns=COLUMNS)
             await con.copy_to_table(
                 "message_search", source=io.BytesIO(("\n".join(index) + "\n").encode()), columns=["message_id", "terms"]
             )
@@ -262,7 +267,7 @@ async def _sample_queries(sessions: Any, rnd: random.Random) -> dict[str, list[t
         ).all()
     city = Scope()
     out: dict[str, list[tuple[str, Scope, str]]] = {"village word": [], "rare name": []}
-    for county, township, village, body in rows[:40]:
+    for county, township, village, _body in rows[:40]:
         out["village word"].append((village, Scope(county=county, township=township), "township"))
     names = [body.rsplit("，", 1)[1][:-1] for *_, body in rows if body.endswith("家") and "，" in body]
     for name in names[:40]:
@@ -320,7 +325,8 @@ async def measure(args: argparse.Namespace) -> None:
                 f" {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | {hits:.0f} |"
             )
     all_times.sort()
-    print(f"\nall queries: p50 {statistics.median(all_times):.1f} ms, p95 {all_times[int(len(all_times) * 0.95)]:.1f} ms")
+    p95 = all_times[int(len(all_times) * 0.95)]
+    print(f"\nall queries: p50 {statistics.median(all_times):.1f} ms, p95 {p95:.1f} ms")
     await measure_insert(sessions, args)
     await engine.dispose()
 

@@ -231,7 +231,9 @@ async def _pg_search(
     connection = await session.connection()
     await connection.execute(text("SET LOCAL enable_seqscan = off"))
     try:
-        return await _pg_pages(connection, scope=scope, filt=filt, cursor=cursor, limit=limit, query=query, places=places)
+        return await _pg_pages(
+            connection, scope=scope, filt=filt, cursor=cursor, limit=limit, query=query, places=places
+        )
     finally:
         await connection.execute(text("RESET enable_seqscan"))
 
