@@ -183,7 +183,7 @@ def generate(args: argparse.Namespace) -> Iterator[tuple[list[str], list[str]]]:
         ]
         messages.append("\t".join(_copy_text(v) for v in row))
         vector = builder.vector(k, extra, {"county": county, "township": township, "village": village}, at)
-        index.append(f"{i}\t{_copy_text(vector)}")
+        index.append(f"{i}\t{at.isoformat()}\t{_copy_text(vector)}")
         if len(messages) >= 50_000:
             yield messages, index
             messages, index = [], []
@@ -224,9 +224,8 @@ async def build(args: argparse.Namespace) -> None:
         for messages, index in generate(args):
             rows = io.BytesIO(("\n".join(messages) + "\n").encode())
             await con.copy_to_table("messages", source=rows, columns=COLUMNS)
-            await con.copy_to_table(
-                "message_search", source=io.BytesIO(("\n".join(index) + "\n").encode()), columns=["message_id", "terms"]
-            )
+            terms = io.BytesIO(("\n".join(index) + "\n").encode())
+            await con.copy_to_table("message_search", source=terms, columns=["message_id", "at", "terms"])
             total += len(messages)
             if total % 1_000_000 == 0:
                 print(f"  {total:,} messages, {time.monotonic() - t0:.0f}s", file=sys.stderr)

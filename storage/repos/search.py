@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -44,16 +44,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import search as terms_of
 from storage.repos.common import dialect_name
 from storage.repos.dashboard import Scope, _where_scope, flags, messages, ticket_messages, tickets
+from storage.types import UTCDateTime
 
 KINDS = ("messages", "tickets", "flags")
-_PG_INDEX = table("message_search", column("message_id", Integer()), column("terms"))
+_PG_INDEX = table("message_search", column("message_id", Integer()), column("at", UTCDateTime()), column("terms"))
 _FTS_INDEX = table("message_search", column("rowid", Integer()), column("terms"))
 
-# A table that is not a model: FTS5 on SQLite, (message_id, terms tsvector) on PostgreSQL.
+# A table that is not a model: FTS5 on SQLite, (message_id, at, terms tsvector) on PostgreSQL.
 _PG_INSERT = text(
-    "INSERT INTO message_search (message_id, terms) VALUES (:id, CAST(:terms AS tsvector))"
-    " ON CONFLICT (message_id) DO UPDATE SET terms = EXCLUDED.terms"
-).bindparams(bindparam("id", type_=Integer()), bindparam("terms", type_=String()))
+    "INSERT INTO message_search (message_id, at, terms) VALUES (:id, :at, CAST(:terms AS tsvector))"
+    " ON CONFLICT (message_id) DO UPDATE SET terms = EXCLUDED.terms, at = EXCLUDED.at"
+).bindparams(bindparam("id", type_=Integer()), bindparam("at", type_=UTCDateTime()), bindparam("terms", type_=String()))
 _SQLITE_DELETE = text("DELETE FROM message_search WHERE rowid = :id").bindparams(bindparam("id", type_=Integer()))
 _SQLITE_INSERT = text("INSERT INTO message_search (rowid, terms) VALUES (:id, :terms)").bindparams(
     bindparam("id", type_=Integer()), bindparam("terms", type_=String())
@@ -69,9 +70,10 @@ def index_rows(dialect: str, rows: Sequence[IndexRow]) -> list[dict[str, Any]]:
     out = []
     for message_id, body, county, township, village, at in rows:
         places = terms_of.place_terms(county=county, township=township, village=village)
-        pg = dialect == "postgresql"
-        terms = terms_of.pg_vector(body, places, at) if pg else terms_of.fts_document(body, places)
-        out.append({"id": message_id, "terms": terms})
+        if dialect == "postgresql":
+            out.append({"id": message_id, "at": at, "terms": terms_of.pg_vector(body, places, at)})
+        else:
+            out.append({"id": message_id, "terms": terms_of.fts_document(body, places)})
     return out
 
 
@@ -209,6 +211,29 @@ async def _pg_ids(connection: Any, tsquery: str, cap: int) -> list[int]:
     return [int(r[0]) for r in (await connection.execute(stmt)).all()]
 
 
+async def _pg_candidates(
+    connection: Any, tsquery: str, filt: SearchFilter, after: tuple[datetime, int] | None, count: int
+) -> list[tuple[int, datetime]]:
+    """The newest ``count`` matches (id, time) older than ``after``: sorted inside the index table, which
+    carries each message's time, so only the messages of one page are read from ``messages``."""
+    conds: list[ColumnElement[bool]] = [_PG_INDEX.c.terms.op("@@")(_tsquery(tsquery))]
+    if filt.since is not None:
+        conds.append(_PG_INDEX.c.at >= filt.since)
+    if filt.until is not None:
+        conds.append(_PG_INDEX.c.at < filt.until)
+    if after is not None:
+        at = bindparam("a_at", after[0], type_=UTCDateTime())
+        last = tuple_(at, bindparam("a_id", after[1], Integer()))
+        conds.append(tuple_(_PG_INDEX.c.at, _PG_INDEX.c.message_id) < last)
+    stmt = (
+        select(_PG_INDEX.c.message_id, _PG_INDEX.c.at)
+        .where(*conds)
+        .order_by(_PG_INDEX.c.at.desc(), _PG_INDEX.c.message_id.desc())
+        .limit(count)
+    )
+    return [(int(r[0]), r[1]) for r in (await connection.execute(stmt)).all()]
+
+
 async def _pg_search(
     session: AsyncSession,
     *,
@@ -249,36 +274,36 @@ async def _pg_pages(
     places: dict[str, str],
 ) -> list[RowMapping]:
     conds = _conditions(scope, filt, cursor)
-    ids = await _pg_ids(connection, terms_of.pg_query(query, places), PROBE)
-    if len(ids) < PROBE:
-        stmt = _page_statement(scope, filt, [messages.c.id.in_(ids), *conds], None, None, limit + 1)
-        return list((await connection.execute(stmt)).mappings().all()) if ids else []
-    bounds = [d for d in (cursor[0] if cursor else None, filt.until) if d is not None]
-    newest = min(bounds) if bounds else None
-    if newest is None:
-        newest = (await connection.execute(select(func.max(messages.c.at)))).scalar_one()
-    oldest = filt.since or (await connection.execute(select(func.min(messages.c.at)))).scalar_one()
-    if newest is None or oldest is None:
-        return []
+    whole = terms_of.pg_query(query, places)
+    if len(await _pg_ids(connection, whole, PROBE)) < PROBE:
+        ranges: list[str] = [whole]
+    else:
+        bounds = [d for d in (cursor[0] if cursor else None, filt.until) if d is not None]
+        # the messages' time index answers these at once (the index table has none on its time)
+        newest = min(bounds) if bounds else (await connection.execute(select(func.max(messages.c.at)))).scalar_one()
+        oldest = filt.since or (await connection.execute(select(func.min(messages.c.at)))).scalar_one()
+        if newest is None or oldest is None:
+            return []
+        weeks = range(terms_of.week_of(newest), terms_of.week_of(oldest) - 1, -1)
+        ranges = [terms_of.pg_query(query, places, week) for week in weeks]
     out: list[RowMapping] = []
-    for week in range(terms_of.week_of(newest), terms_of.week_of(oldest) - 1, -1):
-        want = limit + 1 - len(out)
-        tsquery = terms_of.pg_query(query, places, week)
-        ids = await _pg_ids(connection, tsquery, PROBE)
-        if not ids:
-            continue
-        if len(ids) < PROBE:
+    for tsquery in ranges:
+        after = cursor
+        while len(out) <= limit:
+            want = limit + 1 - len(out)
+            batch = max(2 * want, 20)  # a few more than needed: some may be hidden from this viewer
+            candidates = await _pg_candidates(connection, tsquery, filt, after, batch)
+            if not candidates:
+                break
+            ids = [message_id for message_id, _at in candidates]
             stmt = _page_statement(scope, filt, [messages.c.id.in_(ids), *conds], None, None, want)
-        else:
-            start = terms_of.week_start(week)
-            in_week = [messages.c.at >= start, messages.c.at < start + timedelta(days=7)]
-            match = _PG_INDEX.c.terms.op("@@")(_tsquery(tsquery))
-            join_on = _PG_INDEX.c.message_id == messages.c.id
-            stmt = _page_statement(scope, filt, [match, *in_week, *conds], _PG_INDEX, join_on, want)
-        out += list((await connection.execute(stmt)).mappings().all())
+            out += list((await connection.execute(stmt)).mappings().all())
+            if len(candidates) < batch:
+                break
+            after = (candidates[-1][1], candidates[-1][0])
         if len(out) > limit:
             break
-    return out
+    return out[: limit + 1]
 
 
 async def search(

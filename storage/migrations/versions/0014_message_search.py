@@ -27,9 +27,12 @@ def upgrade() -> None:
         op.execute(
             "CREATE TABLE message_search ("
             " message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+            " at TIMESTAMP WITHOUT TIME ZONE NOT NULL,"  # the message's (UTC), to sort hits inside this table
             " terms TSVECTOR NOT NULL)"
         )
-        insert = sa.text("INSERT INTO message_search (message_id, terms) VALUES (:id, CAST(:terms AS tsvector))")
+        insert = sa.text(
+            "INSERT INTO message_search (message_id, at, terms) VALUES (:id, :at, CAST(:terms AS tsvector))"
+        )
     else:
         # Terms are separated by spaces; unicode61 keeps each term whole (Chinese characters are letters to it).
         op.execute("CREATE VIRTUAL TABLE message_search USING fts5(terms, tokenize = 'unicode61')")
