@@ -162,7 +162,8 @@ def generate(args: argparse.Namespace) -> Iterator[tuple[list[str], list[str]]]:
             text = f"{text}，{extra_text}"
         extra = terms_of.terms(extra_text) if extra_text else []
         sender = people[rnd.randrange(len(people))]
-        at = end - timedelta(seconds=rnd.random() * span)
+        # messages arrive in time order, so ids follow time as in a live database (a few minutes' jitter)
+        at = end - timedelta(seconds=span * (1 - i / args.messages) + rnd.random() * 300)
         row = [
             i,
             "bench",

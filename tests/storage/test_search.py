@@ -241,7 +241,7 @@ async def test_many_hits_are_read_week_by_week_in_the_same_order(engine: AsyncEn
 
     everything = await pages(50)
     assert len(everything) == 12 and everything[0] == "水渠堵了0周0" and everything[-1] == "水渠堵了5周2"
-    monkeypatch.setattr(repo, "PROBE", 2)  # every query now "has many hits", and dense weeks have more than 2
+    monkeypatch.setattr(repo, "SPLIT", 0)  # every query now "has many hits" and is read week by week
     assert await pages(5) == everything
     assert await pages(1) == everything
     async with sessions() as session:
