@@ -1,5 +1,5 @@
 """message_search: the search index of messages (FTS5 on SQLite, a tsvector with a GIN index on PostgreSQL),
-filled for the messages already stored
+filled for the messages already stored; an index of ticket_messages by message
 
 Revision ID: 0014
 Revises: 0011 (to be re-chained at merge)
@@ -54,7 +54,10 @@ def upgrade() -> None:
         last = rows[-1][0]
     if dialect == "postgresql":
         op.execute("CREATE INDEX ix_message_search_terms ON message_search USING gin (terms)")
+    # which ticket a hit belongs to, and whether a cadre may see it, for each hit of a page
+    op.create_index("ix_ticket_messages_message_id", "ticket_messages", ["message_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ticket_messages_message_id", table_name="ticket_messages")
     op.execute("DROP TABLE IF EXISTS message_search")
