@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from dashboards.context import MAX_ID, SESSION_FACTORY, SETTINGS, TICKET_ACTIONS, audit, render, require, viewer
+from dashboards.context import (
+    MAX_ID,
+    SESSION_FACTORY,
+    SETTINGS,
+    TICKET_ACTIONS,
+    Viewer,
+    audit,
+    render,
+    require,
+    viewer,
+)
 from dashboards.labels import CATEGORIES
 from dashboards.ports import ActionRefused
 from dashboards.views_tickets import actor_name, parse_day
@@ -44,13 +55,18 @@ def _cursor_text(cursor: tuple[datetime, int] | None) -> str | None:
     return f"{(cursor[0] - EPOCH) // timedelta(microseconds=1)}.{cursor[1]}"
 
 
-def search_filter(request: web.Request) -> search_repo.SearchFilter:
+def kinds_for(me: Viewer) -> dict[str, str]:
+    """Cadres are supervised, not supervisors: they never read flags (the digest is closed to them too)."""
+    return KINDS if me.discipline else {k: v for k, v in KINDS.items() if k != "flags"}
+
+
+def search_filter(request: web.Request, me: Viewer) -> search_repo.SearchFilter:
     q = request.query
     until = parse_day(request, q.get("until"))
     kind = q.get("kind", "messages")
     return search_repo.SearchFilter(
         text=(q.get("q") or "").strip()[:MAX_QUERY],
-        kind=kind if kind in KINDS else "messages",
+        kind=kind if kind in kinds_for(me) else "messages",
         township=q.get("township") or None,
         village=q.get("village") or None,
         since=parse_day(request, q.get("since")),
@@ -61,7 +77,7 @@ def search_filter(request: web.Request) -> search_repo.SearchFilter:
 async def search_page(request: web.Request) -> web.StreamResponse:
     """GET /search?q=…&kind=…&township=…&village=…&since=…&until=…&cursor=…"""
     me = viewer(request)
-    filt = search_filter(request)
+    filt = search_filter(request, me)
     cursor = _cursor(request.query.get("cursor", ""))
     rows: list[Any] = []
     next_cursor = None
@@ -89,7 +105,7 @@ async def search_page(request: web.Request) -> web.StreamResponse:
         context=context,
         words=words,
         query=query,
-        kinds=KINDS,
+        kinds=kinds_for(me),
         ticket_kinds={k: v for k, v in TICKET_KINDS.items() if k != "clue" or me.discipline},
         filt=filt,
         searched=bool(filt.text),
@@ -109,8 +125,6 @@ def _back(form: Any) -> str:
 
 
 def _with(back: str, **values: str) -> str:
-    from urllib.parse import urlencode
-
     return back + ("&" if "?" in back else "?") + urlencode(values)
 
 

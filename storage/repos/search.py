@@ -47,7 +47,6 @@ from storage.repos.common import dialect_name
 from storage.repos.dashboard import Scope, _where_scope, flags, messages, ticket_messages, tickets
 from storage.types import UTCDateTime
 
-KINDS = ("messages", "tickets", "flags")
 _PG_INDEX = table("message_search", column("message_id", Integer()), column("at", UTCDateTime()), column("terms"))
 _FTS_INDEX = table("message_search", column("rowid", Integer()), column("terms"))
 

@@ -55,6 +55,9 @@ async def test_other_townships_and_confidential_hits_stay_hidden(dash: Dash) -> 
     assert not HIT_RE.findall(await _page(dash, "?q=升学宴"))  # nor a confidential ticket's message
     page = await _page(dash, "?q=停水")
     assert HIT_RE.findall(page) and "标记为漏报" not in page and "确认立案" not in page
+    assert "网巡条目" not in page  # cadres never read flags: no such choice, and asking for it searches messages
+    page = await _page(dash, "?q=薄酒&kind=flags")
+    assert HIT_RE.findall(page) and "网巡 #" not in page and "大操大办" not in page
     message_id = await _message_id(dash, "早上好，今天停水吗")
     resp = await dash.post(f"/messages/{message_id}/ticket", {"kind": "demand"})
     assert resp.status == 403
