@@ -253,3 +253,25 @@ async def test_many_hits_are_read_week_by_week_in_the_same_order(engine: AsyncEn
             limit=50,
         )
     assert [r["text"] for r in rows] == ["水渠堵了1周0", "水渠堵了1周1", "水渠堵了2周0", "水渠堵了2周1", "水渠堵了2周2"]
+
+
+async def test_hidden_hits_do_not_shorten_a_page(engine: AsyncEngine) -> None:
+    """A cadre's page is full even when the newest matches are private chats they may not see (the index
+    is read a batch at a time until the page is full)."""
+    sessions = make_session_factory(engine)
+    async with sessions() as session, session.begin():
+        for n in range(3):
+            await messages.insert_message(session, values=_message(n, f"修桥的事{n}"))
+        for n in range(10, 55):
+            values = _message(n, f"修桥的钱{n}", group_name=None, private=True)
+            await messages.insert_message(session, values=values)
+    async with sessions() as session:
+        rows, cursor = await repo.search(
+            session, scope=CADRE, filt=repo.SearchFilter(text="修桥"), cursor=None, limit=2
+        )
+        assert [r["text"] for r in rows] == ["修桥的事2", "修桥的事1"] and cursor is not None
+        rows, cursor = await repo.search(
+            session, scope=CADRE, filt=repo.SearchFilter(text="修桥"), cursor=cursor, limit=2
+        )
+        assert [r["text"] for r in rows] == ["修桥的事0"] and cursor is None
+        assert len(await _texts(session, CITY_GUAN, "修桥")) == 48
