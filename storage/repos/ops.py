@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Flag, Message, Outbox, Ticket
+from storage.repos.search import forget_messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +66,15 @@ async def flag_labels_since(session: AsyncSession, *, since: datetime) -> Counte
 async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
     """Blank the text and raw payload of messages older than ``before``; returns how many changed.
 
-    Only ``messages`` is touched: tickets (their text and events), flags, reviews and the audit log keep
-    what they recorded."""
+    Only ``messages`` (and their search index, so a blanked text is found by nothing) is touched: tickets
+    (their text and events), flags, reviews and the audit log keep what they recorded."""
     result = await session.exec(
         update(Message)
         .where(col(Message.at) < before, or_(col(Message.text) != "", col(Message.raw).is_not(None)))
         .values(text="", raw=None)
+        .returning(col(Message.id))
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    blanked = [int(row[0]) for row in result]
+    await forget_messages(session, blanked)
+    return len(blanked)

@@ -91,6 +91,18 @@ async def index_messages(session: AsyncSession, rows: Sequence[IndexRow]) -> Non
         await connection.execute(_SQLITE_INSERT, params)
 
 
+async def forget_messages(session: AsyncSession, message_ids: Sequence[int]) -> None:
+    """Take messages out of the index (their text was blanked by retention)."""
+    connection = await session.connection()
+    pg = dialect_name(session) == "postgresql"
+    for start in range(0, len(message_ids), 10_000):
+        chunk = list(message_ids[start : start + 10_000])
+        if pg:
+            await connection.execute(_PG_INDEX.delete().where(_PG_INDEX.c.message_id.in_(chunk)))
+        else:
+            await connection.execute(_SQLITE_DELETE, [{"id": i} for i in chunk])
+
+
 async def reindex(session: AsyncSession, *, after_id: int, limit: int) -> int:
     """Index the next ``limit`` messages after ``after_id`` (by id); returns the last id done, 0 at the end."""
     connection = await session.connection()

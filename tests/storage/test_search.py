@@ -275,3 +275,18 @@ async def test_hidden_hits_do_not_shorten_a_page(engine: AsyncEngine) -> None:
         )
         assert [r["text"] for r in rows] == ["修桥的事0"] and cursor is None
         assert len(await _texts(session, CITY_GUAN, "修桥")) == 48
+
+
+async def test_retention_takes_blanked_messages_out_of_the_index(engine: AsyncEngine) -> None:
+    from storage.repos import ops
+
+    sessions = make_session_factory(engine)
+    async with sessions() as session, session.begin():
+        await messages.insert_message(session, values=_message(1, "旧消息说水渠堵了", at=T0 - timedelta(days=30)))
+        await messages.insert_message(session, values=_message(2, "新消息说水渠堵了", at=T0))
+    async with sessions() as session, session.begin():
+        assert await ops.blank_message_text(session, before=T0 - timedelta(days=1)) == 1
+    async with sessions() as session:
+        assert await _texts(session, ALL, "水渠") == ["新消息说水渠堵了"]
+        conn = await session.connection()
+        assert (await conn.execute(text("SELECT count(*) FROM message_search"))).scalar_one() == 1
