@@ -252,6 +252,37 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_reindex_search(args: argparse.Namespace) -> int:
+    """Index every stored message for search again (after a restore from an old backup, or a change of the
+    terms); the migration that made the index filled it once. Batches of its own transaction each."""
+    from storage.engine import make_engine, make_session_factory
+    from storage.migrate import upgrade
+    from storage.repos.search import reindex
+
+    config = resolve_config(args.config)
+
+    async def _go() -> int:
+        engine = make_engine(_db_url(args, config))
+        try:
+            await upgrade(engine)
+            sessions = make_session_factory(engine)
+            last, done = 0, 0
+            while True:
+                async with sessions() as session, session.begin():
+                    upto = await reindex(session, after_id=last, limit=args.batch)
+                if not upto:
+                    return done
+                done += 1
+                last = upto
+                print(f"\r已建索引至第 {last} 条消息", end="", file=sys.stderr, flush=True)
+        finally:
+            await engine.dispose()
+
+    batches = asyncio.run(_go())
+    print(f"\n搜索索引已重建({batches} 批)。", file=sys.stderr)
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from bot.history import import_history
 
@@ -453,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     p = with_config(db.add_parser("upgrade", help="apply migrations"), db=True)
     p.set_defaults(func=cmd_db_upgrade)
+    p = with_config(db.add_parser("reindex-search", help="index every stored message for search again"), db=True)
+    p.add_argument("--batch", type=int, default=5000, help="messages per transaction (default 5000)")
+    p.set_defaults(func=cmd_db_reindex_search)
 
     user = sub.add_parser("user", help="dashboard accounts").add_subparsers(dest="user_command", required=True)
     p = with_config(user.add_parser("add", help="add a staff account"), db=True)

@@ -84,6 +84,12 @@ class StaffTicketActions:
     async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
         await self._guard(self._actions.merge(ticket_id, into=into, actor=actor))
 
+    async def open_from_message(self, message_id: int, *, kind: str, category: str | None, actor: str) -> int:
+        try:
+            return await self._actions.open_from_message(message_id, kind=kind, category=category, actor=actor)
+        except (TicketNotFound, TicketStateError) as exc:
+            raise ActionRefused(str(exc)) from exc
+
     @staticmethod
     async def _checked(image: bytes) -> None:
         try:

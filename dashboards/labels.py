@@ -148,6 +148,7 @@ TICKET_FORM_NAMES = {
     "note": "备注",
     "split": "拆分",
     "merge": "合并",
+    "open": "立案（从消息）",
 }
 
 

@@ -68,6 +68,13 @@ class TicketActions(Protocol):
     async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
         """Ticket ``ticket_id`` is the same problem as ``into``: its reporters join it, it closes as merged."""
 
+    async def open_from_message(self, message_id: int, *, kind: str, category: str | None, actor: str) -> int:
+        """立案: open a ticket (``demand``, ``consult`` or ``clue``) from a stored message the bot did not turn
+        into one, with its sender as the reporter, acknowledged as the bot acknowledges a report (a clue or a
+        private message: confidential, never in a group). Returns the new ticket's number; refused (Chinese)
+        when the message already belongs to a ticket."""
+        ...
+
 
 class Broadcaster(Protocol):
     def preview(self, *, kind: str, text: str) -> str:

@@ -286,7 +286,9 @@ class TicketMessage(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("ticket_id", "message_id", name="uq_ticket_message"),)
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id", index=True)
-    message_id: int = Field(foreign_key="messages.id")
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    """Indexed (migration 0014): a search hit asks which ticket its message belongs to, and whether a cadre may
+    see it."""
 
 
 class TicketPhoto(SQLModel, table=True):

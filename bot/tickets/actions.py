@@ -13,19 +13,30 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.media import MediaStore
 from bot.tickets import regroup, states
 from bot.tickets.errors import TicketNotFound, TicketStateError
-from bot.tickets.notify import Event, What
-from bot.tickets.service import Actor, Applied, TicketService, state_of
+from bot.tickets.notify import Event, Origin, What
+from bot.tickets.service import Actor, Applied, ClassifierSource, TicketService, state_of
 from storage.engine import SessionFactory
 from storage.models import Member, Ticket
 from storage.repos import directory as directory_repo
+from storage.repos import messages as messages_repo
 from storage.repos import tickets as repo
+
+OPENABLE = ("demand", "consult", "clue")
 
 
 class TicketActions:
-    def __init__(self, *, session_factory: SessionFactory, service: TicketService, media: MediaStore) -> None:
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        service: TicketService,
+        media: MediaStore,
+        classifiers: ClassifierSource,
+    ) -> None:
         self._sessions = session_factory
         self._service = service
         self._media = media
+        self._classifiers = classifiers
 
     def _check(self, ticket_id: int, result: Applied | states.Refusal) -> Ticket:
         if isinstance(result, states.Refusal):
@@ -216,3 +227,46 @@ class TicketActions:
                 ticket_id, await regroup.merge(session, self._service, ticket_id, into=into, actor=Actor(actor), at=now)
             )
             await session.commit()
+
+    async def open_from_message(self, message_id: int, *, kind: str, category: str | None, actor: str) -> int:
+        """立案 from a stored message (found by search): its sender reports it now; a clue or a private message
+        is confidential and with the township, like the bot's own (``TicketWorkflow._confidential``)."""
+        if kind not in OPENABLE:
+            raise TicketStateError("请选择工单类型：诉求、咨询或问题线索")
+        now = self._service.clock.now()
+        async with self._sessions() as session:
+            message = await messages_repo.get_message(session, message_id)
+            if message is None or message.kept_raw:
+                raise TicketNotFound("找不到这条消息（或它还未处理完）")
+            existing = await repo.ticket_of_message(session, message_id)
+            if existing is not None:
+                raise TicketStateError(f"这条消息已在工单 #{existing} 中")
+            reporter = await directory_repo.get_member(session, message.sender_platform_id)
+            if reporter is None:
+                raise TicketNotFound(f"找不到发送人 {message.sender_name}")
+            group = await directory_repo.get_group(session, message.group_name) if message.group_name else None
+            confidential = kind == "clue" or message.private or group is None
+            tools = self._classifiers.current
+            ticket, _assignee = await self._service.open(
+                session,
+                kind=kind,
+                category=(category or "other") if kind != "clue" else category,
+                at=now,
+                reporter=reporter,
+                message_id=message_id,
+                text=message.text,
+                norm_text=tools.normalize(message.text),
+                keywords=tools.keywords(message.text),
+                group=group,
+                account=message.account,
+                confidential=confidential,
+                level="township" if confidential else "village",
+            )
+            assert ticket.id is not None
+            await self._service.event(session, ticket, at=now, type="note", actor=actor, text="工作人员从消息搜索立案")
+            origin = Origin(message_id=message_id, member=reporter, group=group)
+            what = What.CONFIDENTIAL_OPENED if confidential else What.OPENED
+            values = {"text": message.text, "kind": kind} if confidential else {}
+            await self._service.notify(session, Event(what, ticket, origin=origin, actor=actor, values=values))
+            await session.commit()
+            return ticket.id

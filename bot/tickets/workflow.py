@@ -71,7 +71,9 @@ class TicketWorkflow:
         self.service = TicketService(
             notifier=self.notifier, templates=templates, config=config, clock=clock, directory=directory
         )
-        self.actions = TicketActions(session_factory=session_factory, service=self.service, media=media)
+        self.actions = TicketActions(
+            session_factory=session_factory, service=self.service, media=media, classifiers=classifiers
+        )
         self._jobs = TicketJobs(session_factory=session_factory, service=self.service)
 
     def jobs(self) -> list[Job]:

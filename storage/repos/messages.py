@@ -11,11 +11,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
 from storage.repos.common import dialect_module, dialect_name, insert_ignore
+from storage.repos.search import IndexRow, index_messages
+
+
+def _search_row(message_id: int, values: dict[str, Any]) -> IndexRow:
+    return (
+        message_id,
+        values.get("text") or "",
+        values.get("county") or "",
+        values.get("township") or "",
+        values.get("village") or "",
+        values["at"],
+    )
 
 
 async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
-    """Store a message once: returns its new id, or None when (account, platform_id) is already stored."""
-    return await insert_ignore(session, Message, ("account", "platform_id"), values)
+    """Store a message once (and index it for search): returns its new id, or None when (account,
+    platform_id) is already stored."""
+    message_id = await insert_ignore(session, Message, ("account", "platform_id"), values)
+    if message_id is not None:
+        await index_messages(session, [_search_row(message_id, values)])
+    return message_id
 
 
 async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
@@ -39,11 +55,14 @@ async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dic
     result = await connection.execute(statement, [values for values, _ in rows])
     new = {(account, platform_id): message_id for message_id, account, platform_id in result}
     classifications = []
+    indexed = []
     for values, labels in rows:
         message_id = new.pop((values["account"], values["platform_id"]), None)
         if message_id is not None:
             classifications.append({**labels, "message_id": message_id})
+            indexed.append(_search_row(message_id, values))
     await add_classifications(session, classifications)
+    await index_messages(session, indexed)
     return len(classifications)
 
 
@@ -74,7 +93,12 @@ async def claim_kept_raw(session: AsyncSession, message_id: int, *, values: dict
         .execution_options(synchronize_session=False)
     )
     connection = await session.connection()
-    return (await connection.execute(statement)).rowcount == 1
+    if (await connection.execute(statement)).rowcount != 1:
+        return False
+    message = await session.get(Message, message_id, populate_existing=True)
+    if message is not None:  # indexed again with its place, which was unknown when it was kept raw
+        await index_messages(session, [_search_row(message_id, message.model_dump())])
+    return True
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
@@ -94,7 +118,7 @@ async def set_media_path(session: AsyncSession, message_id: int, path: str) -> N
 
 
 async def set_text(session: AsyncSession, message_id: int, text: str) -> None:
-    """Replace a message's text (a voice message's transcript)."""
+    """Replace a message's text (a voice message's transcript), and index it again so search finds it."""
     statement = (
         update(Message)
         .where(col(Message.id) == message_id)
@@ -102,6 +126,9 @@ async def set_text(session: AsyncSession, message_id: int, text: str) -> None:
         .execution_options(synchronize_session=False)
     )
     await session.exec(statement)
+    message = await session.get(Message, message_id, populate_existing=True)
+    if message is not None:
+        await index_messages(session, [_search_row(message_id, message.model_dump())])
 
 
 async def get_flag(session: AsyncSession, message_id: int) -> Flag | None:

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Flag, ImageText, Message, MessageCard, Outbox, Ticket, VoiceNote
+from storage.repos.search import forget_messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +75,16 @@ async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
     """Blank the text and raw payload of messages older than ``before``; returns how many changed.
 
     What a message said goes with it: a voice message's transcript, a link card's title and description, a
-    file's name. Tickets (their text and events), flags, reviews and the audit log keep what they recorded."""
+    file's name, the text read from an image, and its entry in the search index (a blanked text is found by
+    nothing). Tickets (their text and events), flags, reviews and the audit log keep what they recorded."""
     result = await session.exec(
         update(Message)
         .where(col(Message.at) < before, or_(col(Message.text) != "", col(Message.raw).is_not(None)))
         .values(text="", raw=None)
+        .returning(col(Message.id))
         .execution_options(synchronize_session=False)
     )
+    blanked = [int(row[0]) for row in result]
     old = select(Message.id).where(col(Message.at) < before)
     await session.exec(
         update(VoiceNote)
@@ -101,4 +105,5 @@ async def blank_message_text(session: AsyncSession, *, before: datetime) -> int:
         .values(text="")
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    await forget_messages(session, blanked)
+    return len(blanked)

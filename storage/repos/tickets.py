@@ -137,6 +137,17 @@ async def is_reporter(session: AsyncSession, *, ticket_id: int, platform_id: str
     return (await session.exec(statement)).first() is not None
 
 
+async def ticket_of_message(session: AsyncSession, message_id: int) -> int | None:
+    """The (first) ticket a message belongs to, or None."""
+    statement = (
+        select(TicketMessage.ticket_id)
+        .where(TicketMessage.message_id == message_id)
+        .order_by(col(TicketMessage.ticket_id))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first()
+
+
 async def link_message(session: AsyncSession, *, ticket_id: int, message_id: int) -> None:
     values = {"ticket_id": ticket_id, "message_id": message_id}
     await insert_ignore(session, TicketMessage, ("ticket_id", "message_id"), values)

@@ -89,6 +89,10 @@ class RecordingTicketActions:
     async def merge(self, ticket_id: int, *, into: int, actor: str) -> None:
         self._record("merge", ticket_id, actor=actor, into=into)
 
+    async def open_from_message(self, message_id: int, *, kind: str, category: str | None, actor: str) -> int:
+        self._record("open_from_message", message_id, kind=kind, category=category, actor=actor)
+        return 900 + message_id
+
 
 @dataclass
 class RecordingBroadcaster:

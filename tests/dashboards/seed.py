@@ -12,6 +12,7 @@ from bot.staff_roster import StaffRoster
 from dashboards.users import add_user
 from storage.engine import SessionFactory
 from storage.models import Flag, Group, Member, Message, Ticket, TicketEvent, TicketMessage, TicketReporter
+from storage.repos import search as search_repo
 
 PASSWORD = "correct-horse-42"
 T0 = datetime(2026, 9, 7, 0, 0, tzinfo=UTC)
@@ -234,6 +235,8 @@ async def seed(factory: SessionFactory) -> World:
                     **extra,
                 )
             )
+        await session.flush()
+        await search_repo.reindex(session, after_id=0, limit=10_000)  # stored by the ORM, not the repository
     return World(flags=flags, tickets=tickets)
 
 

@@ -74,6 +74,13 @@ PAGES = [
     "/roster",
     "/users",
     "/password",
+    "/search",
+    "/search?q=停水",
+    "/search?q=村主任",
+    "/search?q=水&kind=tickets",
+    "/search?q=大寿&kind=flags",
+    "/search?q=灯&township=城关镇&since=2026-09-01&until=2026-09-30",
+    "/search?q=没有这样的话",
 ]
 
 DIGEST_STATES = [
@@ -294,6 +301,22 @@ async def world(engine: AsyncEngine, db_url: str, tmp_path: Path) -> AsyncIterat
         await services.close()
 
 
+async def _open_from_search(world: World) -> None:
+    """立案 from a search hit, as township staff do: the ticket, its acknowledgement and the audit row then
+    appear on the pages and in the outbox checked below."""
+    await world.login("liuganshi")
+    page = await (await world.client.get("/search?q=七十大寿")).text()
+    form = re.search(r'action="(/messages/\d+/ticket)"', page)
+    token = CSRF_RE.search(page)
+    assert form is not None and token is not None, page
+    resp = await world.client.post(
+        form.group(1),
+        data={"_csrf": token.group(1), "kind": "demand", "category": "", "back": "/search?q=七十大寿"},
+        allow_redirects=False,
+    )
+    assert resp.status == 302 and "opened=" in resp.headers["Location"], resp.headers.get("Location")
+
+
 async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> None:
     # a broadcast scheduled for later and one sent at once, so their pages (and the history) have rows
     broadcaster = StaffBroadcaster(world.services)
@@ -308,6 +331,7 @@ async def test_every_page_and_message_shows_no_raw_identifier(world: World) -> N
     sent = await broadcaster.broadcast(
         actor="liuganshi", kind="clarification", text="经核实不实", groups=["石桥村监督服务群"]
     )
+    await _open_from_search(world)
     async with world.services.sessions() as session:
         tickets = list((await session.exec(select(Ticket))).all())
         flag_ids = [f.id for f in (await session.exec(select(Flag))).all()]
