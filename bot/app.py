@@ -71,6 +71,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
         bind=config.sim.bind,
         port=config.sim.port + index if config.sim.port else 0,
         journal=config.data_dir / "sim" / f"{account.name}.jsonl",
+        history=config.sim.history,
     )
 
 
