@@ -283,11 +283,15 @@ class Ingest:
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
-        message_id = await messages_repo.insert_message(session, values=values)
+        if batch is None:  # the live bot: the message and its classification in one statement
+            row = classification_row(None, result)
+            message_id = await messages_repo.insert_classified(session, values=values, classification=row)
+        else:
+            message_id = await messages_repo.insert_message(session, values=values)
         if message_id is None:
             self.stats.count("duplicate")
             return None
-        return await self._finish(session, message_id, values, inbound, batch)
+        return await self._finish(session, message_id, values, inbound, batch, classified=batch is None)
 
     async def _resolve(
         self, session: AsyncSession, incoming: IncomingMessage, media_path: str | None
@@ -317,15 +321,18 @@ class Ingest:
         values: dict[str, Any],
         inbound: Inbound,
         batch: Batch | None = None,
+        *,
+        classified: bool = False,
     ) -> int:
-        """Classification, flag and workflow for a message stored as ``message_id``."""
+        """Classification (unless stored with the message: ``classified``), flag and workflow for a message
+        stored as ``message_id``."""
         result, sender = inbound.result, inbound.sender
         message = Message.model_construct(id=message_id, **values)
         inbound = replace(inbound, message=message)
         row = classification_row(message_id, result)
         if batch is not None:
             batch.classifications.append(row)
-        else:
+        elif not classified:
             await messages_repo.add_classifications(session, [row])
         flag = build_flag(message, result)
         if flag is not None:

@@ -98,10 +98,12 @@ def counting(engine: AsyncEngine, *, pinging: bool) -> Iterator[Counter_]:
         counter.sql[" ".join(statement.split())[:90]] += 1
 
     def on_begin(conn: Any) -> None:
-        counter.current.begins += 1
+        if not _autocommit(conn):
+            counter.current.begins += 1
 
     def on_end(conn: Any) -> None:
-        counter.current.ends += 1
+        if not _autocommit(conn):
+            counter.current.ends += 1
 
     def on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         if pinging:
@@ -121,6 +123,11 @@ def counting(engine: AsyncEngine, *, pinging: bool) -> Iterator[Counter_]:
     finally:
         for target, name, hook in hooks:
             event.remove(target, name, hook)
+
+
+def _autocommit(conn: Any) -> bool:
+    """An AUTOCOMMIT connection's begin and commit send nothing (the driver skips BEGIN and COMMIT)."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 @dataclass(frozen=True)
