@@ -24,7 +24,7 @@ from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
 from classifiers.banquet import extract as extract_banquet
 from classifiers.model import RED_FLAGS
-from storage.engine import SessionFactory
+from storage.engine import SessionFactory, single_statement_sessions
 from storage.models import Flag, Group, Member, Message
 from storage.repos import banquets as banquets_repo
 from storage.repos import messages as messages_repo
@@ -180,6 +180,7 @@ class Ingest:
         stats: Stats | None = None,
     ) -> None:
         self._sessions = session_factory
+        self._statements = single_statement_sessions(session_factory)
         self._classifiers = classifiers
         self._directory = directory
         self._workflow = workflow
@@ -285,6 +286,8 @@ class Ingest:
             return None
         if batch is None:  # the live bot: the message and its classification in one statement
             row = classification_row(None, result)
+            if not red and not self._workflow.wants(inbound) and not session.in_transaction():
+                return await self._store_alone(values, row, inbound)
             message_id = await messages_repo.insert_classified(session, values=values, classification=row)
         else:
             message_id = await messages_repo.insert_message(session, values=values)
@@ -292,6 +295,20 @@ class Ingest:
             self.stats.count("duplicate")
             return None
         return await self._finish(session, message_id, values, inbound, batch, classified=batch is None)
+
+    async def _store_alone(self, values: dict[str, Any], row: dict[str, Any], inbound: Inbound) -> int | None:
+        """Chat that needs nothing more, whose group and sender came from the cache (nothing written yet):
+        its one statement commits by itself (PostgreSQL: no BEGIN and COMMIT round trips). Atomic as the
+        whole transaction would be: the message is stored with its classification, or not at all."""
+        async with self._statements() as alone:
+            message_id = await messages_repo.insert_classified(alone, values=values, classification=row)
+            await alone.commit()
+        if message_id is None:
+            self.stats.count("duplicate")
+            return None
+        self.stats.count("handled")
+        self._log(message_id, inbound.message, inbound.sender, inbound.result)
+        return message_id
 
     async def _resolve(
         self, session: AsyncSession, incoming: IncomingMessage, media_path: str | None
