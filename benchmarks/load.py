@@ -16,6 +16,11 @@ other than 200 (the aims: message p99 < 50 ms, page p95 < 300 ms, no HTTP 500).
     createdb -h 127.0.0.1 -U postgres vw_load
     .venv/bin/python -m benchmarks.gen_city --db postgresql://postgres@127.0.0.1:5432/vw_load --messages 3000000
     .venv/bin/python -m benchmarks.load --db postgresql://postgres@127.0.0.1:5432/vw_load --seconds 120
+    .venv/bin/python -m benchmarks.load --db … --dashboards 2   # the bot alone, 2 `villagewatch dashboard`
+
+Besides the latencies it reports the CPU time the bot process and the dashboard processes used during the
+traffic, per message and per page: on a machine shared with other work the latencies say how long things
+waited for a core, the CPU time what they would cost on cores of their own.
 """
 
 from __future__ import annotations
@@ -60,6 +65,15 @@ def pages(since: str, until: str) -> list[tuple[str, str]]:
         ("stats 30d by township", "/stats?dim=township"),
         ("stats 365d by village", f"/stats?since={since}&until={until}&dim=village&gran=week"),
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -244,6 +258,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await failed[0]  # raises why it ended
             await asyncio.sleep(0.2)
         began = time.monotonic()
+        assert service.proc is not None
+        cpu_before = cpu_seconds(service.proc.pid), sum(cpu_seconds(p.pid) for p in dashboards)
         load.stop_at = began + args.seconds
         ready.set()
         traffic = asyncio.create_task(load.traffic())
@@ -256,6 +272,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await traffic
         await asyncio.gather(*users)
         elapsed = time.monotonic() - began
+        bot_cpu = cpu_seconds(service.proc.pid) - cpu_before[0]
+        dash_cpu = sum(cpu_seconds(p.pid) for p in dashboards) - cpu_before[1]
     finally:
         service.stop()
         for proc in dashboards:
@@ -284,6 +302,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "page_errors": dict(load.page_errors),
         "per_page_ms": {name: summary(times) for name, times in sorted(load.page_times.items())},
         "service_rss_mb_max": round(max(rss, default=0) / 1024, 1),
+        "bot_process_cpu_seconds": round(bot_cpu, 1),
+        "bot_cpu_ms_per_message": round(1000 * bot_cpu / max(1, len(load.message_times)), 2),
+        "dashboard_processes_cpu_seconds": round(dash_cpu, 1),
+        "dashboard_cpu_ms_per_page": round(1000 * dash_cpu / max(1, len(all_pages)), 1) if args.dashboards else None,
         "work_dir": str(work),
     }
     return result
