@@ -146,10 +146,13 @@ async def _dashboard(
         media_dir=services.media.root,
         category_names={**services.templates.category_names, **config.category_names},
     )
-    engine = make_engine(services.engine.url.render_as_string(hide_password=False))
-    running.engines.append(engine)
+    sessions = services.sessions
+    if services.engine.url.database not in (None, "", ":memory:"):  # an in-memory SQLite exists once
+        engine = make_engine(services.engine.url.render_as_string(hide_password=False))
+        running.engines.append(engine)
+        sessions = make_session_factory(engine)
     app = create_app(
-        session_factory=make_session_factory(engine),
+        session_factory=sessions,
         settings=settings,
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
