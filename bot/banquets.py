@@ -26,6 +26,7 @@ from storage.repos.dashboard import Scope
 log = logging.getLogger(__name__)
 
 
+
 def host_role(row: Any) -> str:
     """The host's role: the roster's (the member now), else the one the flag recorded."""
     return str(row["member_role"] or row["flag_role"] or "villager")

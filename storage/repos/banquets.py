@@ -33,26 +33,29 @@ async def by_message(session: AsyncSession, message_ids: list[int]) -> dict[int,
 
 
 def _listing() -> Any:
-    return select(
-        banquets,
-        flags.c.id.label("flag_id"),
-        flags.c.at,
-        flags.c.group_name,
-        flags.c.sender_name,
-        flags.c.role.label("flag_role"),
-        flags.c.county,
-        flags.c.township,
-        flags.c.village,
-        flags.c.labels,
-        flags.c.severity,
-        flags.c.verdict,
-        messages.c.text,
-        messages.c.sender_platform_id,
-        members.c.role.label("member_role"),
-    ).select_from(
-        banquets.join(flags, flags.c.message_id == banquets.c.message_id)
-        .join(messages, messages.c.id == banquets.c.message_id)
-        .join(members, members.c.platform_id == messages.c.sender_platform_id, isouter=True)
+    return (
+        select(
+            banquets,
+            flags.c.id.label("flag_id"),
+            flags.c.at,
+            flags.c.group_name,
+            flags.c.sender_name,
+            flags.c.role.label("flag_role"),
+            flags.c.county,
+            flags.c.township,
+            flags.c.village,
+            flags.c.labels,
+            flags.c.severity,
+            flags.c.verdict,
+            messages.c.text,
+            messages.c.sender_platform_id,
+            members.c.role.label("member_role"),
+        )
+        .select_from(
+            banquets.join(flags, flags.c.message_id == banquets.c.message_id)
+            .join(messages, messages.c.id == banquets.c.message_id)
+            .join(members, members.c.platform_id == messages.c.sender_platform_id, isouter=True)
+        )
     )
 
 
