@@ -16,6 +16,11 @@ other than 200 (the aims: message p99 < 50 ms, page p95 < 300 ms, no HTTP 500).
     createdb -h 127.0.0.1 -U postgres vw_load
     .venv/bin/python -m benchmarks.gen_city --db postgresql://postgres@127.0.0.1:5432/vw_load --messages 3000000
     .venv/bin/python -m benchmarks.load --db postgresql://postgres@127.0.0.1:5432/vw_load --seconds 120
+    .venv/bin/python -m benchmarks.load --db … --dashboards 2   # the bot alone, 2 `villagewatch dashboard`
+
+Besides the latencies it reports the CPU time the bot process and the dashboard processes used during the
+traffic, per message and per page: on a machine shared with other work the latencies say how long things
+waited for a core, the CPU time what they would cost on cores of their own.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -40,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_dashboard import _fill, _login  # noqa: E402
 from benchmarks.soak import CHATS, CHATTER, DEMANDS, SENDERS, percentile, rss_kb  # noqa: E402
-from tests.service.crash import Service, free_port, write_config  # noqa: E402
+from tests.service.crash import VILLAGEWATCH, Service, free_port, write_config  # noqa: E402
 
 ROLES = ("bench_admin", "bench_county", "bench_town", "bench_cadre")
 
@@ -59,6 +65,15 @@ def pages(since: str, until: str) -> list[tuple[str, str]]:
         ("stats 30d by township", "/stats?dim=township"),
         ("stats 365d by village", f"/stats?since={since}&until={until}&dim=village&gran=week"),
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -196,6 +211,7 @@ def counties_toml(tree: dict[str, dict[str, dict[str, list[str]]]]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     work = Path(args.work or tempfile.mkdtemp(prefix="vw-load-"))
     data_dir = work / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -210,18 +226,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     text = config.read_text(encoding="utf-8")
     # the generated city's groups belong to account bot0; the example county stays (the roster is on it)
     text = text.replace('name = "demo"', 'name = "bot0"', 1) + counties_toml(tree)
-    if not args.split:
-        text = text.replace(
-            "[dashboard]\nenabled = false",
-            f'[dashboard]\nenabled = true\nport = {dash_port}\npublic_url = "http://127.0.0.1:{dash_port}"',
-        )
-    config.write_text(text, encoding="utf-8")
+    with_dashboard = text.replace(
+        "[dashboard]\nenabled = false",
+        f'[dashboard]\nenabled = true\nport = {dash_port}\npublic_url = "http://127.0.0.1:{dash_port}"',
+    )
+    config.write_text(text if args.dashboards else with_dashboard, encoding="utf-8")
+    dash_config = work / "dashboard.toml"
+    dash_config.write_text(with_dashboard, encoding="utf-8")
+    os.environ.setdefault("VILLAGEWATCH_SECRET", "load-benchmark-shared-session-secret-0123456789")
     service = Service(config, sim_port, work / "service.log")
     await service.start()
+    dashboards: list[subprocess.Popen[bytes]] = []
     try:
-        dashboard = await start_dashboard(args.db, dash_port, work / "dashboard.log") if args.split else None
+        for n in range(args.dashboards):
+            dashboards.append(await start_dashboard(dash_config, dash_port, work / f"dashboard{n}.log"))
     except BaseException:
         service.stop()
+        for proc in dashboards:
+            proc.terminate()
         raise
     base = f"http://127.0.0.1:{dash_port}"
     load = Load(base, service.url, args, chats=chats or list(CHATS))
@@ -236,6 +258,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await failed[0]  # raises why it ended
             await asyncio.sleep(0.2)
         began = time.monotonic()
+        assert service.proc is not None
+        cpu_before = cpu_seconds(service.proc.pid), sum(cpu_seconds(p.pid) for p in dashboards)
         load.stop_at = began + args.seconds
         ready.set()
         traffic = asyncio.create_task(load.traffic())
@@ -248,17 +272,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await traffic
         await asyncio.gather(*users)
         elapsed = time.monotonic() - began
+        bot_cpu = cpu_seconds(service.proc.pid) - cpu_before[0]
+        dash_cpu = sum(cpu_seconds(p.pid) for p in dashboards) - cpu_before[1]
     finally:
         service.stop()
-        if dashboard is not None:
-            dashboard.terminate()
-            dashboard.wait()
+        for proc in dashboards:
+            proc.terminate()
+            proc.wait()
     all_pages = [t for times in load.page_times.values() for t in times]
     result: dict[str, Any] = {
         "command": " ".join(sys.argv),
         "seconds": round(elapsed, 1),
         "users": args.users,
-        "dashboard": "its own process" if args.split else "in the bot's process",
+        "dashboard": f"{args.dashboards} process(es) of its own" if args.dashboards else "in the bot's process",
+        "load_average_before": load_before,
+        "load_average_after": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "think_seconds": args.think,
         "rate_target_per_s": args.rate,
         "groups_with_traffic": len(chats),
@@ -274,57 +302,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "page_errors": dict(load.page_errors),
         "per_page_ms": {name: summary(times) for name, times in sorted(load.page_times.items())},
         "service_rss_mb_max": round(max(rss, default=0) / 1024, 1),
+        "bot_process_cpu_seconds": round(bot_cpu, 1),
+        "bot_cpu_ms_per_message": round(1000 * bot_cpu / max(1, len(load.message_times)), 2),
+        "dashboard_processes_cpu_seconds": round(dash_cpu, 1),
+        "dashboard_cpu_ms_per_page": round(1000 * dash_cpu / max(1, len(all_pages)), 1) if args.dashboards else None,
         "work_dir": str(work),
     }
     return result
 
 
-async def serve_dashboard(db: str, port: int) -> None:
-    """The dashboard alone, as a deployment runs it in a process of its own (``--split``)."""
-    from aiohttp import web
-
-    from benchmarks.bench_dashboard import _Idle
-    from dashboards.app import create_app
-    from dashboards.settings import DashboardSettings
-    from storage.engine import make_engine, make_session_factory
-
-    engine = make_engine(db)
-    idle = _Idle()
-    app = create_app(
-        session_factory=make_session_factory(engine),
-        settings=DashboardSettings(session_minutes=600),
-        ticket_actions=idle,
-        broadcaster=idle,
-        rule_bench=idle,
-        pipeline=idle,
-        model_teacher=idle,
-    )  # type: ignore[arg-type]
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("READY", flush=True)
-    await asyncio.Event().wait()
-
-
-async def start_dashboard(db: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+async def start_dashboard(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`villagewatch dashboard`: the dashboard in a process of its own; several share the port."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.load", "--db", db, "--serve-dashboard", str(port)],
+            [str(VILLAGEWATCH), "dashboard", "--config", str(config)],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as client:
-        while True:
-            try:
-                async with client.get(f"http://127.0.0.1:{port}/login") as response:
-                    if response.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 120
+    while b"dashboard is running" not in log.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+        await asyncio.sleep(0.2)
+    return proc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,14 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--work", help="working folder (default: a new temporary one)")
     parser.add_argument("--out", help="write the result as JSON here too")
+    parser.add_argument("--split", action="store_true", help="the dashboard in a process of its own (--dashboards 1)")
     parser.add_argument(
-        "--split", action="store_true", help="the dashboard in a process of its own (the bot's dashboard off)"
+        "--dashboards",
+        type=int,
+        default=0,
+        help="`villagewatch dashboard` processes sharing the dashboard's port (default 0: in the bot's process)",
     )
-    parser.add_argument("--serve-dashboard", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_dashboard:
-        asyncio.run(serve_dashboard(args.db, args.serve_dashboard))
-        return 0
+    if args.split and not args.dashboards:
+        args.dashboards = 1
     result = asyncio.run(run(args))
     out = json.dumps(result, ensure_ascii=False, indent=2)
     print(out)

@@ -222,7 +222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config = work / "soak.toml"
     port = free_port()
     write_config(config, data_dir=data_dir, db_url=db_url, port=port)
-    service = Service(config, port, work / "service.log")
+    service = Service(config, port, work / "service.log", start_timeout=args.start_timeout)
     soak = Soak(service, rate=args.rate, demand_share=args.demand_share)
     rng = random.Random(args.seed)
     kills = 0
@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="working folder (default: a new temporary one)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument(
+        "--start-timeout", type=float, default=300.0, help="seconds a restart may take before the soak gives up"
+    )
     parser.add_argument("--out", help="write the summary as JSON here too")
     parser.add_argument("--sweep", action="store_true", help="first run the crash tests at every kill point")
     args = parser.parse_args(argv)

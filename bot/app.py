@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.adapters.base import Adapter
 from bot.adapters.sim import SimAdapter
@@ -28,6 +29,7 @@ from bot.health import health_handler
 from bot.messages import IncomingMessage
 from bot.metrics import ProcessCounters, metrics_app, metrics_token
 from bot.services import Services, build_services
+from storage.engine import make_engine, make_session_factory
 from storage.repos import directory as directory_repo
 
 log = logging.getLogger("villagewatch")
@@ -71,6 +73,7 @@ def make_adapter(config: Config, account: AccountConfig, services: Services, *, 
         bind=config.sim.bind,
         port=config.sim.port + index if config.sim.port else 0,
         journal=config.data_dir / "sim" / f"{account.name}.jsonl",
+        history=config.sim.history,
     )
 
 
@@ -84,6 +87,8 @@ class Running:
     urls: dict[str, str] = field(default_factory=dict)
     first_login: tuple[str, str] | None = None
     counters: ProcessCounters = field(default_factory=ProcessCounters)
+    engines: list[AsyncEngine] = field(default_factory=list)
+    """Engines besides the services' own (the dashboard's pool)."""
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     """The SQLite run lock (restore refuses a database in use), released last."""
 
@@ -97,6 +102,8 @@ class Running:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         for runner in self.runners:
             await runner.cleanup()
+        for engine in self.engines:
+            await engine.dispose()
         await self.services.close()
         self.held.close()
 
@@ -112,7 +119,12 @@ def _pipeline(
     return handle
 
 
-async def _dashboard(config: Config, services: Services, adapters: dict[str, Adapter]) -> web.Application:
+async def _dashboard(
+    config: Config, services: Services, adapters: dict[str, Adapter], running: Running
+) -> web.Application:
+    """The dashboard app, on a connection pool of its own (disposed by ``running``): pages never take the
+    connections the bot's messages wait for, and its pool pings each connection it takes (the bot's does
+    not), so a page is not answered 500 on a connection the server dropped."""
     from bot.staff import StaffBroadcaster, StaffPipeline, StaffRuleBench, StaffTicketActions
     from bot.staff_roster import StaffRoster
     from bot.teaching import StaffModelTeacher
@@ -134,8 +146,13 @@ async def _dashboard(config: Config, services: Services, adapters: dict[str, Ada
         media_dir=services.media.root,
         category_names={**services.templates.category_names, **config.category_names},
     )
+    sessions = services.sessions
+    if services.engine.url.database not in (None, "", ":memory:"):  # an in-memory SQLite exists once
+        engine = make_engine(services.engine.url.render_as_string(hide_password=False))
+        running.engines.append(engine)
+        sessions = make_session_factory(engine)
     app = create_app(
-        session_factory=services.sessions,
+        session_factory=sessions,
         settings=settings,
         ticket_actions=StaffTicketActions(services.workflow.actions),
         broadcaster=StaffBroadcaster(services),
@@ -181,17 +198,7 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
         running.tasks.append(asyncio.create_task(services.rule_editor.watch(), name="rules-sync"))
         running.tasks.append(asyncio.create_task(_stats_ticker(services), name="stats"))
         if config.dashboard.enabled:
-            from dashboards.users import ensure_first_admin
-
-            running.first_login = await ensure_first_admin(services.sessions)
-            app = await _dashboard(config, services, adapters)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
-            await runner.setup()
-            await web.TCPSite(runner, config.dashboard.bind, config.dashboard.port).start()
-            running.runners.append(runner)
-            port = runner.addresses[0][1]
-            running.urls["dashboard"] = f"http://{config.dashboard.bind}:{port}/"
-            running.urls["health"] = f"http://{config.dashboard.bind}:{port}/health"
+            await _serve_dashboard(config, running)
         if config.metrics.enabled:
             runner = web.AppRunner(metrics_app(services, adapters, running.counters, token=token), access_log=None)
             await runner.setup()
@@ -203,6 +210,66 @@ async def start_service(config: Config, *, clock: Clock | None = None) -> Runnin
         await running.stop()
         raise
     return running
+
+
+async def _serve_dashboard(config: Config, running: Running, *, shared_port: bool = False) -> None:
+    from dashboards.users import ensure_first_admin
+
+    running.first_login = await ensure_first_admin(running.services.sessions)
+    app = await _dashboard(config, running.services, running.adapters, running)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    # shared_port: several dashboard processes listen on one port, the kernel spreads the connections
+    await web.TCPSite(runner, config.dashboard.bind, config.dashboard.port, reuse_port=shared_port or None).start()
+    running.runners.append(runner)
+    port = runner.addresses[0][1]
+    running.urls["dashboard"] = f"http://{config.dashboard.bind}:{port}/"
+    running.urls["health"] = f"http://{config.dashboard.bind}:{port}/health"
+
+
+async def start_dashboard_only(config: Config, *, clock: Clock | None = None) -> Running:
+    """`villagewatch dashboard`: the dashboard (and its /health) alone, against the bot's database.
+
+    No adapters, no outbox sender, no scheduler: what staff do here (a ticket step, a broadcast, a re-run)
+    is committed to the database, with its replies as outbox rows that the bot processes send. Started
+    several times with the same config, the processes share the port (SO_REUSEPORT) and, with the secret
+    set, their sessions: pages then use as many cores, and never share an event loop with messages.
+    """
+    services = await build_services(config, clock=clock or SystemClock())
+    running = Running(services, {}, ChatDispatcher(_refuse))
+    try:
+        await _serve_dashboard(config, running, shared_port=True)
+    except BaseException:
+        await running.stop()
+        raise
+    return running
+
+
+async def _refuse(message: IncomingMessage) -> object:
+    raise RuntimeError("a dashboard process handles no messages")
+
+
+async def run_dashboard(config: Config) -> int:
+    running = await start_dashboard_only(config)
+    print("villagewatch 看板已启动 / dashboard is running:", flush=True)
+    for name, url in running.urls.items():
+        print(f"  {name}: {url}", flush=True)
+    if running.first_login:
+        user, password = running.first_login
+        print(f"  首个管理员 / first admin login: {user} / {password}", flush=True)
+    await _until_stopped()
+    await running.stop()
+    return 0
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
 
 
 async def _stats_ticker(services: Services) -> None:
@@ -223,12 +290,6 @@ async def run_service(config: Config) -> int:
             flush=True,
         )
     print("按 Ctrl-C 停止 / press Ctrl-C to stop.", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
+    await _until_stopped()
     await running.stop()
     return 0

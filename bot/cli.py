@@ -75,6 +75,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_service(config))
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bot.app import run_dashboard
+
+    config = resolve_config(args.config)
+    _setup_logging(config.log_level, config)
+    return asyncio.run(run_dashboard(config))
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from bot.backup import backup, sqlite_path
 
@@ -423,6 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("run", help="the service: adapters, bot, scheduler, dashboard"))
     p.set_defaults(func=cmd_run)
+
+    p = with_config(
+        sub.add_parser("dashboard", help="the dashboard alone (several may share its port), beside bot processes")
+    )
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("classify", help="JSON lines in, classification JSON lines out")
     p.add_argument("--rules", help="rules folder (default: the config's rules_dir)")

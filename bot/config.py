@@ -237,6 +237,8 @@ class DashboardConfig(_Strict):
 class SimConfig(_Strict):
     bind: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, le=65535)
+    history: int = Field(default=200, ge=1, le=100_000)
+    """Messages of each chat the simulator keeps in memory and shows (older ones stay in its journal)."""
 
 
 class LoggingConfig(_Strict):

@@ -27,7 +27,7 @@ from classifiers import Classification as Result
 from classifiers import ClassifierHolder, Match
 from classifiers.banquet import extract as extract_banquet
 from classifiers.model import RED_FLAGS
-from storage.engine import SessionFactory
+from storage.engine import SessionFactory, single_statement_sessions
 from storage.models import Classification, Flag, Group, Member, Message
 from storage.repos import banquets as banquets_repo
 from storage.repos import history as history_repo
@@ -245,6 +245,7 @@ class Ingest:
         """Called beside handling for each new voice message (the speech-recognition hook), if set."""
         self._background: set[asyncio.Task[None]] = set()
         self._images = images or ImageInbox(enabled=False)
+        self._statements = single_statement_sessions(session_factory)
         self._classifiers = classifiers
         self._directory = directory
         self._workflow = workflow
@@ -370,11 +371,33 @@ class Ingest:
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
-        message_id = await messages_repo.insert_message(session, values=values)
+        if batch is None:  # the live bot: the message and its classification in one statement
+            row = classification_row(None, result)
+            alone = not red and not to_read and incoming.kind not in WITH_NOTES and not self._workflow.wants(inbound)
+            if alone and not session.in_transaction():  # (an image to read, a voice note: more rows to write)
+                return await self._store_alone(values, row, inbound)
+            message_id = await messages_repo.insert_classified(session, values=values, classification=row)
+        else:
+            message_id = await messages_repo.insert_message(session, values=values)
         if message_id is None:
             self.stats.count("duplicate")
             return None
-        return await self._finish(session, message_id, values, inbound, batch)
+        return await self._finish(session, message_id, values, inbound, batch, classified=batch is None)
+
+    async def _store_alone(self, values: dict[str, Any], row: dict[str, Any], inbound: Inbound) -> int | None:
+        """Chat that needs nothing more, whose group and sender came from the cache (nothing written yet):
+        its statements commit by themselves (PostgreSQL: no BEGIN and COMMIT round trips). The message is
+        stored with its classification, or not at all; its search entry follows in a statement of its own
+        (a crash between the two leaves it unsearchable until ``villagewatch db reindex-search``)."""
+        async with self._statements() as alone:
+            message_id = await messages_repo.insert_classified(alone, values=values, classification=row)
+            await alone.commit()
+        if message_id is None:
+            self.stats.count("duplicate")
+            return None
+        self.stats.count("handled")
+        self._log(message_id, inbound.message, inbound.sender, inbound.result)
+        return message_id
 
     async def _resolve(
         self, session: AsyncSession, incoming: IncomingMessage, media_path: str | None
@@ -404,15 +427,18 @@ class Ingest:
         values: dict[str, Any],
         inbound: Inbound,
         batch: Batch | None = None,
+        *,
+        classified: bool = False,
     ) -> int:
-        """Classification, flag and workflow for a message stored as ``message_id``."""
+        """Classification (unless stored with the message: ``classified``), flag and workflow for a message
+        stored as ``message_id``."""
         result, sender = inbound.result, inbound.sender
         message = Message.model_construct(id=message_id, **values)
         inbound = replace(inbound, message=message)
         row = classification_row(message_id, result)
         if batch is not None:
             batch.classifications.append(row)
-        else:
+        elif not classified:
             await messages_repo.add_classifications(session, [row])
         await self._store_notes(session, message_id, inbound.incoming, values.get("media_path"))
         flag = build_flag(message, result)

@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.config import Config, PacingConfig
 from bot.messages import OutgoingMessage
 from classifiers.masking import mask_numbers
-from storage.engine import SessionFactory
+from storage.engine import SessionFactory, single_statement_sessions
 from storage.models import Group, Member, Outbox
 from storage.repos import directory as directory_repo
 from storage.repos import outbox as outbox_repo
@@ -39,6 +39,8 @@ CLAIM = 50
 class OutboxService:
     def __init__(self, *, session_factory: SessionFactory, clock: Clock, config: Config) -> None:
         self._sessions = session_factory
+        self._statements = single_statement_sessions(session_factory)
+        """For a claim, a mark or a retry: each one atomic statement, committed by itself on PostgreSQL."""
         self._clock = clock
         self._config = config
         self._wakeup = asyncio.Event()
@@ -186,7 +188,7 @@ class OutboxService:
         sent = 0
         for account, adapter in adapters.items():
             while True:
-                async with self._sessions() as session:
+                async with self._statements() as session:
                     rows = await outbox_repo.claim_due(
                         session, account=account, now=self._clock.now(), lease=LEASE, limit=CLAIM
                     )
@@ -208,7 +210,7 @@ class OutboxService:
 
     async def _mark_sent(self, rows: list[tuple[int, datetime, str | None]]) -> None:
         if rows:
-            async with self._sessions() as session:
+            async with self._statements() as session:
                 await outbox_repo.mark_sent(session, rows)
                 await session.commit()
 
@@ -235,7 +237,7 @@ class OutboxService:
             now = self._clock.now()
             give_up = row.attempts >= MAX_ATTEMPTS
             log.warning("send to %s via %s failed (attempt %d): %s", row.chat_name, row.account, row.attempts, exc)
-            async with self._sessions() as session:
+            async with self._statements() as session:
                 await outbox_repo.mark_retry(
                     session,
                     row.id,

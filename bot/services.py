@@ -99,7 +99,7 @@ async def build_services(
     templates = Templates(config.templates)
     holder = classifiers or load_rules(config)
     roster = read_roster(config.roster, config) if config.roster else []
-    engine = make_engine(db_url or config.storage_url(), inline=batch)
+    engine = make_engine(db_url or config.storage_url(), inline=batch, pre_ping=False)  # retried: no pings
     if migrate:
         await upgrade(engine)
     sessions = make_session_factory(engine)

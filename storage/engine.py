@@ -41,9 +41,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False, inline: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, echo: bool = False, inline: bool = False, pre_ping: bool = True) -> AsyncEngine:
     """An engine for ``url``; ``inline`` runs SQLite on the event loop's thread (a replay or an import only,
-    see ``sqlite_driver.InlineConnection``); PostgreSQL ignores it."""
+    see ``sqlite_driver.InlineConnection``); PostgreSQL ignores it.
+
+    ``pre_ping`` (PostgreSQL): each connection taken from the pool is pinged first, a round trip, so a
+    connection the server dropped is replaced before use. The bot turns it off: every transaction it runs
+    is tried again on failure (a message three times, the outbox and the scheduler on their next round),
+    and the first failure on a dropped connection makes the pool replace all its older connections."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -55,11 +60,21 @@ def make_engine(url: str, *, echo: bool = False, inline: bool = False) -> AsyncE
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=pre_ping)
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def single_statement_sessions(factory: SessionFactory) -> SessionFactory:
+    """Sessions for work that is one atomic statement (an UPDATE … RETURNING), on the same pool: on
+    PostgreSQL each statement commits by itself (AUTOCOMMIT), so no BEGIN and COMMIT round trips; on
+    SQLite, whose statements cost no round trip, the factory itself."""
+    engine = factory.kw.get("bind")
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+        return factory
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

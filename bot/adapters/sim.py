@@ -8,6 +8,9 @@ Exactly once, across crashes: ``POST /api/send`` answers only after the message 
 a lost answer stores it once. With a ``journal`` file the chat survives a restart, kill -9 included: every
 entry is appended (and flushed) as it is shown, and a reply whose outbox dedupe key was shown before is
 dropped, so a reply re-sent after a crash (sent, then killed before it was marked sent) appears once.
+
+Memory is bounded: the page shows the last ``history`` entries of each chat (and their photos); older ones
+stay in the journal only. What exactly once needs (the ids and reply keys seen) is kept whole.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("sim_static")
 BOT_NAME = "监督服务机器人"
+HISTORY = 200
+"""Entries of each chat the simulator keeps in memory (its page shows these)."""
 ROLES_TTL = 5.0
 """Seconds the simulator's copy of the speakers' roles is used before it is read again."""
 
@@ -69,14 +75,20 @@ class SimAdapter:
         port: int = 8081,
         poll_seconds: float = 20.0,
         journal: Path | None = None,
+        history: int = HISTORY,
     ) -> None:
+        if history < 1:
+            raise ValueError("history must be at least 1")
         self.account = account
         self._groups = groups
         self._people = people
         self._media_root = media_root
         self._clock = clock
         self._bind, self._port = bind, port
-        self._entries: list[SimEntry] = []
+        self._history = history
+        self._chats: dict[str, deque[SimEntry]] = {}
+        """Per chat, its last ``history`` entries in order."""
+        self._last_seq = 0
         self._seq = itertools.count(1)
         self._uploads: dict[str, bytes] = {}
         self._sent_keys: dict[str, str] = {}
@@ -145,8 +157,13 @@ class SimAdapter:
 
     @property
     def delivered(self) -> list[SimEntry]:
-        """Everything shown so far (from the journal too), in order."""
-        return list(self._entries)
+        """What the simulator still shows (from the journal too): the last ``history`` entries of each chat,
+        in the order they were shown."""
+        return sorted(self._kept(), key=lambda e: e.seq)
+
+    def _kept(self) -> Iterator[SimEntry]:
+        for entries in self._chats.values():
+            yield from entries
 
     async def download(self, message: IncomingMessage) -> bytes:
         if message.attachment_ref and message.attachment_ref in self._uploads:
@@ -178,8 +195,7 @@ class SimAdapter:
                     log.warning("%s:%d: unreadable simulator journal line skipped", self._journal, number)
                     continue
                 self._remember(entry)
-        last = self._entries[-1].seq if self._entries else 0
-        self._seq = itertools.count(last + 1)
+        self._seq = itertools.count(self._last_seq + 1)
 
     def _write(self, record: dict[str, Any]) -> None:
         """Append a journal line before it counts; a kill -9 loses nothing the OS was handed (no fsync: a
@@ -191,12 +207,23 @@ class SimAdapter:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def _remember(self, entry: SimEntry) -> None:
-        self._entries.append(entry)
+        chat = self._chats.get(entry.chat)
+        if chat is None:
+            chat = self._chats[entry.chat] = deque()
+        chat.append(entry)
+        if len(chat) > self._history:
+            self._forget(chat.popleft())
+        self._last_seq = max(self._last_seq, entry.seq)
         if entry.key is not None:
             if entry.from_bot:
                 self._sent_keys[entry.key] = f"sim-{entry.seq}"
             else:
                 self._shown_ids.add(entry.key)
+
+    def _forget(self, entry: SimEntry) -> None:
+        """An entry leaves the page: so does its photo (its key stays, for exactly once)."""
+        if entry.image and entry.image.startswith("/media/"):
+            self._uploads.pop(entry.image.removeprefix("/media/"), None)
 
     async def _append(
         self,
@@ -236,7 +263,15 @@ class SimAdapter:
             raise web.HTTPBadRequest(text="after must be a number") from None
 
         def _newer() -> list[SimEntry]:
-            return [e for e in self._entries if e.seq > after]
+            if after >= self._last_seq:
+                return []
+            newer: list[SimEntry] = []
+            for entries in self._chats.values():
+                for entry in reversed(entries):  # each chat's entries are in order: stop at the first seen
+                    if entry.seq <= after:
+                        break
+                    newer.append(entry)
+            return sorted(newer, key=lambda e: e.seq)
 
         self.open_polls += 1
         try:
@@ -280,10 +315,18 @@ class SimAdapter:
         role = await self._role_of(sender)
         image_url = f"/media/{ref}" if ref else None
         # Shown at once, so the bot's answer comes below it; a message sent again by id is shown once.
-        if client_id is None or client_id not in self._shown_ids:
-            shown, shown_image = ("[语音]", None) if is_voice else (text, image_url)
+        shown = client_id is None or client_id not in self._shown_ids
+        if shown:
+            shown_text, shown_image = ("[语音]", None) if is_voice else (text, image_url)
             await self._append(
-                f"private:{sender}" if is_private else chat, sender, role, shown, shown_image, False, [], key=client_id
+                f"private:{sender}" if is_private else chat,
+                sender,
+                role,
+                shown_text,
+                shown_image,
+                False,
+                [],
+                key=client_id,
             )
         incoming = IncomingMessage(
             platform_id=f"sim-id-{client_id}" if client_id else f"sim-{uuid.uuid4().hex}",
@@ -308,6 +351,9 @@ class SimAdapter:
             except Exception as exc:
                 log.warning("message from %s in %s not stored: %s", sender, chat, exc)
                 raise web.HTTPServiceUnavailable(text="not stored (the bot is stopping): send it again") from exc
+            finally:
+                if not shown and ref is not None:
+                    self._uploads.pop(ref, None)  # a photo sent again: the page shows the first one
         if client_id is not None:
             self._write({"accepted": client_id})
             self._accepted_ids.add(client_id)

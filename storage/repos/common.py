@@ -23,14 +23,14 @@ async def insert_ignore(
 
     This is how a redelivered message, a second reporter or a job run twice becomes a no-op.
     """
-    values = _with_defaults(model, values)
+    values = with_defaults(model, values)
     statement = _insert_ignore_text(dialect_name(session), model, conflict, tuple(values))
     connection = await session.connection()
     row = (await connection.execute(statement, values)).first()
     return None if row is None else int(row[0])
 
 
-def _with_defaults(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+def with_defaults(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
     """``values`` plus the Python-side defaults of the columns it leaves out: the insert rendered as text
     no longer fills them itself."""
     defaults = _column_defaults(model)

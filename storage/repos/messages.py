@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, insert, true, update
+from sqlalchemy import TextualSelect, bindparam, func, insert, text, true, update
+from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
-from storage.repos.common import dialect_module, dialect_name, insert_ignore
+from storage.repos.common import dialect_module, dialect_name, insert_ignore, with_defaults
 from storage.repos.search import IndexRow, index_messages
 
 
@@ -32,6 +34,57 @@ async def insert_message(session: AsyncSession, *, values: dict[str, Any]) -> in
     if message_id is not None:
         await index_messages(session, [_search_row(message_id, values)])
     return message_id
+
+
+async def insert_classified(
+    session: AsyncSession, *, values: dict[str, Any], classification: dict[str, Any]
+) -> int | None:
+    """Store a message once with its classification (values without ``message_id``): its new id, or None
+    when (account, platform_id) is already stored (and nothing is written).
+
+    On PostgreSQL two round trips: the classification is inserted from the message's INSERT … RETURNING in a
+    data-modifying WITH, then its search index entry. SQLite has no such WITH, and its statements cost no
+    round trip: three statements.
+    """
+    if dialect_name(session) != "postgresql":
+        message_id = await insert_message(session, values=values)
+        if message_id is not None:
+            await add_classifications(session, [{**classification, "message_id": message_id}])
+        return message_id
+    values = with_defaults(Message, values)
+    statement = _classified_text(tuple(values), tuple(classification))
+    connection = await session.connection()
+    row = (await connection.execute(statement, {**values, **{f"c_{k}": v for k, v in classification.items()}})).first()
+    if row is None:
+        return None
+    await index_messages(session, [_search_row(int(row[0]), values)])  # its search entry: one more statement
+    return int(row[0])
+
+
+@lru_cache(maxsize=32)
+def _classified_text(columns: tuple[str, ...], labels: tuple[str, ...]) -> TextualSelect:
+    """The WITH … INSERT of ``insert_classified`` for PostgreSQL, rendered once per column set (as
+    ``insert_ignore`` does: a dialect insert with ON CONFLICT is never cached by SQLAlchemy)."""
+    messages: Any = Message.__table__  # type: ignore[attr-defined]
+    classifications: Any = Classification.__table__  # type: ignore[attr-defined]
+    stored = (
+        postgresql.insert(messages)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing(index_elements=["account", "platform_id"])
+        .returning(messages.c.id)
+        .cte("stored")
+    )
+    chosen = [bindparam(f"c_{name}", type_=classifications.c[name].type) for name in labels]
+    statement = (
+        insert(classifications)
+        .from_select(["message_id", *labels], select(stored.c.id, *chosen))
+        .returning(classifications.c.message_id)
+    )
+    sql = str(statement.compile(dialect=postgresql.dialect(paramstyle="named")))
+    sql = sql.replace("::", r"\:\:")
+    binds = [bindparam(name, type_=messages.c[name].type) for name in columns]
+    binds += [bindparam(f"c_{name}", type_=classifications.c[name].type) for name in labels]
+    return text(sql).bindparams(*binds).columns(classifications.c.message_id)
 
 
 async def store_chat(session: AsyncSession, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Outbox
-from storage.repos.common import insert_ignore
+from storage.repos.common import dialect_name, insert_ignore
 
 
 async def enqueue(session: AsyncSession, *, values: dict[str, Any]) -> int | None:
@@ -21,9 +21,13 @@ async def enqueue(session: AsyncSession, *, values: dict[str, Any]) -> int | Non
 async def claim_due(
     session: AsyncSession, *, account: str, now: datetime, lease: timedelta, limit: int = 50
 ) -> list[Outbox]:
-    """Pending rows due now, oldest first, leased so that a second sender process skips them."""
-    statement = (
-        select(Outbox)
+    """Pending rows due now, oldest first, leased so that a second sender process skips them.
+
+    One UPDATE … RETURNING (rows locked by another sender are skipped on PostgreSQL), so it is atomic on
+    its own and may run outside a transaction: one round trip.
+    """
+    due = (
+        select(Outbox.id)
         .where(
             Outbox.account == account,
             col(Outbox.status) == "pending",
@@ -33,14 +37,18 @@ async def claim_due(
         .order_by(col(Outbox.not_before), col(Outbox.id))
         .limit(limit)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=True)
-    rows = list((await session.exec(statement)).all())
-    for row in rows:
-        row.lease_until = now + lease
-        row.attempts += 1
-        session.add(row)
-    return rows
+    if dialect_name(session) == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    table: Any = Outbox.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
+        .values(lease_until=now + lease, attempts=table.c.attempts + 1)
+        .returning(*table.c)
+    )
+    connection = await session.connection()
+    rows = [Outbox.model_validate(dict(row._mapping)) for row in await connection.execute(statement)]
+    return sorted(rows, key=lambda row: (row.not_before, row.id or 0))
 
 
 async def release_leases(session: AsyncSession, *, account: str) -> None:
