@@ -177,7 +177,7 @@ async def seed(factory: SessionFactory) -> World:
             m = await message(name, township, village, text, minutes=int(days * 1440) + 30, sender="高某林")
             session.add(TicketReporter(ticket_id=tid, platform_id="高某林", name="高某林", message_id=m.id, at=opened))
             session.add(TicketMessage(ticket_id=tid, message_id=m.id or 0))
-            session.add(TicketEvent(ticket_id=tid, at=opened, type="opened", actor="bot", text="登记"))
+            session.add(TicketEvent(ticket_id=tid, at=opened, type="opened", actor="系统", text="登记"))
 
         await ticket(
             "water",
