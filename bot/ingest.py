@@ -386,9 +386,9 @@ class Ingest:
 
     async def _store_alone(self, values: dict[str, Any], row: dict[str, Any], inbound: Inbound) -> int | None:
         """Chat that needs nothing more, whose group and sender came from the cache (nothing written yet):
-        its statements commit by themselves (PostgreSQL: no BEGIN and COMMIT round trips). The message is
-        stored with its classification, or not at all; its search entry follows in a statement of its own
-        (a crash between the two leaves it unsearchable until ``villagewatch db reindex-search``)."""
+        its one statement commits by itself (PostgreSQL: no BEGIN and COMMIT round trips). Atomic as the
+        whole transaction would be: the message is stored with its classification and its search entry, or
+        not at all."""
         async with self._statements() as alone:
             message_id = await messages_repo.insert_classified(alone, values=values, classification=row)
             await alone.commit()

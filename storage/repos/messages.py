@@ -6,14 +6,15 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextualSelect, bindparam, func, insert, text, true, update
+from sqlalchemy import Integer, String, TextualSelect, bindparam, cast, column, func, insert, table, text, true, update
 from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Classification, Flag, Message
 from storage.repos.common import dialect_module, dialect_name, insert_ignore, with_defaults
-from storage.repos.search import IndexRow, index_messages
+from storage.repos.search import IndexRow, index_messages, index_rows
+from storage.types import UTCDateTime
 
 
 def _search_row(message_id: int, values: dict[str, Any]) -> IndexRow:
@@ -42,9 +43,9 @@ async def insert_classified(
     """Store a message once with its classification (values without ``message_id``): its new id, or None
     when (account, platform_id) is already stored (and nothing is written).
 
-    On PostgreSQL two round trips: the classification is inserted from the message's INSERT … RETURNING in a
-    data-modifying WITH, then its search index entry. SQLite has no such WITH, and its statements cost no
-    round trip: three statements.
+    On PostgreSQL one round trip: the classification and the message's search entry are inserted from the
+    message's INSERT … RETURNING in one data-modifying WITH, so the three are stored together or not at all
+    (even in an autocommitted statement). SQLite has no such WITH, and its statements cost no round trip.
     """
     if dialect_name(session) != "postgresql":
         message_id = await insert_message(session, values=values)
@@ -52,13 +53,12 @@ async def insert_classified(
             await add_classifications(session, [{**classification, "message_id": message_id}])
         return message_id
     values = with_defaults(Message, values)
+    search = index_rows("postgresql", [_search_row(0, values)])[0]
     statement = _classified_text(tuple(values), tuple(classification))
     connection = await session.connection()
-    row = (await connection.execute(statement, {**values, **{f"c_{k}": v for k, v in classification.items()}})).first()
-    if row is None:
-        return None
-    await index_messages(session, [_search_row(int(row[0]), values)])  # its search entry: one more statement
-    return int(row[0])
+    params = {**values, **{f"c_{k}": v for k, v in classification.items()}, "s_at": search["at"]}
+    row = (await connection.execute(statement, {**params, "s_terms": search["terms"]})).first()
+    return None if row is None else int(row[0])
 
 
 @lru_cache(maxsize=32)
@@ -75,15 +75,24 @@ def _classified_text(columns: tuple[str, ...], labels: tuple[str, ...]) -> Textu
         .cte("stored")
     )
     chosen = [bindparam(f"c_{name}", type_=classifications.c[name].type) for name in labels]
+    index = table("message_search", column("message_id", Integer()), column("at", UTCDateTime()), column("terms"))
+    terms = cast(bindparam("s_terms", type_=String()), postgresql.TSVECTOR)
+    indexed = (
+        insert(index)
+        .from_select(["message_id", "at", "terms"], select(stored.c.id, bindparam("s_at", type_=UTCDateTime()), terms))
+        .cte("indexed")
+    )
     statement = (
         insert(classifications)
         .from_select(["message_id", *labels], select(stored.c.id, *chosen))
         .returning(classifications.c.message_id)
+        .add_cte(indexed)
     )
     sql = str(statement.compile(dialect=postgresql.dialect(paramstyle="named")))
     sql = sql.replace("::", r"\:\:")
     binds = [bindparam(name, type_=messages.c[name].type) for name in columns]
     binds += [bindparam(f"c_{name}", type_=classifications.c[name].type) for name in labels]
+    binds += [bindparam("s_at", type_=UTCDateTime()), bindparam("s_terms", type_=String())]
     return text(sql).bindparams(*binds).columns(classifications.c.message_id)
 
 

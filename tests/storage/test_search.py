@@ -290,3 +290,30 @@ async def test_retention_takes_blanked_messages_out_of_the_index(engine: AsyncEn
         assert await _texts(session, ALL, "水渠") == ["新消息说水渠堵了"]
         conn = await session.connection()
         assert (await conn.execute(text("SELECT count(*) FROM message_search"))).scalar_one() == 1
+
+
+async def test_a_message_stored_with_its_classification_and_a_transcript_are_found(engine: AsyncEngine) -> None:
+    """The live bot's one-statement store (PostgreSQL: message, classification and search entry in one WITH)
+    and a voice message whose transcript was typed later are both searchable."""
+    sessions = make_session_factory(engine)
+    async with sessions() as session, session.begin():
+        await messages.insert_classified(
+            session,
+            values=_message(1, "村口的路灯坏了一个多月了"),
+            classification={
+                "labels": ["demand"],
+                "matches": [],
+                "shadow_matches": [],
+                "ruleset_version": "t",
+                "review": [],
+            },
+        )
+        voice = await messages.insert_message(session, values=_message(2, "", kind="voice"))
+        assert voice is not None
+    async with sessions() as session:
+        assert await _texts(session, ALL, "路灯") == ["村口的路灯坏了一个多月了"]
+        assert await _texts(session, ALL, "水渠") == []
+    async with sessions() as session, session.begin():
+        await messages.set_text(session, voice, "我们组的水渠堵了没人管")
+    async with sessions() as session:
+        assert await _texts(session, ALL, "水渠") == ["我们组的水渠堵了没人管"]
