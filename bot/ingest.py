@@ -361,20 +361,15 @@ class Ingest:
         result, sender, message = inbound.result, inbound.sender, inbound.message
         red = any(label in RED_FLAGS for label in result.labels + result.review)
         to_read = self._images.enabled and incoming.kind == MessageKind.IMAGE
-        if (
-            batch is not None
-            and not red
-            and not to_read
-            and incoming.kind not in WITH_NOTES
-            and not self._workflow.wants(inbound)
-        ):
+        # plain chat: no flag, no image to read, no voice note or card, nothing for the ticket workflow
+        plain = not red and not to_read and incoming.kind not in WITH_NOTES and not self._workflow.wants(inbound)
+        if batch is not None and plain:
             batch.messages.append((values, result))
             self._log(incoming.platform_id, message, sender, result)
             return None
         if batch is None:  # the live bot: the message and its classification in one statement
             row = classification_row(None, result)
-            alone = not red and not to_read and incoming.kind not in WITH_NOTES and not self._workflow.wants(inbound)
-            if alone and not session.in_transaction():  # (an image to read, a voice note: more rows to write)
+            if plain and not session.in_transaction():
                 return await self._store_alone(values, row, inbound)
             message_id = await messages_repo.insert_classified(session, values=values, classification=row)
         else:
